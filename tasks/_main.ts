@@ -1,0 +1,35 @@
+/**
+ * Shared plumbing of the `tasks/` entry points: run a program as a CLI (exit codes, Ctrl-C,
+ * one-line errors for user mistakes, a stack trace only for bugs), and resolve the cache directory.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime";
+import { Cause, Data, Effect, Option } from "effect";
+import { CliError } from "effect/cli";
+
+/** A mistake in how a task was called (bad flag value, unknown key): printed as one line. */
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+
+const isTagged = (e: unknown): e is { readonly _tag: string; readonly message: string } =>
+  e instanceof Error && typeof (e as { _tag?: unknown })._tag === "string";
+
+/** Prints what ended the program: nothing for interrupts and CLI usage errors (already printed). */
+const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+  Effect.sync(() => {
+    if (Cause.hasInterruptsOnly(cause)) return;
+    const failure = cause.reasons.find(Cause.isFailReason);
+    if (failure !== undefined) {
+      const error = failure.error;
+      if (CliError.isCliError(error)) return; // effect/cli has already printed the help and the problem
+      console.error(`error: ${isTagged(error) ? error.message : error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    console.error(`internal error (please report it):\n${Cause.pretty(cause)}`);
+  });
+
+/** Runs a task program: exit 0 on success, 1 on failure (with one clear line), 130 on Ctrl-C. */
+export const runTask = <E>(program: Effect.Effect<void, E>): void =>
+  NodeRuntime.runMain(program.pipe(Effect.tapCause(report)), { disableErrorReporting: true });
+
+/** The cache directory: `--cache DIR`, else `$IVAAN_CACHE`, else `.ivaan-cache`. */
+export const cacheDirectory = (flag: Option.Option<string>): string =>
+  Option.getOrElse(flag, () => Deno.env.get("IVAAN_CACHE") || ".ivaan-cache");

@@ -1,0 +1,101 @@
+/**
+ * `deno task bench`: benchmarks (never timed tests). Prints a Markdown table; `--json FILE` also
+ * writes the numbers.
+ *
+ * Pipeline framework:
+ *  - a fully cached 1,000-node pipeline: wall time of explain + run (all hits, only the target
+ *    loaded), i.e. the framework's own overhead per node;
+ *  - the README example pipeline: cold run vs fully cached rerun (ratio).
+ */
+import { Effect, Schema } from "effect";
+import { FileStore, json, Pipeline, Progress, Runner, Stage } from "../mod.ts";
+import { thresholdPipeline } from "../tests/examples/threshold_pipeline.ts";
+
+const Num = json(Schema.Number);
+const add = Stage.make({
+  name: "bench.add",
+  version: 1,
+  config: Schema.Struct({ id: Schema.Int }),
+  inputs: { a: Num, b: Num },
+  output: Num,
+  run: ({ a, b }, { id }) => Effect.succeed((a + b + id) % 1_000_003),
+});
+const seed = Stage.make({
+  name: "bench.seed",
+  version: 1,
+  config: Schema.Struct({ value: Schema.Number }),
+  inputs: {},
+  output: Num,
+  run: (_, { value }) => Effect.succeed(value),
+});
+
+/** n nodes: two seeds, then each node adds the two nodes before it (a long dependency chain). */
+const widePipeline = (n: number) => {
+  let p = Pipeline.dynamic<number>().node("n0", seed, { config: { value: 1 } }).node("n1", seed, { config: { value: 2 } });
+  for (let i = 2; i < n; i++) p = p.node(`n${i}`, add, { inputs: { a: `n${i - 1}`, b: `n${i - 2}` }, config: { id: i } });
+  return p;
+};
+
+const time = async <A>(f: () => Promise<A>): Promise<[number, A]> => {
+  const t0 = performance.now();
+  const a = await f();
+  return [performance.now() - t0, a];
+};
+
+const main = async () => {
+  const rows: Array<{ name: string; value: string; note: string }> = [];
+  const results: Record<string, number> = {};
+  const dir = await Deno.makeTempDir({ prefix: "ivaan-bench-" });
+  try {
+    // 1,000-node cached overhead
+    const n = 1000;
+    const big = widePipeline(n);
+    const target = [`n${n - 1}`];
+    const inStore = <A, E>(e: Effect.Effect<A, E, import("../mod.ts").Store | Progress>) =>
+      Effect.runPromise(e.pipe(Effect.provide(FileStore.layer(`${dir}/big`)), Effect.provide(Progress.silent)));
+    const [coldMs] = await time(() => inStore(Runner.run(big, target, { concurrency: 2 })));
+    const samples: number[] = [];
+    let explainMs = 0, runMs = 0;
+    for (let rep = 0; rep < 5; rep++) {
+      const [e] = await time(() => inStore(Runner.explain(big, target)));
+      const [r, out] = await time(() => inStore(Runner.run(big, target, { concurrency: 2 })));
+      if (out.report.some((s) => s.status !== "hit")) throw new Error("bench: the cached run was not all hits");
+      samples.push(e + r);
+      explainMs += e / 5;
+      runMs += r / 5;
+    }
+    const cached = samples.sort((a, b) => a - b)[2] as number;
+    results.bigColdMs = coldMs;
+    results.bigCachedMedianMs = cached;
+    rows.push({ name: `${n}-node pipeline, cold run (computes all)`, value: `${coldMs.toFixed(0)} ms`, note: "file store, 2 stages at once" });
+    rows.push({
+      name: `${n}-node pipeline, fully cached: explain + run`,
+      value: `${cached.toFixed(0)} ms`,
+      note: `median of 5; explain ${explainMs.toFixed(0)} ms + run ${runMs.toFixed(0)} ms (means); ${(cached / n * 1000).toFixed(0)} µs/node`,
+    });
+
+    // example pipeline: cold vs cached
+    const example = thresholdPipeline(12);
+    const inExample = <A, E>(e: Effect.Effect<A, E, import("../mod.ts").Store | Progress>) =>
+      Effect.runPromise(e.pipe(Effect.provide(FileStore.layer(`${dir}/example`)), Effect.provide(Progress.silent)));
+    const [exCold] = await time(() => inExample(Runner.run(example, ["foreground"])));
+    const exCachedSamples: number[] = [];
+    for (let rep = 0; rep < 5; rep++) exCachedSamples.push((await time(() => inExample(Runner.run(example, ["foreground"]))))[0]);
+    const exCached = exCachedSamples.sort((a, b) => a - b)[2] as number;
+    results.exampleColdMs = exCold;
+    results.exampleCachedMs = exCached;
+    rows.push({ name: "example pipeline, cold", value: `${exCold.toFixed(0)} ms`, note: "tests/examples/threshold_pipeline.ts" });
+    rows.push({ name: "example pipeline, cached", value: `${exCached.toFixed(1)} ms`, note: `median of 5; cold/cached = ${(exCold / exCached).toFixed(0)}×` });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  console.log(`| benchmark | result | note |\n|---|---|---|`);
+  for (const r of rows) console.log(`| ${r.name} | ${r.value} | ${r.note} |`);
+  console.log(`\n${navigator.hardwareConcurrency} CPUs, Deno ${Deno.version.deno}, ${new Date().toISOString()}`);
+  const jsonAt = Deno.args.indexOf("--json");
+  if (jsonAt >= 0 && Deno.args[jsonAt + 1] !== undefined) {
+    await Deno.writeTextFile(Deno.args[jsonAt + 1] as string, JSON.stringify(results, null, 2) + "\n");
+  }
+};
+
+if (import.meta.main) await main();

@@ -1,0 +1,18 @@
+/**
+ * Entry point of the tasks whose features have not landed yet: one line saying so, exit code 2.
+ * Never a stub that pretends to work. Each line names the issue that will bring the feature.
+ */
+const planned: Readonly<Record<string, string>> = {
+  train: "training needs the model (issue #6, Model I) and the data readers (issue #4)",
+  evaluate: "the evaluation metrics land with issue #3",
+  predict: "inference and outputs land with issue #8",
+  ablate: "the paper's ablation pipelines land with issue #7",
+  data: "the data readers and the synthetic generator land with issue #4",
+  features: "mask feature extraction lands with issue #5",
+  attributes: "attribute selection and binning land with issue #5",
+};
+
+const name = Deno.args[0] ?? "";
+const why = planned[name] ?? "unknown task";
+console.error(`ivaan: 'deno task ${name}' is not available yet: ${why}.`);
+Deno.exit(2);
