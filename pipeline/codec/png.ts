@@ -17,6 +17,10 @@ export interface RasterImage {
 
 const fail = (reason: string) => new CodecError({ codec: "png", reason });
 
+/** The libvips colourspace that keeps the channel count (grey stays grey) and the bit depth. */
+const colourspace = (channels: number, sixteen: boolean): string =>
+  channels <= 2 ? (sixteen ? "grey16" : "b-w") : sixteen ? "rgb16" : "srgb";
+
 /** Encodes a RasterImage as PNG bytes (lossless; 16-bit stays 16-bit). */
 export const encodePng = (image: RasterImage): Effect.Effect<Uint8Array, CodecError> =>
   Effect.tryPromise({
@@ -26,10 +30,9 @@ export const encodePng = (image: RasterImage): Effect.Effect<Uint8Array, CodecEr
         throw new RangeError(`${image.width}×${image.height}×${image.channels} needs ${expected} values, found ${image.data.length}`);
       }
       const sixteen = image.data instanceof Uint16Array;
-      const raw = new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength);
-      const out = await sharp(raw, {
-        raw: { width: image.width, height: image.height, channels: image.channels, ...(sixteen ? { depth: "ushort" as const } : {}) },
-      })
+      // sharp takes the sample depth from the typed array; the colourspace keeps 16 bits and grey
+      const out = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } })
+        .toColourspace(colourspace(image.channels, sixteen))
         .png({ compressionLevel: 6 })
         .toBuffer();
       return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
@@ -44,7 +47,11 @@ export const decodePng = (bytes: Uint8Array): Effect.Effect<RasterImage, CodecEr
       const image = sharp(bytes);
       const meta = await image.metadata();
       const sixteen = meta.depth === "ushort";
-      const { data, info } = await image.raw({ depth: sixteen ? "ushort" : "uchar" }).toBuffer({ resolveWithObject: true });
+      const channels = meta.channels ?? 3;
+      const { data, info } = await image.toColourspace(colourspace(channels, sixteen))
+        .raw({ depth: sixteen ? "ushort" : "uchar" })
+        .toBuffer({ resolveWithObject: true });
+      if (info.channels !== channels) throw new Error(`decoded ${info.channels} channels from a ${channels}-channel PNG`);
       const copy = new Uint8Array(data).slice();
       return {
         width: info.width,
