@@ -12,7 +12,7 @@
  * (so 1 and 1.0 agree, and -0 is written as 0); a key holding `undefined` is the same as a missing
  * key, while `null` is a value of its own. NaN and ±Infinity have no JSON form and are rejected.
  */
-import { hasher, type Digest, u64 } from "./hash.ts";
+import { type Digest, hasher, u64 } from "./hash.ts";
 
 /** Values that can appear in a stage config after Schema encoding. */
 export type CanonicalValue =

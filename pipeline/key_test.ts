@@ -10,7 +10,9 @@ interface GoldenCase {
   readonly key: string;
 }
 
-const golden: GoldenCase[] = JSON.parse(await Deno.readTextFile(new URL("../tests/fixtures/key_golden.json", import.meta.url)));
+const golden: GoldenCase[] = JSON.parse(
+  await Deno.readTextFile(new URL("../tests/fixtures/key_golden.json", import.meta.url)),
+);
 
 /** Rebuilds objects with their keys in reverse order, recursively. */
 const reversed = (v: CanonicalValue): CanonicalValue =>

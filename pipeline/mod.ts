@@ -28,14 +28,21 @@ export * as Source from "./source.ts";
 export type { DirRef, FileRef } from "./source.ts";
 export * as Runner from "./run.ts";
 export type { Plan, RunError, RunOptions, Step } from "./run.ts";
-export { Progress, type Tracker, track } from "./progress.ts";
+export { Progress, track, type Tracker } from "./progress.ts";
 export { type Manifest, Store, type StoreShape } from "./store/store.ts";
 export * as FileStore from "./store/file.ts";
 export * as MemoryStore from "./store/memory.ts";
 export * as Gc from "./store/gc.ts";
 export { bytes, type Codec, type CodecType, type Payload } from "./codec/codec.ts";
 export { json } from "./codec/json.ts";
-export { decodeSafetensors, encodeSafetensors, type HostTensor, safetensors, tensor, type TensorFile } from "./codec/safetensors.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  type HostTensor,
+  safetensors,
+  tensor,
+  type TensorFile,
+} from "./codec/safetensors.ts";
 export { decodePng, encodePng, png, type RasterImage } from "./codec/png.ts";
 export { canonicalBytes, type CanonicalValue, type KeyParts, nodeKey } from "./key.ts";
 export { type Digest, sha256 } from "./hash.ts";

@@ -30,14 +30,7 @@
  * ```
  */
 import type { Source } from "./source.ts";
-import type {
-  AnyStage,
-  StageConfig,
-  StageError,
-  StageInputs,
-  StageOutput,
-  StageRequirements,
-} from "./stage.ts";
+import type { AnyStage, StageConfig, StageError, StageInputs, StageOutput, StageRequirements } from "./stage.ts";
 import type { CodecType } from "./codec/codec.ts";
 
 /** A source node. */
@@ -59,15 +52,22 @@ export interface StageNode {
 export type PipelineNode = SourceNode | StageNode;
 
 /** Names of the nodes in `Nodes` whose output is assignable to `T`. */
-export type NodesProducing<Nodes, T> = {
-  [K in keyof Nodes]-?: [Nodes[K]] extends [T] ? K : never;
-}[keyof Nodes] & string;
+export type NodesProducing<Nodes, T> =
+  & {
+    [K in keyof Nodes]-?: [Nodes[K]] extends [T] ? K : never;
+  }[keyof Nodes]
+  & string;
+
+/** The type of an object with no keys (what `{}` means in a type position is something else). */
+type Empty = Record<never, never>;
 
 /** How a stage is wired into a pipeline: inputs by node name, and config (optional when all fields default). */
 export type Wiring<Nodes, S extends AnyStage> =
   & (keyof StageInputs<S> extends never ? { readonly inputs?: Record<string, never> }
-    : { readonly inputs: { readonly [K in keyof StageInputs<S>]: NodesProducing<Nodes, CodecType<StageInputs<S>[K]>> } })
-  & ({} extends StageConfig<S>["Encoded"] ? { readonly config?: StageConfig<S>["Encoded"] }
+    : {
+      readonly inputs: { readonly [K in keyof StageInputs<S>]: NodesProducing<Nodes, CodecType<StageInputs<S>[K]>> };
+    })
+  & (Empty extends StageConfig<S>["Encoded"] ? { readonly config?: StageConfig<S>["Encoded"] }
     : { readonly config: StageConfig<S>["Encoded"] });
 
 /** A node name not yet used (any string for pipelines built in loops over a widened `Record<string, T>`). */
@@ -87,7 +87,7 @@ export class Pipeline<Nodes extends Record<string, unknown>, E = never, R = neve
   private constructor(readonly nodes: ReadonlyMap<string, PipelineNode>) {}
 
   /** The pipeline with no nodes. */
-  static readonly empty: Pipeline<{}> = new Pipeline(new Map());
+  static readonly empty: Pipeline<Empty> = new Pipeline(new Map());
 
   /**
    * An empty pipeline whose nodes all have type T, for pipelines built in loops (generated node
@@ -118,13 +118,17 @@ export class Pipeline<Nodes extends Record<string, unknown>, E = never, R = neve
       throw new TypeError(`node '${name}': stage ${stage.name} takes inputs [${expected}], wired [${given}]`);
     }
     for (const [input, from] of Object.entries(inputs)) {
-      if (!this.nodes.has(from)) throw new TypeError(`node '${name}': input '${input}' is wired to unknown node '${from}'`);
+      if (!this.nodes.has(from)) {
+        throw new TypeError(`node '${name}': input '${input}' is wired to unknown node '${from}'`);
+      }
     }
     return new Pipeline(this.add({ kind: "stage", name, stage, inputs, config: wiring.config ?? {} }));
   }
 
   private add(node: PipelineNode): Map<string, PipelineNode> {
-    if (!NODE_NAME.test(node.name)) throw new TypeError(`node name ${JSON.stringify(node.name)} must match ${NODE_NAME}`);
+    if (!NODE_NAME.test(node.name)) {
+      throw new TypeError(`node name ${JSON.stringify(node.name)} must match ${NODE_NAME}`);
+    }
     if (this.nodes.has(node.name)) throw new TypeError(`node '${node.name}' is already defined`);
     return new Map([...this.nodes, [node.name, node]]);
   }
@@ -160,7 +164,9 @@ export class Pipeline<Nodes extends Record<string, unknown>, E = never, R = neve
     }
     for (const node of this.nodes.values()) {
       if (node.kind !== "stage") continue;
-      for (const [input, from] of Object.entries(node.inputs).sort()) lines.push(`  ${id(from)} -->|${input}| ${id(node.name)}`);
+      for (const [input, from] of Object.entries(node.inputs).sort()) {
+        lines.push(`  ${id(from)} -->|${input}| ${id(node.name)}`);
+      }
     }
     return lines.join("\n");
   }

@@ -50,7 +50,9 @@ export class Progress extends Context.Service<Progress, ProgressShape>()("ivaan/
                   write(line());
                 }
               }),
-            finish: Effect.sync(() => write(`${line()} done in ${((performance.now() - started) / 1000).toFixed(1)} s`)),
+            finish: Effect.sync(() =>
+              write(`${line()} done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+            ),
           };
         }),
     });

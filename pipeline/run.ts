@@ -21,7 +21,7 @@ import type { CodecError, SourceError, StoreError } from "./errors.ts";
 import type { Digest } from "./hash.ts";
 import { type CanonicalValue, nodeKey } from "./key.ts";
 import type { Pipeline, PipelineNode, StageNode } from "./pipeline.ts";
-import { Progress, type Tracker, track } from "./progress.ts";
+import { Progress, track, type Tracker } from "./progress.ts";
 import { makeManifest, type Manifest, Store } from "./store/store.ts";
 
 /** Errors a run can end with; `E` are the stages' own errors, wrapped in NodeFailed. */
@@ -65,7 +65,10 @@ const describeValue = (v: unknown): string => {
 };
 
 const valueAt = (root: unknown, path: ReadonlyArray<unknown>): unknown =>
-  path.reduce<unknown>((v, k) => (typeof v === "object" && v !== null ? (v as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined), root);
+  path.reduce<unknown>(
+    (v, k) => (typeof v === "object" && v !== null ? (v as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined),
+    root,
+  );
 
 const standardIssues = SchemaIssue.makeFormatterStandardSchemaV1();
 
@@ -94,7 +97,8 @@ const decodeConfig = (node: StageNode) =>
   );
 
 const changedFields = (before: unknown, after: unknown): string => {
-  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  const isRecord = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
   if (!isRecord(before) || !isRecord(after)) return `${describeValue(before)} → ${describeValue(after)}`;
   const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
   return keys
@@ -106,16 +110,26 @@ const changedFields = (before: unknown, after: unknown): string => {
 /** Why `key` is not in the store, from the last entry written for the same node and stage. */
 const missReason = (
   node: StageNode,
-  parts: { readonly config: CanonicalValue; readonly environment: string; readonly inputs: Readonly<Record<string, Digest>> },
+  parts: {
+    readonly config: CanonicalValue;
+    readonly environment: string;
+    readonly inputs: Readonly<Record<string, Digest>>;
+  },
 ) =>
   Effect.flatMap(Store, (store) => store.latest(node.name, node.stage.name)).pipe(Effect.map(Option.match({
     onNone: () => "no entry for this node yet",
     onSome: (last: Manifest) => {
       if (last.version !== node.stage.version) return `version bump ${last.version} → ${node.stage.version}`;
-      if (JSON.stringify(last.config) !== JSON.stringify(parts.config)) return `new config: ${changedFields(last.config, parts.config)}`;
-      if (last.environment !== parts.environment) return `environment changed: ${last.environment} → ${parts.environment}`;
+      if (JSON.stringify(last.config) !== JSON.stringify(parts.config)) {
+        return `new config: ${changedFields(last.config, parts.config)}`;
+      }
+      if (
+        last.environment !== parts.environment
+      ) return `environment changed: ${last.environment} → ${parts.environment}`;
       const changed = Object.keys(parts.inputs).filter((k) => last.inputs[k] !== parts.inputs[k]).sort();
-      return changed.length > 0 ? `changed input ${changed.map((c) => `'${c}'`).join(", ")}` : "no entry for this key (removed?)";
+      return changed.length > 0
+        ? `changed input ${changed.map((c) => `'${c}'`).join(", ")}`
+        : "no entry for this key (removed?)";
     },
   })));
 
@@ -124,13 +138,25 @@ const prepare = (node: StageNode, inputs: Readonly<Record<string, Digest>>) =>
   Effect.gen(function* () {
     const { decoded, canonical } = yield* decodeConfig(node);
     const environment = yield* node.stage.environment;
-    const key = nodeKey({ stage: node.stage.name, version: node.stage.version, config: canonical, inputs, environment });
+    const key = nodeKey({
+      stage: node.stage.name,
+      version: node.stage.version,
+      config: canonical,
+      inputs,
+      environment,
+    });
     return { key, config: decoded, canonical, environment, inputs };
   });
 
-const checkTargets = <Nodes extends Record<string, unknown>, E, R>(pipeline: Pipeline<Nodes, E, R>, targets: ReadonlyArray<string>) =>
-  Effect.forEach(targets, (t) =>
-    pipeline.nodes.has(t) ? Effect.void : Effect.fail(new UnknownNode({ node: t, known: pipeline.names })), { discard: true });
+const checkTargets = <Nodes extends Record<string, unknown>, E, R>(
+  pipeline: Pipeline<Nodes, E, R>,
+  targets: ReadonlyArray<string>,
+) =>
+  Effect.forEach(
+    targets,
+    (t) => pipeline.nodes.has(t) ? Effect.void : Effect.fail(new UnknownNode({ node: t, known: pipeline.names })),
+    { discard: true },
+  );
 
 /** Input digests of a stage node from the digests of the nodes it is wired to. */
 const inputDigests = (node: StageNode, digests: ReadonlyMap<string, Digest>): Record<string, Digest> | undefined => {
@@ -167,7 +193,12 @@ export const explain = <Nodes extends Record<string, unknown>, E, R>(
       if (inputs === undefined) {
         const waiting = Object.values(node.inputs).filter((from) => !digests.has(from));
         yield* decodeConfig(node); // a bad config is reported now, not after the upstream work
-        steps.push({ node: node.name, stage: node.stage.name, status: "pending", reason: `key known after ${waiting.map((w) => `'${w}'`).join(", ")} run` });
+        steps.push({
+          node: node.name,
+          stage: node.stage.name,
+          status: "pending",
+          reason: `key known after ${waiting.map((w) => `'${w}'`).join(", ")} run`,
+        });
         continue;
       }
       const prepared = yield* prepare(node, inputs);
@@ -178,7 +209,11 @@ export const explain = <Nodes extends Record<string, unknown>, E, R>(
       if (found instanceof CacheCorrupt) {
         steps.push({ ...step, status: "miss", reason: `corrupt entry (${found.reason}); will be quarantined` });
       } else if (Option.isNone(found)) {
-        steps.push({ ...step, status: "miss", reason: yield* missReason(node, { ...prepared, config: prepared.canonical }) });
+        steps.push({
+          ...step,
+          status: "miss",
+          reason: yield* missReason(node, { ...prepared, config: prepared.canonical }),
+        });
       } else {
         digests.set(node.name, found.value.digest);
         steps.push({ ...step, status: "hit", digest: found.value.digest });
@@ -195,10 +230,14 @@ export const formatPlan = (plan: Plan): string => {
   const lines = plan.steps.map((s) => {
     const id = s.key ?? s.digest;
     const detail = s.status === "hit" ? "" : s.reason ?? "";
-    return `  ${s.node.padEnd(width)}  ${s.status.padEnd(7)}  ${s.stage.padEnd(stageWidth)}  ${id === undefined ? " ".repeat(12) : id.slice(0, 12)}  ${detail}`.trimEnd();
+    return `  ${s.node.padEnd(width)}  ${s.status.padEnd(7)}  ${s.stage.padEnd(stageWidth)}  ${
+      id === undefined ? " ".repeat(12) : id.slice(0, 12)
+    }  ${detail}`.trimEnd();
   });
   return [
-    `plan for ${plan.targets.join(", ")}: ${plan.steps.length} nodes — ${count("hit")} hit, ${count("miss")} miss, ${count("pending")} pending, ${count("source")} source`,
+    `plan for ${plan.targets.join(", ")}: ${plan.steps.length} nodes — ${count("hit")} hit, ${count("miss")} miss, ${
+      count("pending")
+    } pending, ${count("source")} source`,
     ...lines,
   ].join("\n");
 };
@@ -218,19 +257,30 @@ export const run = <Nodes extends Record<string, unknown>, E, R, const T extends
   pipeline: Pipeline<Nodes, E, R>,
   targets: ReadonlyArray<T>,
   options: RunOptions = {},
-): Effect.Effect<{ readonly outputs: Outputs<Nodes, T>; readonly report: ReadonlyArray<Step> }, RunError<E>, R | Store | Progress> =>
+): Effect.Effect<
+  { readonly outputs: Outputs<Nodes, T>; readonly report: ReadonlyArray<Step> },
+  RunError<E>,
+  R | Store | Progress
+> =>
   Effect.gen(function* () {
     yield* checkTargets(pipeline, targets);
     const store = yield* Store;
     const permits = yield* Semaphore.make(Math.max(1, options.concurrency ?? navigator.hardwareConcurrency ?? 1));
     const needed = pipeline.ancestors(targets);
-    const resolvers = new Map<string, Effect.Effect<Resolved<E, R | Store | Progress>, RunError<E>, R | Store | Progress>>();
+    const resolvers = new Map<
+      string,
+      Effect.Effect<Resolved<E, R | Store | Progress>, RunError<E>, R | Store | Progress>
+    >();
     type Env = R | Store | Progress;
 
     const resolveStage = (node: StageNode, tracker: Tracker): Effect.Effect<Resolved<E, Env>, RunError<E>, Env> =>
       Effect.gen(function* () {
         const upstream = yield* Effect.all(
-          Object.fromEntries(Object.entries(node.inputs).map(([input, from]) => [input, resolvers.get(from) as Effect.Effect<Resolved<E, Env>, RunError<E>, Env>])),
+          Object.fromEntries(
+            Object.entries(node.inputs).map((
+              [input, from],
+            ) => [input, resolvers.get(from) as Effect.Effect<Resolved<E, Env>, RunError<E>, Env>]),
+          ),
           { concurrency: "unbounded" },
         );
         const digests = Object.fromEntries(Object.entries(upstream).map(([k, r]) => [k, r.digest]));
@@ -244,10 +294,14 @@ export const run = <Nodes extends Record<string, unknown>, E, R, const T extends
           )));
 
         const decode = (payload: Parameters<typeof node.stage.output.decode>[0]) =>
-          node.stage.output.decode(payload).pipe(Effect.mapError((e) => e));
+          node.stage.output.decode(payload).pipe(Effect.mapError((e) =>
+            e
+          ));
 
         const compute: Effect.Effect<Resolved<E, Env>, RunError<E>, Env> = Effect.gen(function* () {
-          const values = yield* Effect.all(Object.fromEntries(Object.entries(upstream).map(([k, r]) => [k, r.value])), { concurrency: "unbounded" });
+          const values = yield* Effect.all(Object.fromEntries(Object.entries(upstream).map(([k, r]) => [k, r.value])), {
+            concurrency: "unbounded",
+          });
           return yield* permits.withPermit(Effect.gen(function* () {
             const started = performance.now();
             const out = yield* (node.stage.run(values, prepared.config) as Effect.Effect<unknown, E, R>).pipe(
@@ -255,22 +309,33 @@ export const run = <Nodes extends Record<string, unknown>, E, R, const T extends
             );
             const payload = yield* node.stage.output.encode(out);
             const durationMs = performance.now() - started;
-            const manifest = makeManifest({
-              key,
-              node: node.name,
-              stage: node.stage.name,
-              version: node.stage.version,
-              config: prepared.canonical,
-              environment: prepared.environment,
-              inputs: digests,
-              codec: node.stage.output.id,
-              durationMs: Math.round(durationMs * 1000) / 1000,
-            }, payload, new Date());
+            const manifest = makeManifest(
+              {
+                key,
+                node: node.name,
+                stage: node.stage.name,
+                version: node.stage.version,
+                config: prepared.canonical,
+                environment: prepared.environment,
+                inputs: digests,
+                codec: node.stage.output.id,
+                durationMs: Math.round(durationMs * 1000) / 1000,
+              },
+              payload,
+              new Date(),
+            );
             yield* store.write(manifest, payload);
             yield* Effect.logDebug(`computed '${node.name}' in ${durationMs.toFixed(0)} ms`);
             return {
               digest: manifest.digest,
-              step: { node: node.name, stage: node.stage.name, status: "computed" as const, key, digest: manifest.digest, durationMs },
+              step: {
+                node: node.name,
+                stage: node.stage.name,
+                status: "computed" as const,
+                key,
+                digest: manifest.digest,
+                durationMs,
+              },
               value: yield* Effect.cached(decode(payload)),
             };
           }));
@@ -299,13 +364,22 @@ export const run = <Nodes extends Record<string, unknown>, E, R, const T extends
         const resolved = Option.isSome(first) ? yield* hit(first.value) : yield* store.withLock(
           key,
           // another process may have finished it while we waited for the lock
-          Effect.flatMap(lookup, Option.match({ onNone: () => compute, onSome: hit })),
+          Effect.flatMap(
+            lookup,
+            Option.match({
+              onNone: () =>
+                compute,
+              onSome: hit,
+            }),
+          ),
         );
         yield* tracker.advance(1);
         return resolved;
       });
 
-    const resolveSource = (node: Extract<PipelineNode, { kind: "source" }>): Effect.Effect<Resolved<E, Env>, RunError<E>, Env> =>
+    const resolveSource = (
+      node: Extract<PipelineNode, { kind: "source" }>,
+    ): Effect.Effect<Resolved<E, Env>, RunError<E>, Env> =>
       Effect.gen(function* () {
         const digest = yield* node.source.digest;
         return {
@@ -315,20 +389,35 @@ export const run = <Nodes extends Record<string, unknown>, E, R, const T extends
         };
       });
 
-    return yield* track("pipeline", needed.filter((n) => n.kind === "stage").length, (tracker) =>
-      Effect.gen(function* () {
-        for (const node of needed) {
-          resolvers.set(node.name, yield* Effect.cached(node.kind === "source" ? resolveSource(node) : resolveStage(node, tracker)));
-        }
-        const resolved = yield* Effect.all(needed.map((n) => resolvers.get(n.name) as Effect.Effect<Resolved<E, Env>, RunError<E>, Env>), {
-          concurrency: "unbounded",
-        });
-        const outputs = yield* Effect.all(
-          Object.fromEntries(targets.map((t) => [t, (resolved[needed.findIndex((n) => n.name === t)] as Resolved<E, Env>).value])),
-          { concurrency: "unbounded" },
-        );
-        return { outputs: outputs as Outputs<Nodes, T>, report: resolved.map((r) => r.step) };
-      }));
+    return yield* track(
+      "pipeline",
+      needed.filter((n) => n.kind === "stage").length,
+      (tracker) =>
+        Effect.gen(function* () {
+          for (const node of needed) {
+            resolvers.set(
+              node.name,
+              yield* Effect.cached(node.kind === "source" ? resolveSource(node) : resolveStage(node, tracker)),
+            );
+          }
+          const resolved = yield* Effect.all(
+            needed.map((n) => resolvers.get(n.name) as Effect.Effect<Resolved<E, Env>, RunError<E>, Env>),
+            {
+              concurrency: "unbounded",
+            },
+          );
+          const outputs = yield* Effect.all(
+            Object.fromEntries(targets.map((t) => [
+              t,
+              (resolved[
+                needed.findIndex((n) => n.name === t)
+              ] as Resolved<E, Env>).value,
+            ])),
+            { concurrency: "unbounded" },
+          );
+          return { outputs: outputs as Outputs<Nodes, T>, report: resolved.map((r) => r.step) };
+        }),
+    );
   });
 
 /** The Progress service is re-exported for callers that only import the runner. */

@@ -4,8 +4,9 @@
  * size+mtime lets a rerun skip re-hashing unchanged files. The value handed to stages is a
  * reference (path, size, digest), never the bytes, so a stage reads only what it was given.
  */
-import { Effect, Option } from "effect";
+import { Effect, Option, Schema } from "effect";
 import { type Codec } from "./codec/codec.ts";
+import { json } from "./codec/json.ts";
 import { type CodecError, SourceError, type StoreError } from "./errors.ts";
 import { type Digest, digestFiles, hasher } from "./hash.ts";
 import { Store } from "./store/store.ts";
@@ -31,6 +32,17 @@ export interface DirRef {
   readonly path: string;
   readonly files: ReadonlyArray<{ readonly name: string; readonly size: number; readonly digest: Digest }>;
 }
+
+/** The codec a stage declares for an input wired to a `file` source. */
+export const fileRefCodec: Codec<FileRef> = json(
+  Schema.Struct({ path: Schema.String, size: Schema.Number, digest: Schema.String }),
+);
+
+/** The codec a stage declares for an input wired to a `directory` source. */
+export const dirRefCodec: Codec<DirRef> = json(Schema.Struct({
+  path: Schema.String,
+  files: Schema.Array(Schema.Struct({ name: Schema.String, size: Schema.Number, digest: Schema.String })),
+}));
 
 const describeError = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -92,8 +104,11 @@ export const directory = (path: string): Source<DirRef> => {
       try: () => listFiles(abs),
       catch: (e) => new SourceError({ path: abs, reason: describeError(e) }),
     });
-    const files = yield* Effect.forEach(names, (name) =>
-      Effect.map(fileDigest(`${abs}/${name}`), (r) => ({ name, size: r.size, digest: r.digest })), { concurrency: 4 });
+    const files = yield* Effect.forEach(
+      names,
+      (name) => Effect.map(fileDigest(`${abs}/${name}`), (r) => ({ name, size: r.size, digest: r.digest })),
+      { concurrency: 4 },
+    );
     return { path: abs, files };
   });
   const digestOf = (ref: DirRef) =>

@@ -20,7 +20,9 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
     if (failure !== undefined) {
       const error = failure.error;
       if (CliError.isCliError(error)) return; // effect/cli has already printed the help and the problem
-      console.error(`error: ${isTagged(error) ? error.message : error instanceof Error ? error.message : String(error)}`);
+      console.error(
+        `error: ${isTagged(error) ? error.message : error instanceof Error ? error.message : String(error)}`,
+      );
       return;
     }
     console.error(`internal error (please report it):\n${Cause.pretty(cause)}`);

@@ -31,8 +31,12 @@ const seed = Stage.make({
 
 /** n nodes: two seeds, then each node adds the two nodes before it (a long dependency chain). */
 const widePipeline = (n: number) => {
-  let p = Pipeline.dynamic<number>().node("n0", seed, { config: { value: 1 } }).node("n1", seed, { config: { value: 2 } });
-  for (let i = 2; i < n; i++) p = p.node(`n${i}`, add, { inputs: { a: `n${i - 1}`, b: `n${i - 2}` }, config: { id: i } });
+  let p = Pipeline.dynamic<number>().node("n0", seed, { config: { value: 1 } }).node("n1", seed, {
+    config: { value: 2 },
+  });
+  for (let i = 2; i < n; i++) {
+    p = p.node(`n${i}`, add, { inputs: { a: `n${i - 1}`, b: `n${i - 2}` }, config: { id: i } });
+  }
   return p;
 };
 
@@ -67,11 +71,17 @@ const main = async () => {
     const cached = samples.sort((a, b) => a - b)[2] as number;
     results.bigColdMs = coldMs;
     results.bigCachedMedianMs = cached;
-    rows.push({ name: `${n}-node pipeline, cold run (computes all)`, value: `${coldMs.toFixed(0)} ms`, note: "file store, 2 stages at once" });
+    rows.push({
+      name: `${n}-node pipeline, cold run (computes all)`,
+      value: `${coldMs.toFixed(0)} ms`,
+      note: "file store, 2 stages at once",
+    });
     rows.push({
       name: `${n}-node pipeline, fully cached: explain + run`,
       value: `${cached.toFixed(0)} ms`,
-      note: `median of 5; explain ${explainMs.toFixed(0)} ms + run ${runMs.toFixed(0)} ms (means); ${(cached / n * 1000).toFixed(0)} µs/node`,
+      note: `median of 5; explain ${explainMs.toFixed(0)} ms + run ${runMs.toFixed(0)} ms (means); ${
+        (cached / n * 1000).toFixed(0)
+      } µs/node`,
     });
 
     // example pipeline: cold vs cached
@@ -80,12 +90,22 @@ const main = async () => {
       Effect.runPromise(e.pipe(Effect.provide(FileStore.layer(`${dir}/example`)), Effect.provide(Progress.silent)));
     const [exCold] = await time(() => inExample(Runner.run(example, ["foreground"])));
     const exCachedSamples: number[] = [];
-    for (let rep = 0; rep < 5; rep++) exCachedSamples.push((await time(() => inExample(Runner.run(example, ["foreground"]))))[0]);
+    for (let rep = 0; rep < 5; rep++) {
+      exCachedSamples.push((await time(() => inExample(Runner.run(example, ["foreground"]))))[0]);
+    }
     const exCached = exCachedSamples.sort((a, b) => a - b)[2] as number;
     results.exampleColdMs = exCold;
     results.exampleCachedMs = exCached;
-    rows.push({ name: "example pipeline, cold", value: `${exCold.toFixed(0)} ms`, note: "tests/examples/threshold_pipeline.ts" });
-    rows.push({ name: "example pipeline, cached", value: `${exCached.toFixed(1)} ms`, note: `median of 5; cold/cached = ${(exCold / exCached).toFixed(0)}×` });
+    rows.push({
+      name: "example pipeline, cold",
+      value: `${exCold.toFixed(0)} ms`,
+      note: "tests/examples/threshold_pipeline.ts",
+    });
+    rows.push({
+      name: "example pipeline, cached",
+      value: `${exCached.toFixed(1)} ms`,
+      note: `median of 5; cold/cached = ${(exCold / exCached).toFixed(0)}×`,
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

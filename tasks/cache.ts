@@ -47,19 +47,30 @@ const ls = Command.make("ls", {
       const entries = [...(yield* store.list)].sort((a, b) => b.usedAt - a.usedAt);
       if (json) {
         for (const e of entries) {
-          yield* Console.log(JSON.stringify({ key: e.key, usedAt: new Date(e.usedAt).toISOString(), manifest: Option.getOrNull(e.manifest), problem: e.problem }));
+          yield* Console.log(
+            JSON.stringify({
+              key: e.key,
+              usedAt: new Date(e.usedAt).toISOString(),
+              manifest: Option.getOrNull(e.manifest),
+              problem: e.problem,
+            }),
+          );
         }
         return;
       }
       let total = 0;
-      yield* Console.log(`${"key".padEnd(12)}  ${"node".padEnd(20)}  ${"stage".padEnd(24)}  ${"size".padStart(9)}  last used`);
+      yield* Console.log(
+        `${"key".padEnd(12)}  ${"node".padEnd(20)}  ${"stage".padEnd(24)}  ${"size".padStart(9)}  last used`,
+      );
       for (const e of entries) {
         const m = Option.getOrUndefined(e.manifest);
         total += m?.bytes ?? 0;
         yield* Console.log(
           m === undefined
             ? `${e.key.slice(0, 12)}  CORRUPT: ${e.problem}`
-            : `${e.key.slice(0, 12)}  ${m.node.padEnd(20)}  ${`${m.stage} v${m.version}`.padEnd(24)}  ${human(m.bytes).padStart(9)}  ${new Date(e.usedAt).toISOString()}`,
+            : `${e.key.slice(0, 12)}  ${m.node.padEnd(20)}  ${`${m.stage} v${m.version}`.padEnd(24)}  ${
+              human(m.bytes).padStart(9)
+            }  ${new Date(e.usedAt).toISOString()}`,
         );
       }
       yield* Console.log(`${entries.length} entries, ${human(total)} in ${store.location}`);
@@ -72,11 +83,17 @@ const resolveKey = (store: Store["Service"], prefix: string) =>
     const keys = (yield* store.list).map((e) => e.key).filter((k) => k.startsWith(prefix.toLowerCase()));
     if (keys.length === 1) return keys[0] as string;
     return yield* Effect.fail(
-      new UsageError({ message: keys.length === 0 ? `no cache entry has a key starting with '${prefix}' (see: deno task cache ls)` : `'${prefix}' matches ${keys.length} entries; give more characters` }),
+      new UsageError({
+        message: keys.length === 0
+          ? `no cache entry has a key starting with '${prefix}' (see: deno task cache ls)`
+          : `'${prefix}' matches ${keys.length} entries; give more characters`,
+      }),
     );
   });
 
-const show = Command.make("show", { key: Argument.String("key").pipe(Argument.withDescription("A key or a unique prefix of one")) }, ({ key }) =>
+const show = Command.make("show", {
+  key: Argument.String("key").pipe(Argument.withDescription("A key or a unique prefix of one")),
+}, ({ key }) =>
   withStore((store) =>
     Effect.gen(function* () {
       const full = yield* resolveKey(store, key);
@@ -87,7 +104,10 @@ const show = Command.make("show", { key: Argument.String("key").pipe(Argument.wi
   )).pipe(Command.withDescription("Print an entry's manifest. Example: deno task cache show 3fa2c1"));
 
 const verify = Command.make("verify", {
-  quarantine: Flag.Boolean("quarantine").pipe(Flag.withDescription("Move corrupt entries to quarantine/ (they are recomputed on the next run)"), Flag.withDefault(false)),
+  quarantine: Flag.Boolean("quarantine").pipe(
+    Flag.withDescription("Move corrupt entries to quarantine/ (they are recomputed on the next run)"),
+    Flag.withDefault(false),
+  ),
 }, ({ quarantine }) =>
   withStore((store) =>
     Effect.gen(function* () {
@@ -106,29 +126,63 @@ const verify = Command.make("verify", {
           if (quarantine) yield* store.quarantine(e.key, problem);
         }
       }
-      yield* Console.log(`${entries.length - bad.length} of ${entries.length} entries verified${bad.length > 0 ? `, ${bad.length} corrupt${quarantine ? " (quarantined)" : ""}` : ""}`);
-      if (bad.length > 0) return yield* Effect.fail(new UsageError({ message: `${bad.length} corrupt cache entr${bad.length === 1 ? "y" : "ies"}; rerun with --quarantine or just rerun the pipeline (corrupt entries are recomputed)` }));
+      yield* Console.log(
+        `${entries.length - bad.length} of ${entries.length} entries verified${
+          bad.length > 0 ? `, ${bad.length} corrupt${quarantine ? " (quarantined)" : ""}` : ""
+        }`,
+      );
+      if (bad.length > 0) {
+        return yield* Effect.fail(
+          new UsageError({
+            message: `${bad.length} corrupt cache entr${
+              bad.length === 1 ? "y" : "ies"
+            }; rerun with --quarantine or just rerun the pipeline (corrupt entries are recomputed)`,
+          }),
+        );
+      }
     })
-  )).pipe(Command.withDescription("Re-hash every entry against its manifest; exits 1 if any is corrupt. Example: deno task cache verify"));
+  )).pipe(
+    Command.withDescription(
+      "Re-hash every entry against its manifest; exits 1 if any is corrupt. Example: deno task cache verify",
+    ),
+  );
 
 const gc = Command.make("gc", {
-  maxSize: Flag.String("max-size").pipe(Flag.withDescription("Evict least recently used entries until the cache is at most this size, e.g. 20GB, 512MiB"), Flag.optional),
-  keepLast: Flag.Int("keep-last").pipe(Flag.withDescription("Keep only the N most recently used entries of each node"), Flag.optional),
+  maxSize: Flag.String("max-size").pipe(
+    Flag.withDescription("Evict least recently used entries until the cache is at most this size, e.g. 20GB, 512MiB"),
+    Flag.optional,
+  ),
+  keepLast: Flag.Int("keep-last").pipe(
+    Flag.withDescription("Keep only the N most recently used entries of each node"),
+    Flag.optional,
+  ),
 }, ({ maxSize, keepLast }) =>
   withStore(() =>
     Effect.gen(function* () {
       const size = Option.map(maxSize, (s) => [s, Gc.parseSize(s)] as const);
       if (Option.isSome(size) && size.value[1] === undefined) {
-        return yield* Effect.fail(new UsageError({ message: `--max-size: expected a size such as 20GB or 512MiB, found '${size.value[0]}'` }));
+        return yield* Effect.fail(
+          new UsageError({ message: `--max-size: expected a size such as 20GB or 512MiB, found '${size.value[0]}'` }),
+        );
       }
-      if (Option.isSome(keepLast) && keepLast.value < 0) return yield* Effect.fail(new UsageError({ message: `--keep-last: expected N ≥ 0, found ${keepLast.value}` }));
-      if (Option.isNone(size) && Option.isNone(keepLast)) return yield* Effect.fail(new UsageError({ message: "gc needs --max-size SIZE and/or --keep-last N" }));
+      if (Option.isSome(keepLast) && keepLast.value < 0) {
+        return yield* Effect.fail(new UsageError({ message: `--keep-last: expected N ≥ 0, found ${keepLast.value}` }));
+      }
+      if (Option.isNone(size) && Option.isNone(keepLast)) {
+        return yield* Effect.fail(new UsageError({ message: "gc needs --max-size SIZE and/or --keep-last N" }));
+      }
       const report = yield* Gc.gc({
         ...(Option.isSome(size) ? { maxSize: size.value[1] as number } : {}),
         ...(Option.isSome(keepLast) ? { keepLast: keepLast.value } : {}),
       });
-      for (const r of report.removed) yield* Console.log(`removed ${r.key.slice(0, 12)} ${r.node} (${human(r.bytes)}): ${r.why}`);
-      yield* Console.log(`${report.removed.length} removed, ${report.keptEntries} kept; ${human(report.bytesBefore)} → ${human(report.bytesAfter)}`);
+      for (const r of report.removed) {
+        yield* Console.log(`removed ${r.key.slice(0, 12)} ${r.node} (${human(r.bytes)}): ${r.why}`);
+      }
+      yield* Console.log(
+        `${report.removed.length} removed, ${report.keptEntries} kept; ${human(report.bytesBefore)} → ${
+          human(report.bytesAfter)
+        }`,
+      );
     })
   )).pipe(Command.withDescription("Remove old entries. Example: deno task cache gc --keep-last 3 --max-size 20GB"));
 

@@ -74,7 +74,8 @@ export const withTempDir = async <A>(f: (dir: string) => Promise<A>): Promise<A>
 
 /** Runs a deno subcommand, returning exit code and captured output. */
 export const deno = async (args: string[], env: Record<string, string> = {}) => {
-  const out = await new Deno.Command(Deno.execPath(), { args, env, stdout: "piped", stderr: "piped", stdin: "null" }).output();
+  const out = await new Deno.Command(Deno.execPath(), { args, env, stdout: "piped", stderr: "piped", stdin: "null" })
+    .output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 };

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
-import { Data, Effect, Schema } from "effect";
-import { type Codec, json, Pipeline, Runner, Source, Stage } from "../mod.ts";
+import { Data, Effect } from "effect";
+import { type Codec, Pipeline, Runner, Source, Stage } from "../mod.ts";
 import { deno, inDir, Nums, Runs, testStages, withTempDir } from "./_helpers.ts";
 
 const chain = (runs: Runs, opts: { factor?: number; label?: string; scaleVersion?: number } = {}) => {
   const s = testStages(runs, { scale: opts.scaleVersion ?? 1 });
   return Pipeline.empty
     .node("numbers", s.numbers, { config: { n: 5 } })
-    .node("scaled", s.scale, { inputs: { values: "numbers" }, config: { factor: opts.factor ?? 2, label: opts.label ?? "x" } })
+    .node("scaled", s.scale, {
+      inputs: { values: "numbers" },
+      config: { factor: opts.factor ?? 2, label: opts.label ?? "x" },
+    })
     .node("total", s.sum, { inputs: { values: "scaled" } })
     .node("parity", s.parity, { inputs: { value: "total" } });
 };
@@ -30,7 +33,10 @@ Deno.test("explain: a config change is a miss with the changed field, downstream
   withTempDir(async (dir) => {
     await inDir(dir, Runner.run(chain(new Runs()), ["parity"]));
     const plan = await inDir(dir, Runner.explain(chain(new Runs(), { factor: 3 }), ["parity"]));
-    assert.deepEqual(plan.steps.map((s) => [s.node, s.status]), [["numbers", "hit"], ["scaled", "miss"], ["total", "pending"], [
+    assert.deepEqual(plan.steps.map((s) => [s.node, s.status]), [["numbers", "hit"], ["scaled", "miss"], [
+      "total",
+      "pending",
+    ], [
       "parity",
       "pending",
     ]]);
@@ -64,21 +70,29 @@ Deno.test("a changed input file is a miss naming the input; an unchanged one is 
   withTempDir(async (dir) => {
     const file = `${dir}/input.txt`;
     await Deno.writeTextFile(file, "1 2 3");
-    const FileRef = json(Schema.Struct({ path: Schema.String, size: Schema.Number, digest: Schema.String }));
     const parse = Stage.make({
       name: "t.parse",
       version: 1,
-      inputs: { text: FileRef },
+      inputs: { text: Source.fileRefCodec },
       output: Nums,
-      run: ({ text }) => Effect.promise(() => Deno.readTextFile(text.path)).pipe(Effect.map((t) => t.split(" ").map(Number))),
+      run: ({ text }) =>
+        Effect.promise(() => Deno.readTextFile(text.path)).pipe(Effect.map((t) => t.split(" ").map(Number))),
     });
     const s = testStages(new Runs());
-    const p = Pipeline.empty.source("text", Source.file(file)).node("values", parse, { inputs: { text: "text" } }).node("total", s.sum, {
-      inputs: { values: "values" },
-    });
+    const p = Pipeline.empty.source("text", Source.file(file)).node("values", parse, { inputs: { text: "text" } }).node(
+      "total",
+      s.sum,
+      {
+        inputs: { values: "values" },
+      },
+    );
     const cache = `${dir}/cache`;
     assert.equal((await inDir(cache, Runner.run(p, ["total"]))).outputs.total, 6);
-    assert.deepEqual(statuses((await inDir(cache, Runner.run(p, ["total"]))).report), { text: "source", values: "hit", total: "hit" });
+    assert.deepEqual(statuses((await inDir(cache, Runner.run(p, ["total"]))).report), {
+      text: "source",
+      values: "hit",
+      total: "hit",
+    });
     await Deno.writeTextFile(file, "1 2 3 4");
     const plan = await inDir(cache, Runner.explain(p, ["total"]));
     assert.equal(plan.steps[1]?.status, "miss");

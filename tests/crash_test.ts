@@ -54,5 +54,7 @@ Deno.test(`crash safety: SIGKILL at random points while writing large entries, $
     const second = await inDir(dir, Runner.run(p, targets));
     assert.ok(second.report.every((s) => s.status === "hit"));
     await verifyAll(dir);
-    console.log(`crash trials: ${TRIALS} SIGKILLs (${interruptedWrites} mid-write), ${survived} complete entries survived, no corrupt entry seen`);
+    console.log(
+      `crash trials: ${TRIALS} SIGKILLs (${interruptedWrites} mid-write), ${survived} complete entries survived, no corrupt entry seen`,
+    );
   }));

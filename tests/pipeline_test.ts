@@ -18,7 +18,9 @@ const build = (runs: Runs) => {
 // directive would fail the check, so these lines are the proof that mis-wiring does not compile.
 Deno.test("mis-wiring is a compile error", () => {
   const s = testStages(new Runs());
-  const p = Pipeline.empty.node("numbers", s.numbers, { config: { n: 2 } }).node("total", s.sum, { inputs: { values: "numbers" } });
+  const p = Pipeline.empty.node("numbers", s.numbers, { config: { n: 2 } }).node("total", s.sum, {
+    inputs: { values: "numbers" },
+  });
   const wrongType = () =>
     // @ts-expect-error: 'total' produces a number, 'values' wants number[]
     p.node("bad", s.sum, { inputs: { values: "total" } });
@@ -61,25 +63,39 @@ Deno.test("toMermaid prints nodes and labelled edges", () => {
 Deno.test("an unknown requested node lists the known ones", async () => {
   const err = await inMemory(Effect.flip(Runner.run(build(new Runs()), ["sumDubled"])));
   assert.equal(err._tag, "UnknownNode");
-  assert.match(err.message, /unknown node 'sumDubled'; known nodes: numbers, doubled, tripled, sumDoubled, sumTripled, parity/);
+  assert.match(
+    err.message,
+    /unknown node 'sumDubled'; known nodes: numbers, doubled, tripled, sumDoubled, sumTripled, parity/,
+  );
 });
 
 Deno.test("a malformed config names the node, the field, the expected type and the value found", async () => {
   const s = testStages(new Runs());
   const p = Pipeline.empty
     .node("numbers", s.numbers, { config: { n: -1 } })
-    .node("scaled", s.scale, { inputs: { values: "numbers" }, config: { factor: "2" as unknown as number, label: "a" } });
+    .node("scaled", s.scale, {
+      inputs: { values: "numbers" },
+      config: { factor: "2" as unknown as number, label: "a" },
+    });
   const err = await inMemory(Effect.flip(Runner.explain(p, ["scaled"])));
   assert.equal(err._tag, "ConfigInvalid");
-  assert.match(err.message, /node 'numbers' \(stage t\.numbers\): n: expected a value greater than or equal to 0, found -1/);
-  const err2 = await inMemory(Effect.flip(Runner.run(p.node("sum", s.sum, { inputs: { values: "scaled" } }), ["scaled"])));
+  assert.match(
+    err.message,
+    /node 'numbers' \(stage t\.numbers\): n: expected a value greater than or equal to 0, found -1/,
+  );
+  const err2 = await inMemory(
+    Effect.flip(Runner.run(p.node("sum", s.sum, { inputs: { values: "scaled" } }), ["scaled"])),
+  );
   assert.match(err2.message, /node 'numbers'/);
   const p2 = Pipeline.empty.node("numbers", s.numbers, { config: { n: 1 } }).node("scaled", s.scale, {
     inputs: { values: "numbers" },
     config: { factor: "2", extra: true } as unknown as { factor: number },
   });
   const err3 = await inMemory(Effect.flip(Runner.run(p2, ["scaled"])));
-  assert.match(err3.message, /node 'scaled' \(stage t\.scale\): extra: unknown field, found true; factor: expected number, found "2"/);
+  assert.match(
+    err3.message,
+    /node 'scaled' \(stage t\.scale\): extra: unknown field, found true; factor: expected number, found "2"/,
+  );
 });
 
 Deno.test("a failing stage fails the run with the node name and its typed error", async () => {
@@ -108,7 +124,7 @@ Deno.test("sources: in-line values and files feed stages", async () => {
     const length = Stage.make({
       name: "t.length",
       version: 1,
-      inputs: { file: json(Schema.Struct({ path: Schema.String, size: Schema.Number, digest: Schema.String })) },
+      inputs: { file: Source.fileRefCodec },
       output: json(Schema.Number),
       run: ({ file }) => Effect.promise(() => Deno.readTextFile(file.path)).pipe(Effect.map((t) => t.length)),
     });

@@ -14,7 +14,10 @@ Deno.test("json codec round trips a value through value.json", async () => {
 Deno.test("json codec rejects stored JSON that no longer matches the schema, naming the field", async () => {
   const bad = { "value.json": new TextEncoder().encode('{"x":"one","tags":[]}') };
   const e = await Effect.runPromise(Effect.flip(Point.decode(bad)));
-  assert.match(e.message, /value\.json does not match its schema: Expected number, got "one"\s+at \["x"\]|value\.json does not match its schema: Expected number/);
+  assert.match(
+    e.message,
+    /value\.json does not match its schema: Expected number, got "one"\s+at \["x"\]|value\.json does not match its schema: Expected number/,
+  );
   const missing = await Effect.runPromise(Effect.flip(Point.decode({})));
   assert.match(missing.message, /payload file 'value\.json' is missing/);
 });

@@ -27,11 +27,15 @@ export const encodePng = (image: RasterImage): Effect.Effect<Uint8Array, CodecEr
     try: async () => {
       const expected = image.width * image.height * image.channels;
       if (image.data.length !== expected) {
-        throw new RangeError(`${image.width}×${image.height}×${image.channels} needs ${expected} values, found ${image.data.length}`);
+        throw new RangeError(
+          `${image.width}×${image.height}×${image.channels} needs ${expected} values, found ${image.data.length}`,
+        );
       }
       const sixteen = image.data instanceof Uint16Array;
       // sharp takes the sample depth from the typed array; the colourspace keeps 16 bits and grey
-      const out = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } })
+      const out = await sharp(image.data, {
+        raw: { width: image.width, height: image.height, channels: image.channels },
+      })
         .toColourspace(colourspace(image.channels, sixteen))
         .png({ compressionLevel: 6 })
         .toBuffer();
@@ -51,7 +55,9 @@ export const decodePng = (bytes: Uint8Array): Effect.Effect<RasterImage, CodecEr
       const { data, info } = await image.toColourspace(colourspace(channels, sixteen))
         .raw({ depth: sixteen ? "ushort" : "uchar" })
         .toBuffer({ resolveWithObject: true });
-      if (info.channels !== channels) throw new Error(`decoded ${info.channels} channels from a ${channels}-channel PNG`);
+      if (info.channels !== channels) {
+        throw new Error(`decoded ${info.channels} channels from a ${channels}-channel PNG`);
+      }
       const copy = new Uint8Array(data).slice();
       return {
         width: info.width,

@@ -19,7 +19,9 @@ Deno.test("16-bit grey [H=2,W=5,C=1] (instance ids above 255) stays 16-bit", asy
 });
 
 Deno.test("a size mismatch and undecodable bytes are codec errors", async () => {
-  const e1 = await Effect.runPromise(Effect.flip(encodePng({ width: 2, height: 2, channels: 1, data: new Uint8Array(3) })));
+  const e1 = await Effect.runPromise(
+    Effect.flip(encodePng({ width: 2, height: 2, channels: 1, data: new Uint8Array(3) })),
+  );
   assert.match(e1.message, /2×2×1 needs 4 values, found 3/);
   const e2 = await Effect.runPromise(Effect.flip(decodePng(new Uint8Array([1, 2, 3]))));
   assert.match(e2.message, /^png codec: cannot decode/);
@@ -28,6 +30,11 @@ Deno.test("a size mismatch and undecodable bytes are codec errors", async () => 
 Deno.test("8-bit grey [H=2,W=2,C=1] and 16-bit RGBA [H=1,W=2,C=4] keep their channel counts", async () => {
   const grey = { width: 2, height: 2, channels: 1 as const, data: Uint8Array.from([1, 2, 3, 4]) };
   assert.deepEqual(await Effect.runPromise(Effect.flatMap(png.encode(grey), png.decode)), grey);
-  const rgba = { width: 2, height: 1, channels: 4 as const, data: Uint16Array.from([0, 5000, 65535, 1, 2, 3, 4, 60000]) };
+  const rgba = {
+    width: 2,
+    height: 1,
+    channels: 4 as const,
+    data: Uint16Array.from([0, 5000, 65535, 1, 2, 3, 4, 60000]),
+  };
   assert.deepEqual(await Effect.runPromise(Effect.flatMap(png.encode(rgba), png.decode)), rgba);
 });

@@ -26,7 +26,9 @@ interface ArrayOf {
 }
 
 /** A host tensor: dtype, shape and row-major (C order) data. */
-export type HostTensor = { [D in DType]: { readonly dtype: D; readonly shape: ReadonlyArray<number>; readonly data: ArrayOf[D] } }[DType];
+export type HostTensor = {
+  [D in DType]: { readonly dtype: D; readonly shape: ReadonlyArray<number>; readonly data: ArrayOf[D] };
+}[DType];
 
 /** The content of one safetensors file. */
 export interface TensorFile {
@@ -93,7 +95,9 @@ export const encodeSafetensors = (file: TensorFile): Uint8Array => {
 /** Parses safetensors bytes; every violation of the format is a CodecError naming what broke. */
 export const decodeSafetensors = (bytes: Uint8Array): Effect.Effect<TensorFile, CodecError> =>
   Effect.suspend(() => {
-    if (bytes.length < 8) return Effect.fail(fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length`));
+    if (bytes.length < 8) {
+      return Effect.fail(fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length`));
+    }
     const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
     if (n > 100_000_000 || 8 + n > bytes.length) {
       return Effect.fail(fail(`header length ${n} does not fit in a file of ${bytes.length} bytes`));
@@ -120,17 +124,29 @@ export const decodeSafetensors = (bytes: Uint8Array): Effect.Effect<TensorFile, 
         continue;
       }
       const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as Record<string, unknown>;
-      if (!isDType(dtype)) return Effect.fail(fail(`tensor '${name}': dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(ctor).join(", ")}`));
+      if (!isDType(dtype)) {
+        return Effect.fail(
+          fail(`tensor '${name}': dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(ctor).join(", ")}`),
+        );
+      }
       if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        return Effect.fail(fail(`tensor '${name}': shape must be a list of non-negative integers, found ${JSON.stringify(shape)}`));
+        return Effect.fail(
+          fail(`tensor '${name}': shape must be a list of non-negative integers, found ${JSON.stringify(shape)}`),
+        );
       }
       if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-        return Effect.fail(fail(`tensor '${name}': data_offsets must be [begin, end], found ${JSON.stringify(offsets)}`));
+        return Effect.fail(
+          fail(`tensor '${name}': data_offsets must be [begin, end], found ${JSON.stringify(offsets)}`),
+        );
       }
       const [begin, end] = offsets as [number, number];
       const size = ctor[dtype].BYTES_PER_ELEMENT;
       if (end < begin || end > data.length || end - begin !== elementCount(shape) * size) {
-        return Effect.fail(fail(`tensor '${name}': data_offsets [${begin}, ${end}] do not hold shape [${shape}] of ${dtype} within ${data.length} data bytes`));
+        return Effect.fail(
+          fail(
+            `tensor '${name}': data_offsets [${begin}, ${end}] do not hold shape [${shape}] of ${dtype} within ${data.length} data bytes`,
+          ),
+        );
       }
       // copy: the slice may be unaligned for the element type
       const copy = data.slice(begin, end);
@@ -140,10 +156,14 @@ export const decodeSafetensors = (bytes: Uint8Array): Effect.Effect<TensorFile, 
     spans.sort((a, b) => a[0] - b[0]);
     let expected = 0;
     for (const [begin, end, name] of spans) {
-      if (begin !== expected) return Effect.fail(fail(`tensor '${name}' starts at ${begin}, expected ${expected} (gap or overlap)`));
+      if (begin !== expected) {
+        return Effect.fail(fail(`tensor '${name}' starts at ${begin}, expected ${expected} (gap or overlap)`));
+      }
       expected = end;
     }
-    if (expected !== data.length) return Effect.fail(fail(`${data.length - expected} trailing data bytes after the last tensor`));
+    if (expected !== data.length) {
+      return Effect.fail(fail(`${data.length - expected} trailing data bytes after the last tensor`));
+    }
     return Effect.succeed(metadata === undefined ? { tensors } : { tensors, metadata });
   });
 
@@ -153,6 +173,9 @@ const FILE = "tensors.safetensors";
 export const safetensors: Codec<TensorFile> = {
   id: "safetensors",
   encode: (value) =>
-    Effect.try({ try: () => ({ [FILE]: encodeSafetensors(value) }), catch: (e) => fail(String(e instanceof Error ? e.message : e)) }),
+    Effect.try({
+      try: () => ({ [FILE]: encodeSafetensors(value) }),
+      catch: (e) => fail(String(e instanceof Error ? e.message : e)),
+    }),
   decode: (payload) => payloadFile("safetensors", payload, FILE).pipe(Effect.flatMap(decodeSafetensors)),
 };

@@ -50,10 +50,22 @@ Deno.test("malformed files are errors that name the problem", async () => {
     return out;
   };
   assert.match(await fail(withHeader("{oops")), /header is not valid UTF-8 JSON/);
-  assert.match(await fail(withHeader('{"x":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}}', new Uint8Array(2))), /tensor 'x': dtype "BF16"/);
-  assert.match(await fail(withHeader('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', new Uint8Array(4))), /do not hold shape \[2\] of F32/);
-  assert.match(await fail(withHeader('{"x":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', new Uint8Array(2))), /starts at 1, expected 0/);
-  assert.match(await fail(withHeader('{"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', new Uint8Array(2))), /1 trailing data bytes/);
+  assert.match(
+    await fail(withHeader('{"x":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}}', new Uint8Array(2))),
+    /tensor 'x': dtype "BF16"/,
+  );
+  assert.match(
+    await fail(withHeader('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', new Uint8Array(4))),
+    /do not hold shape \[2\] of F32/,
+  );
+  assert.match(
+    await fail(withHeader('{"x":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', new Uint8Array(2))),
+    /starts at 1, expected 0/,
+  );
+  assert.match(
+    await fail(withHeader('{"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', new Uint8Array(2))),
+    /1 trailing data bytes/,
+  );
   const big = new Uint8Array(16);
   new DataView(big.buffer).setBigUint64(0, 1000n, true);
   assert.match(await fail(big), /header length 1000 does not fit/);

@@ -93,7 +93,10 @@ export const makeFileStore = (dir: string): Effect.Effect<StoreShape, StoreError
         await Deno.remove(probe);
       },
       catch: (e) =>
-        new StoreError({ path: dir, reason: `cache directory is not writable (${describe(e)}); choose another with --cache DIR or IVAAN_CACHE` }),
+        new StoreError({
+          path: dir,
+          reason: `cache directory is not writable (${describe(e)}); choose another with --cache DIR or IVAAN_CACHE`,
+        }),
     });
     yield* removeStaleTemporaries(tmp);
 
@@ -113,7 +116,12 @@ export const makeFileStore = (dir: string): Effect.Effect<StoreShape, StoreError
           onSome: (text) => {
             const decoded = decodeManifest(text);
             if (decoded._tag === "Failure") {
-              return Effect.fail(new CacheCorrupt({ key, reason: `manifest.json is unreadable (${decoded.failure.message.split("\n")[0]})` }));
+              return Effect.fail(
+                new CacheCorrupt({
+                  key,
+                  reason: `manifest.json is unreadable (${decoded.failure.message.split("\n")[0]})`,
+                }),
+              );
             }
             return decoded.success.key === key
               ? Effect.succeed(Option.some(decoded.success))
@@ -123,19 +131,25 @@ export const makeFileStore = (dir: string): Effect.Effect<StoreShape, StoreError
       );
 
     const lookup: StoreShape["lookup"] = (key) =>
-      readManifest(key).pipe(Effect.flatMap((found): Effect.Effect<Option.Option<Manifest>, CacheCorrupt | StoreError> => {
-        if (Option.isNone(found)) return Effect.succeed(found);
-        const manifest = found.value;
-        return io(entryDir(key), async () => {
-          for (const f of manifest.files) {
-            const size = await Deno.stat(`${entryDir(key)}/${f.name}`).then((s) => s.size, () => -1);
-            if (size !== f.size) return size < 0 ? `${f.name} is missing` : `${f.name} has ${size} bytes, manifest says ${f.size}`;
-          }
-          return undefined;
-        }).pipe(Effect.flatMap((problem) =>
-          problem === undefined ? Effect.succeed(found) : Effect.fail(new CacheCorrupt({ key, reason: problem }))
-        ));
-      }));
+      readManifest(key).pipe(
+        Effect.flatMap((found): Effect.Effect<Option.Option<Manifest>, CacheCorrupt | StoreError> => {
+          if (Option.isNone(found)) return Effect.succeed(found);
+          const manifest = found.value;
+          return io(entryDir(key), async () => {
+            for (const f of manifest.files) {
+              const size = await Deno.stat(`${entryDir(key)}/${f.name}`).then((s) => s.size, () => -1);
+              if (size !== f.size) {
+                return size < 0 ? `${f.name} is missing` : `${f.name} has ${size} bytes, manifest says ${f.size}`;
+              }
+            }
+            return undefined;
+          }).pipe(
+            Effect.flatMap((problem) =>
+              problem === undefined ? Effect.succeed(found) : Effect.fail(new CacheCorrupt({ key, reason: problem }))
+            ),
+          );
+        }),
+      );
 
     const read: StoreShape["read"] = (manifest) =>
       io(entryDir(manifest.key), async () => {
@@ -149,7 +163,9 @@ export const makeFileStore = (dir: string): Effect.Effect<StoreShape, StoreError
         return payload as Payload;
       }).pipe(Effect.flatMap((payload) => {
         const problem = payloadProblem(manifest, payload);
-        return problem === undefined ? Effect.succeed(payload) : Effect.fail(new CacheCorrupt({ key: manifest.key, reason: problem }));
+        return problem === undefined
+          ? Effect.succeed(payload)
+          : Effect.fail(new CacheCorrupt({ key: manifest.key, reason: problem }));
       }));
 
     const write: StoreShape["write"] = (manifest, payload) =>
@@ -239,10 +255,16 @@ export const makeFileStore = (dir: string): Effect.Effect<StoreShape, StoreError
     }).pipe(Effect.flatMap((keys) =>
       Effect.forEach(keys, (key) =>
         Effect.gen(function* () {
-          const usedAt = yield* io(key, () => Deno.stat(`${entryDir(key)}/manifest.json`).then((s) => s.mtime?.getTime() ?? 0, () => 0));
+          const usedAt = yield* io(
+            key,
+            () => Deno.stat(`${entryDir(key)}/manifest.json`).then((s) => s.mtime?.getTime() ?? 0, () => 0),
+          );
           return yield* lookup(key).pipe(
             Effect.map((manifest) => ({ key, manifest, usedAt })),
-            Effect.catchTag("CacheCorrupt", (e) => Effect.succeed({ key, manifest: Option.none<Manifest>(), usedAt, problem: e.reason })),
+            Effect.catchTag(
+              "CacheCorrupt",
+              (e) => Effect.succeed({ key, manifest: Option.none<Manifest>(), usedAt, problem: e.reason }),
+            ),
           );
         }), { concurrency: 16 })
     ));
@@ -254,7 +276,9 @@ export const makeFileStore = (dir: string): Effect.Effect<StoreShape, StoreError
         try {
           await Deno.rename(entryDir(key), doomed);
         } catch (e) {
-          if (isNotFound(e)) return;
+          if (isNotFound(e)) {
+            return;
+          }
           throw e;
         }
         await Deno.remove(doomed, { recursive: true });
@@ -285,7 +309,8 @@ export const makeFileStore = (dir: string): Effect.Effect<StoreShape, StoreError
         })
       ));
     const rememberFingerprint: StoreShape["rememberFingerprint"] = (f) =>
-      io(sourceFile(f.path), () => writeAtomic(sourceFile(f.path), JSON.stringify(f)));
+      io(sourceFile(f.path), () =>
+        writeAtomic(sourceFile(f.path), JSON.stringify(f)));
 
     return Store.of({
       location: dir,

@@ -61,7 +61,9 @@ export const makeMemoryStore = Effect.sync(() => {
         const entry = entries.get(key);
         if (entry !== undefined) entry.usedAt = Date.now();
       }),
-    list: Effect.sync(() => [...entries].map(([key, e]) => ({ key, manifest: Option.some(e.manifest), usedAt: e.usedAt }))),
+    list: Effect.sync(() =>
+      [...entries].map(([key, e]) => ({ key, manifest: Option.some(e.manifest), usedAt: e.usedAt }))
+    ),
     remove: (key) => Effect.sync(() => void entries.delete(key)),
     clear: Effect.sync(() => entries.clear()),
     fingerprint: (path, size, mtimeMs) =>

@@ -71,7 +71,9 @@ export const payloadProblem = (manifest: Manifest, payload: Payload): string | u
   }
   if (Object.keys(payload).length !== manifest.files.length) return "payload has files the manifest does not list";
   const digest = digestFiles(payload);
-  return digest === manifest.digest ? undefined : `payload digest ${digest} differs from the manifest's ${manifest.digest}`;
+  return digest === manifest.digest
+    ? undefined
+    : `payload digest ${digest} differs from the manifest's ${manifest.digest}`;
 };
 
 /** A remembered source fingerprint: the content hash of a file at a given size and mtime. */
@@ -102,13 +104,24 @@ export interface StoreShape {
   readonly touch: (key: Digest) => Effect.Effect<void, StoreError>;
   /** every entry with its last-use time; unreadable entries are reported, not hidden */
   readonly list: Effect.Effect<
-    ReadonlyArray<{ readonly key: Digest; readonly manifest: Option.Option<Manifest>; readonly usedAt: number; readonly problem?: string }>,
+    ReadonlyArray<
+      {
+        readonly key: Digest;
+        readonly manifest: Option.Option<Manifest>;
+        readonly usedAt: number;
+        readonly problem?: string;
+      }
+    >,
     StoreError
   >;
   readonly remove: (key: Digest) => Effect.Effect<void, StoreError>;
   readonly clear: Effect.Effect<void, StoreError>;
   /** remembered content hash of a source file with this size and mtime */
-  readonly fingerprint: (path: string, size: number, mtimeMs: number) => Effect.Effect<Option.Option<Digest>, StoreError>;
+  readonly fingerprint: (
+    path: string,
+    size: number,
+    mtimeMs: number,
+  ) => Effect.Effect<Option.Option<Digest>, StoreError>;
   readonly rememberFingerprint: (fingerprint: Fingerprint) => Effect.Effect<void, StoreError>;
 }
 

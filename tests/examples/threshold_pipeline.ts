@@ -33,7 +33,9 @@ if (import.meta.main) {
     if (Deno.args.includes("--explain")) return;
     const started = performance.now();
     const { outputs, report } = yield* Runner.run(pipeline, ["foreground"]);
-    console.log(`ran in ${(performance.now() - started).toFixed(0)} ms: ${report.map((s) => `${s.node}=${s.status}`).join(" ")}`);
+    console.log(
+      `ran in ${(performance.now() - started).toFixed(0)} ms: ${report.map((s) => `${s.node}=${s.status}`).join(" ")}`,
+    );
     console.log(`foreground: ${JSON.stringify(outputs.foreground)}`);
   });
   await Effect.runPromise(program.pipe(
