@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { deno, withTempDir } from "./_helpers.ts";
+import { withTempDir } from "./_helpers.ts";
 
 const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
 
