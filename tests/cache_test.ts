@@ -184,3 +184,22 @@ Deno.test("a damaged manifest is reported by explain and recomputed by run", () 
     const again = await inDir(dir, Runner.run(chain(new Runs()), ["numbers"]));
     assert.equal(again.report[0]?.status, "computed");
   }));
+
+Deno.test("an environment tag change (e.g. another backend) is a miss that says so", () =>
+  withTempDir(async (dir) => {
+    const tagged = (environment: string) =>
+      Stage.make({
+        name: "t.tagged",
+        version: 1,
+        inputs: {},
+        output: Nums,
+        environment: Effect.succeed(environment),
+        run: () => Effect.succeed([1]),
+      });
+    await inDir(dir, Runner.run(Pipeline.empty.node("t", tagged("wasm/tfjs-4.22.0"), {}), ["t"]));
+    const same = await inDir(dir, Runner.explain(Pipeline.empty.node("t", tagged("wasm/tfjs-4.22.0"), {}), ["t"]));
+    assert.equal(same.steps[0]?.status, "hit");
+    const other = await inDir(dir, Runner.explain(Pipeline.empty.node("t", tagged("webgpu/tfjs-4.22.0"), {}), ["t"]));
+    assert.equal(other.steps[0]?.status, "miss");
+    assert.equal(other.steps[0]?.reason, "environment changed: wasm/tfjs-4.22.0 → webgpu/tfjs-4.22.0");
+  }));

@@ -4,7 +4,14 @@ import { Runner, Store } from "../mod.ts";
 import { crashPipeline } from "./_crash_writer.ts";
 import { inDir, withTempDir } from "./_helpers.ts";
 
-const TRIALS = 24;
+const TRIALS = 24; // SIGKILL trials (the issue asks for at least 20)
+const SIGNALS: ReadonlyArray<Deno.Signal> = [
+  ...Array<Deno.Signal>(TRIALS).fill("SIGKILL"),
+  "SIGINT",
+  "SIGTERM",
+  "SIGINT",
+  "SIGTERM",
+];
 
 /** Every entry visible under objects/ must have a readable manifest and a payload matching it. */
 const verifyAll = (dir: string) =>
@@ -22,11 +29,11 @@ const verifyAll = (dir: string) =>
     }),
   );
 
-Deno.test(`crash safety: SIGKILL at random points while writing large entries, ${TRIALS} times`, () =>
+Deno.test(`crash safety: SIGKILL (${TRIALS}×), Ctrl-C and SIGTERM at random points while writing large entries`, () =>
   withTempDir(async (dir) => {
     const writer = new URL("./_crash_writer.ts", import.meta.url).pathname;
     let killedMidRun = 0, survived = 0, interruptedWrites = 0;
-    for (let trial = 0; trial < TRIALS; trial++) {
+    for (const signal of SIGNALS) {
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", writer, dir, "6"],
         stdout: "null",
@@ -35,15 +42,15 @@ Deno.test(`crash safety: SIGKILL at random points while writing large entries, $
       }).spawn();
       // startup takes ~0.3 s; one round (4 × 6 MB, fsynced) a few hundred ms more
       await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 1000));
-      child.kill("SIGKILL");
+      child.kill(signal);
       const status = await child.status;
-      if (status.signal === "SIGKILL") killedMidRun++;
+      if (status.signal === signal) killedMidRun++;
       await child.stderr.cancel();
       // a staging directory left in tmp/ is a write the kill interrupted (removed when a store opens)
       if ([...Deno.readDirSync(`${dir}/tmp`)].some((e) => e.isDirectory)) interruptedWrites++;
       survived += await verifyAll(dir);
     }
-    assert.equal(killedMidRun, TRIALS, "every child must have been killed while running");
+    assert.equal(killedMidRun, SIGNALS.length, "every child must have been killed while running");
     assert.ok(survived > 0, "the children completed some entries between kills");
     assert.ok(interruptedWrites > 0, "at least one kill must have hit a write in progress");
     // the next run succeeds, fills the cache, and a rerun is all hits
@@ -55,6 +62,8 @@ Deno.test(`crash safety: SIGKILL at random points while writing large entries, $
     assert.ok(second.report.every((s) => s.status === "hit"));
     await verifyAll(dir);
     console.log(
-      `crash trials: ${TRIALS} SIGKILLs (${interruptedWrites} mid-write), ${survived} complete entries survived, no corrupt entry seen`,
+      `crash trials: ${TRIALS} SIGKILLs + ${
+        SIGNALS.length - TRIALS
+      } SIGINT/SIGTERM (${interruptedWrites} mid-write), ${survived} complete entries survived, no corrupt entry seen`,
     );
   }));
