@@ -36,7 +36,10 @@ export const digestFiles = (files: Readonly<Record<string, Uint8Array>>): Digest
 
 /** An unsigned 64-bit little-endian integer, the length prefix used by every framed encoding here. */
 export const u64 = (n: number): Uint8Array => {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`u64: ${n} is not a non-negative safe integer`);
   const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, n >>> 0, true); // low 32 bits
+  view.setUint32(4, Math.floor(n / 2 ** 32), true); // high bits
   return out;
 };

@@ -4,7 +4,8 @@
  *
  * Pipeline framework:
  *  - a fully cached 1,000-node pipeline: wall time of explain + run (all hits, only the target
- *    loaded), i.e. the framework's own overhead per node;
+ *    loaded), i.e. the framework's own overhead per node; peer: the same chain memoised with
+ *    Python's joblib.Memory (bench/joblib_chain.py, Debian python3-joblib), when installed;
  *  - the README example pipeline: cold run vs fully cached rerun (ratio).
  */
 import { Effect, Schema } from "effect";
@@ -83,6 +84,31 @@ const main = async () => {
         (cached / n * 1000).toFixed(0)
       } µs/node`,
     });
+
+    // peer: joblib.Memory on the same chain, same machine, same run
+    const peer = await new Deno.Command("/usr/bin/python3", {
+      args: [new URL("../bench/joblib_chain.py", import.meta.url).pathname, `${dir}/joblib`, String(n)],
+      stdout: "piped",
+      stderr: "piped",
+    }).output().catch(() => undefined);
+    if (peer?.code === 0) {
+      const p = JSON.parse(new TextDecoder().decode(peer.stdout)) as { coldMs: number; cachedMedianMs: number };
+      results.joblibColdMs = p.coldMs;
+      results.joblibCachedMedianMs = p.cachedMedianMs;
+      rows.push({
+        name: `peer: joblib.Memory, same ${n}-node chain, fully cached`,
+        value: `${p.cachedMedianMs.toFixed(0)} ms`,
+        note: `median of 5 (cold ${p.coldMs.toFixed(0)} ms); ivaan explain+run / joblib = ${
+          (cached / p.cachedMedianMs).toFixed(2)
+        }, run only / joblib = ${(runMs / p.cachedMedianMs).toFixed(2)}`,
+      });
+    } else {
+      rows.push({
+        name: "peer: joblib.Memory",
+        value: "not run",
+        note: "needs /usr/bin/python3 with Debian python3-joblib",
+      });
+    }
 
     // example pipeline: cold vs cached
     const example = thresholdPipeline(12);
