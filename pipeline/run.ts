@@ -184,7 +184,7 @@ export const explain = <Nodes extends Record<string, unknown>, E, R>(
     const steps: Step[] = [];
     for (const node of pipeline.ancestors(targets)) {
       if (node.kind === "source") {
-        const digest = yield* node.source.digest;
+        const { digest } = yield* node.source.resolve;
         digests.set(node.name, digest);
         steps.push({ node: node.name, stage: "source", status: "source", digest, reason: node.source.describe });
         continue;
@@ -381,11 +381,11 @@ export const run = <Nodes extends Record<string, unknown>, E, R, const T extends
       node: Extract<PipelineNode, { kind: "source" }>,
     ): Effect.Effect<Resolved<E, Env>, RunError<E>, Env> =>
       Effect.gen(function* () {
-        const digest = yield* node.source.digest;
+        const { digest, value } = yield* node.source.resolve;
         return {
           digest,
           step: { node: node.name, stage: "source", status: "source" as const, digest, reason: node.source.describe },
-          value: yield* Effect.cached(node.source.value),
+          value: Effect.succeed(value),
         };
       });
 
@@ -419,6 +419,3 @@ export const run = <Nodes extends Record<string, unknown>, E, R, const T extends
         }),
     );
   });
-
-/** The Progress service is re-exported for callers that only import the runner. */
-export { Progress };

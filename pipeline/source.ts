@@ -15,9 +15,12 @@ import { Store } from "./store/store.ts";
 export interface Source<A> {
   /** e.g. `file data/x.csv` */
   readonly describe: string;
-  /** the content digest; may consult the Store's fingerprint memory */
-  readonly digest: Effect.Effect<Digest, SourceError | StoreError | CodecError, Store>;
-  readonly value: Effect.Effect<A, SourceError | StoreError | CodecError, Store>;
+  /** the content digest and the value; may consult the Store's fingerprint memory */
+  readonly resolve: Effect.Effect<
+    { readonly digest: Digest; readonly value: A },
+    SourceError | StoreError | CodecError,
+    Store
+  >;
 }
 
 /** A file handed to a stage: absolute path, size and content digest. */
@@ -77,12 +80,9 @@ const fileDigest = (path: string): Effect.Effect<FileRef, SourceError | StoreErr
 
 /** A file, keyed by its content. Stages receive a FileRef. */
 export const file = (path: string): Source<FileRef> => {
-  const abs = absolute(path);
-  const ref = fileDigest(abs);
   return {
     describe: `file ${path}`,
-    digest: Effect.map(ref, (r) => r.digest),
-    value: ref, // cheap after `digest`: the fingerprint memory answers
+    resolve: Effect.map(fileDigest(absolute(path)), (ref) => ({ digest: ref.digest, value: ref })),
   };
 };
 
@@ -115,14 +115,12 @@ export const directory = (path: string): Source<DirRef> => {
     digestFiles(Object.fromEntries(ref.files.map((f) => [f.name, new TextEncoder().encode(`${f.size}:${f.digest}`)])));
   return {
     describe: `directory ${path}`,
-    digest: Effect.map(listing, digestOf),
-    value: listing,
+    resolve: Effect.map(listing, (ref) => ({ digest: digestOf(ref), value: ref })),
   };
 };
 
 /** An in-line value (e.g. a parameter list), keyed by its encoded bytes. */
 export const value = <A>(codec: Codec<A>, v: A, label = "value"): Source<A> => ({
   describe: label,
-  digest: Effect.map(codec.encode(v), digestFiles),
-  value: Effect.succeed(v),
+  resolve: Effect.map(codec.encode(v), (payload) => ({ digest: digestFiles(payload), value: v })),
 });
