@@ -5,6 +5,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime";
 import { Cause, Data, Effect, Option } from "effect";
 import { CliError } from "effect/cli";
+import { NodeFailed } from "../pipeline/errors.ts";
 
 /** A mistake in how a task was called (bad flag value, unknown key): printed as one line. */
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
@@ -20,9 +21,13 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
     if (failure !== undefined) {
       const error = failure.error;
       if (CliError.isCliError(error)) return; // effect/cli has already printed the help and the problem
-      console.error(
-        `error: ${isTagged(error) ? error.message : error instanceof Error ? error.message : String(error)}`,
-      );
+      // a stage's own error reads better than the runner's wrapper; the node name stays as context
+      const text = error instanceof NodeFailed && isTagged(error.error)
+        ? `${error.error.message} (in node '${error.node}')`
+        : error instanceof Error
+        ? error.message
+        : String(error);
+      console.error(`error: ${text}`);
       return;
     }
     console.error(`internal error (please report it):\n${Cause.pretty(cause)}`);

@@ -32,7 +32,15 @@ export interface NpyHeader {
 }
 
 /** A numeric array (numbers; int64/uint64 beyond 2^53 are rejected) or an array of strings. */
-export type NpyData = Float64Array | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
+export type NpyData =
+  | Float64Array
+  | Float32Array
+  | Int32Array
+  | Uint32Array
+  | Int16Array
+  | Uint16Array
+  | Int8Array
+  | Uint8Array;
 export interface NpyArray {
   readonly dtype: NpyDType;
   readonly shape: ReadonlyArray<number>;
@@ -40,20 +48,39 @@ export interface NpyArray {
 }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
-const SIZES: Readonly<Record<string, number>> = { b1: 1, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8, f2: 2, f4: 4, f8: 8 };
+const SIZES: Readonly<Record<string, number>> = {
+  b1: 1,
+  i1: 1,
+  i2: 2,
+  i4: 4,
+  i8: 8,
+  u1: 1,
+  u2: 2,
+  u4: 4,
+  u8: 8,
+  f2: 2,
+  f4: 4,
+  f8: 8,
+};
 
 /** Parses the header at the start of `bytes` (at least the first 16 bytes + header length). */
 export const parseNpyHeader = (bytes: Uint8Array, file: string): NpyHeader => {
   const fail = (reason: string) => new NpyError({ file, reason });
-  if (bytes.length < 10 || MAGIC.some((m, i) => bytes[i] !== m)) throw fail("not a .npy file (missing the \\x93NUMPY magic)");
+  if (bytes.length < 10 || MAGIC.some((m, i) => bytes[i] !== m)) {
+    throw fail("not a .npy file (missing the \\x93NUMPY magic)");
+  }
   const major = bytes[6] as number;
-  if (major < 1 || major > 3) throw fail(`unsupported .npy format version ${major}.${bytes[7]} (expected 1.0, 2.0 or 3.0)`);
+  if (major < 1 || major > 3) {
+    throw fail(`unsupported .npy format version ${major}.${bytes[7]} (expected 1.0, 2.0 or 3.0)`);
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const lengthBytes = major === 1 ? 2 : 4;
   if (bytes.length < 8 + lengthBytes) throw fail("file ends inside the header");
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const start = 8 + lengthBytes, dataOffset = start + headerLength;
-  if (bytes.length < dataOffset) throw fail(`header of ${headerLength} bytes is cut off (file has ${bytes.length} bytes)`);
+  if (bytes.length < dataOffset) {
+    throw fail(`header of ${headerLength} bytes is cut off (file has ${bytes.length} bytes)`);
+  }
   const text = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes.subarray(start, dataOffset));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1];
@@ -61,9 +88,13 @@ export const parseNpyHeader = (bytes: Uint8Array, file: string): NpyHeader => {
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
     throw fail(`header must hold 'descr', 'fortran_order' and 'shape', found ${JSON.stringify(text.trim())}`);
   }
-  if (fortran === "True") throw fail("field fortran_order: Fortran (column-major) order is not supported; save with C order");
+  if (fortran === "True") {
+    throw fail("field fortran_order: Fortran (column-major) order is not supported; save with C order");
+  }
   const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
-  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw fail(`field shape: expected non-negative integers, found (${shapeText})`);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw fail(`field shape: expected non-negative integers, found (${shapeText})`);
+  }
   const order = descr[0] as string, kind = descr.slice(1);
   if (order === ">" && kind !== "u1" && kind !== "i1" && kind !== "b1") {
     throw fail(`field descr: big-endian data ('${descr}') is not supported; expected little-endian ('<')`);
@@ -119,7 +150,9 @@ export const decodeElements = (raw: Uint8Array, header: NpyHeader, file: string)
       const out = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const v = Number(big[i] as bigint);
-        if (!Number.isSafeInteger(v)) throw new NpyError({ file, reason: `element ${i} (${big[i]}) does not fit a double exactly` });
+        if (!Number.isSafeInteger(v)) {
+          throw new NpyError({ file, reason: `element ${i} (${big[i]}) does not fit a double exactly` });
+        }
         out[i] = v;
       }
       return out;
@@ -147,9 +180,18 @@ export const decodeNpy = (bytes: Uint8Array, file = "<memory>"): NpyArray => {
   const header = parseNpyHeader(bytes, file);
   const size = elementCount(header.shape) * header.itemSize;
   if (bytes.length - header.dataOffset < size) {
-    throw new NpyError({ file, reason: `data is truncated: shape (${header.shape}) needs ${size} bytes, found ${bytes.length - header.dataOffset}` });
+    throw new NpyError({
+      file,
+      reason: `data is truncated: shape (${header.shape}) needs ${size} bytes, found ${
+        bytes.length - header.dataOffset
+      }`,
+    });
   }
-  return { dtype: header.dtype, shape: header.shape, data: decodeElements(bytes.subarray(header.dataOffset, header.dataOffset + size), header, file) };
+  return {
+    dtype: header.dtype,
+    shape: header.shape,
+    data: decodeElements(bytes.subarray(header.dataOffset, header.dataOffset + size), header, file),
+  };
 };
 
 /** Reads a whole .npy file. */
@@ -184,14 +226,21 @@ export const openNpy = async (path: string): Promise<NpyReader> => {
     const slabBytes = slabElements * header.itemSize;
     const { size } = await file.stat();
     const needed = header.dataOffset + (header.shape[0] as number) * slabBytes;
-    if (size < needed) throw new NpyError({ file: path, reason: `data is truncated: shape (${header.shape}) needs ${needed} bytes, file has ${size}` });
+    if (size < needed) {
+      throw new NpyError({
+        file: path,
+        reason: `data is truncated: shape (${header.shape}) needs ${needed} bytes, file has ${size}`,
+      });
+    }
     return {
       path,
       header,
       slabElements,
       read: async (start, count = 1) => {
         const n0 = header.shape[0] as number;
-        if (start < 0 || count < 0 || start + count > n0) throw new RangeError(`${path}: slabs [${start}, ${start + count}) outside [0, ${n0})`);
+        if (start < 0 || count < 0 || start + count > n0) {
+          throw new RangeError(`${path}: slabs [${start}, ${start + count}) outside [0, ${n0})`);
+        }
         const buffer = new Uint8Array(count * slabBytes);
         await file.seek(header.dataOffset + start * slabBytes, Deno.SeekMode.Start);
         for (let at = 0; at < buffer.length;) {
@@ -199,7 +248,11 @@ export const openNpy = async (path: string): Promise<NpyReader> => {
           if (n === null) throw new NpyError({ file: path, reason: "file ended early" });
           at += n;
         }
-        return { dtype: header.dtype, shape: [count, ...header.shape.slice(1)], data: decodeElements(buffer, header, path) };
+        return {
+          dtype: header.dtype,
+          shape: [count, ...header.shape.slice(1)],
+          data: decodeElements(buffer, header, path),
+        };
       },
       close: () => file.close(),
     };
@@ -220,18 +273,41 @@ const DESCR: Readonly<Record<string, string>> = {
   Float64Array: "<f8",
 };
 
-/** Writes a numeric array as a version 1.0 .npy (C order, little-endian). */
-export const encodeNpy = (data: NpyData, shape: ReadonlyArray<number>): Uint8Array => {
-  if (data.length !== elementCount(shape)) throw new RangeError(`encodeNpy: shape (${shape}) needs ${elementCount(shape)} elements, got ${data.length}`);
-  const descr = DESCR[data.constructor.name] as string;
+/** The version 1.0 header of a C-order little-endian array (`descr` e.g. `<f8`), padded to 64 bytes. */
+export const npyHeader = (descr: string, shape: ReadonlyArray<number>): Uint8Array => {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
-  header += " ".repeat((64 - ((10 + header.length + 1) % 64)) % 64) + "\n";
-  const out = new Uint8Array(10 + header.length + data.byteLength);
+  let text = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  text += " ".repeat((64 - ((10 + text.length + 1) % 64)) % 64) + "\n";
+  const out = new Uint8Array(10 + text.length);
   out.set(MAGIC);
   out[6] = 1;
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(new TextEncoder().encode(header), 10);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  new DataView(out.buffer).setUint16(8, text.length, true);
+  out.set(new TextEncoder().encode(text), 10);
   return out;
+};
+
+const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+};
+
+/** Writes a numeric array as a version 1.0 .npy (C order, little-endian). */
+export const encodeNpy = (data: NpyData, shape: ReadonlyArray<number>): Uint8Array => {
+  if (data.length !== elementCount(shape)) {
+    throw new RangeError(`encodeNpy: shape (${shape}) needs ${elementCount(shape)} elements, got ${data.length}`);
+  }
+  return concat(
+    npyHeader(DESCR[data.constructor.name] as string, shape),
+    new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  );
+};
+
+/** Writes strings as a 1-D fixed-width unicode .npy (`<U…`, the form of PanNuke's types.npy). */
+export const encodeStringsNpy = (values: ReadonlyArray<string>): Uint8Array => {
+  const width = Math.max(1, ...values.map((v) => [...v].length));
+  const codes = new Uint32Array(values.length * width);
+  values.forEach((v, i) => [...v].forEach((ch, k) => (codes[i * width + k] = ch.codePointAt(0) as number)));
+  return concat(npyHeader(`<U${width}`, [values.length]), new Uint8Array(codes.buffer));
 };

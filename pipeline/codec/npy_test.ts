@@ -11,10 +11,15 @@ Deno.test("reads every numpy-written fixture: all dtypes, versions 1-3, unicode 
   for (const [name, want] of Object.entries(expected)) {
     const got = await readNpy(`${dir}${name}`);
     assert.deepEqual([...got.shape], want.shape, name);
-    const values = Array.from(got.data as ArrayLike<number | string>, (v) => (typeof v === "number" && Number.isNaN(v) ? null : v));
+    const values = Array.from(
+      got.data as ArrayLike<number | string>,
+      (v) => (typeof v === "number" && Number.isNaN(v) ? null : v),
+    );
     const wanted = want.values.map((v) => (typeof v === "boolean" ? Number(v) : v));
     if (name === "f2.npy" || name === "f4.npy") {
-      wanted.forEach((w, i) => assert.ok(Math.abs((values[i] as number) - (w as number)) <= Math.abs(w as number) * 1e-7, `${name}[${i}]`));
+      wanted.forEach((w, i) =>
+        assert.ok(Math.abs((values[i] as number) - (w as number)) <= Math.abs(w as number) * 1e-7, `${name}[${i}]`)
+      );
     } else {
       assert.deepEqual(values, wanted, name);
     }

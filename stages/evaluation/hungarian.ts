@@ -19,7 +19,9 @@ export interface Assignment {
  * column, whichever is fewer) is assigned. Costs must be finite.
  */
 export const linearSumAssignment = (cost: Float64Array, rows: number, cols: number, maximize = false): Assignment => {
-  if (cost.length !== rows * cols) throw new RangeError(`linearSumAssignment: ${rows}×${cols} needs ${rows * cols} costs, got ${cost.length}`);
+  if (cost.length !== rows * cols) {
+    throw new RangeError(`linearSumAssignment: ${rows}×${cols} needs ${rows * cols} costs, got ${cost.length}`);
+  }
   if (rows === 0 || cols === 0) return { rows: new Int32Array(0), cols: new Int32Array(0) };
   // work on r ≤ c: transpose a tall matrix
   const transpose = rows > cols;

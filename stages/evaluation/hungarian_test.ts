@@ -58,8 +58,9 @@ Deno.test("scipy's tie-breaking on a known case: [[0,0],[0,0]] assigns the diago
 });
 
 Deno.test("the same assignments as scipy's linear_sum_assignment on 200 tie-heavy matrices (fixture)", async () => {
-  const cases: Array<{ rows: number; cols: number; cost: number[]; maximize: boolean; assignedRows: number[]; assignedCols: number[] }> =
-    JSON.parse(await Deno.readTextFile(new URL("../../tests/fixtures/hungarian_scipy.json", import.meta.url)));
+  const cases: Array<
+    { rows: number; cols: number; cost: number[]; maximize: boolean; assignedRows: number[]; assignedCols: number[] }
+  > = JSON.parse(await Deno.readTextFile(new URL("../../tests/fixtures/hungarian_scipy.json", import.meta.url)));
   assert.equal(cases.length, 200);
   for (const [t, k] of cases.entries()) {
     const got = linearSumAssignment(Float64Array.from(k.cost), k.rows, k.cols, k.maximize);
