@@ -1,0 +1,209 @@
+import assert from "node:assert/strict";
+import { Effect } from "effect";
+import { encodeNpy } from "../pipeline/codec/npy.ts";
+import { encodePng } from "../pipeline/codec/png.ts";
+import { deno, withTempDir } from "./_helpers.ts";
+
+const fixtures = new URL("./fixtures/evaluation/", import.meta.url).pathname;
+const evaluate = (...args: string[]) => deno(["run", "-A", "tasks/evaluate.ts", ...args]);
+
+interface InstanceCase {
+  name: string;
+  true: string;
+  pred: string;
+  iou: number;
+  expected: Record<string, number | null>;
+}
+const instanceCases: InstanceCase[] = JSON.parse(await Deno.readTextFile(`${fixtures}instances.json`));
+
+const near = (a: number | null, b: number | null, what: string) =>
+  b === null ? assert.equal(a, null, what) : assert.ok(Math.abs((a as number) - b) <= 1e-9, `${what}: ${a} vs ${b}`);
+
+Deno.test("evaluate instances: Markdown on stdout, JSON equal to the golden values, cached rerun", () =>
+  withTempDir(async (dir) => {
+    const c = instanceCases.find((k) => k.expected.pq !== null && k.iou === 0.5) as InstanceCase;
+    const args = [
+      "--cache",
+      `${dir}/cache`,
+      "instances",
+      "--true",
+      `${fixtures}${c.true}`,
+      "--pred",
+      `${fixtures}${c.pred}`,
+      "--json",
+      `${dir}/out.json`,
+    ];
+    const first = await evaluate(...args);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^\| PQ \| DQ \| SQ \| TP \| FP \| FN \| AJI \| AJI\+ \| Dice \|/);
+    assert.match(first.stderr, new RegExp(`wrote ${dir}/out.json`));
+    const out = JSON.parse(await Deno.readTextFile(`${dir}/out.json`));
+    for (const [k, v] of Object.entries(c.expected)) near(out[k], v, `${c.name}.${k}`);
+    const second = await evaluate(...args);
+    assert.match(second.stderr, /from the cache/);
+    assert.equal(second.stdout, first.stdout);
+  }));
+
+Deno.test("evaluate pannuke: JSON keys and values equal the golden fixture", () =>
+  withTempDir(async (dir) => {
+    const cases = JSON.parse(await Deno.readTextFile(`${fixtures}pannuke.json`));
+    const c = cases[0];
+    const r = await evaluate(
+      "--no-cache",
+      "pannuke",
+      "--true",
+      `${fixtures}${c.true}`,
+      "--pred",
+      `${fixtures}${c.pred}`,
+      "--types",
+      `${fixtures}${c.types}`,
+      "--json",
+      `${dir}/p.json`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\| bPQ \| mPQ \| Det F1 \| Precision \| Recall \| Type acc\. \| Cls F1 \|/);
+    assert.match(r.stdout, /\| neoplastic \| /);
+    const out = JSON.parse(await Deno.readTextFile(`${dir}/p.json`));
+    assert.deepEqual(Object.keys(out).sort(), ["bPQ", "classPQ", "detection", "mPQ", "perImage", "tissues"]);
+    near(out.bPQ, c.expected.bPQ, "bPQ");
+    near(out.mPQ, c.expected.mPQ, "mPQ");
+    near(out.detection.clsF1, c.expected.detection.clsF1, "clsF1");
+  }));
+
+Deno.test("evaluate folder: means over images (npy and 16-bit PNG maps) equal the means of the golden values", () =>
+  withTempDir(async (dir) => {
+    const cases = instanceCases.filter((k) => k.iou === 0.5 && k.expected.pq !== null && k.expected.aji !== null).slice(
+      0,
+      4,
+    );
+    assert.equal(cases.length, 4);
+    for (const side of ["truth", "pred"]) await Deno.mkdir(`${dir}/${side}/instances`, { recursive: true });
+    for (const [i, c] of cases.entries()) {
+      await Deno.copyFile(`${fixtures}${c.true}`, `${dir}/truth/instances/img${i}.npy`);
+      if (i % 2 === 0) {
+        await Deno.copyFile(`${fixtures}${c.pred}`, `${dir}/pred/instances/img${i}.npy`);
+      } else {
+        const { readLabelMap } = await import("../stages/evaluation/maps.ts");
+        const map = await Effect.runPromise(readLabelMap(`${fixtures}${c.pred}`));
+        assert.ok(Math.max(...map.labels) <= 65535);
+        const png = await Effect.runPromise(
+          encodePng({ width: map.width, height: map.height, channels: 1, data: Uint16Array.from(map.labels) }),
+        );
+        await Deno.writeFile(`${dir}/pred/instances/img${i}.png`, png);
+      }
+    }
+    const r = await evaluate(
+      "--no-cache",
+      "folder",
+      "--true",
+      `${dir}/truth`,
+      "--pred",
+      `${dir}/pred`,
+      "--json",
+      `${dir}/f.json`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(await Deno.readTextFile(`${dir}/f.json`));
+    assert.equal(out.images, 4);
+    for (const key of ["pq", "dq", "sq", "aji", "ajiPlus", "dice"]) {
+      near(out[key], cases.reduce((s, c) => s + (c.expected[key] as number), 0) / 4, key);
+    }
+    assert.deepEqual(out.perImage.map((p: { name: string }) => p.name), ["img0", "img1", "img2", "img3"]);
+    assert.equal(out.detection.clsF1, null, "no class maps → no class F1");
+  }));
+
+Deno.test("evaluate folder with classes: per-type F1 from JSON class tables and per-pixel class maps", () =>
+  withTempDir(async (dir) => {
+    // two nuclei far apart: truth classes 1 and 2, prediction calls both 1
+    const map = new Int32Array(40 * 40);
+    for (let y = 5; y < 10; y++) for (let x = 5; x < 10; x++) map[y * 40 + x] = 1;
+    for (let y = 25; y < 30; y++) for (let x = 25; x < 30; x++) map[y * 40 + x] = 7;
+    for (const side of ["truth", "pred"]) {
+      await Deno.mkdir(`${dir}/${side}/instances`, { recursive: true });
+      await Deno.mkdir(`${dir}/${side}/classes`, { recursive: true });
+      await Deno.writeFile(`${dir}/${side}/instances/a.npy`, encodeNpy(map, [40, 40]));
+    }
+    await Deno.writeTextFile(`${dir}/truth/classes/a.json`, JSON.stringify({ 1: 1, 7: 2 }));
+    const classMap = Uint8Array.from(map, (v) => (v === 0 ? 0 : 1));
+    await Deno.writeFile(
+      `${dir}/pred/classes/a.png`,
+      await Effect.runPromise(encodePng({ width: 40, height: 40, channels: 1, data: classMap })),
+    );
+    const r = await evaluate(
+      "--no-cache",
+      "folder",
+      "--true",
+      `${dir}/truth`,
+      "--pred",
+      `${dir}/pred`,
+      "--json",
+      `${dir}/f.json`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(await Deno.readTextFile(`${dir}/f.json`));
+    // pairs (1,1) and (2,1): F1_1 = 2·1/(2·1 + 2·1) = 0.5, F1_2 = 0/(0 + 2·1) = 0, accuracy 0.5
+    assert.deepEqual(out.detection, {
+      f1: 1,
+      precision: 1,
+      recall: 1,
+      accuracy: 0.5,
+      typeF1: { 1: 0.5, 2: 0 },
+      clsF1: 0.25,
+    });
+    assert.match(r.stdout, /\| class \| F1 \|/);
+  }));
+
+Deno.test("evaluate: bad input is one clear line naming the file and what was expected", () =>
+  withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/small.npy`, encodeNpy(new Int32Array(4), [2, 2]));
+    await Deno.writeFile(`${dir}/big.npy`, encodeNpy(new Int32Array(9), [3, 3]));
+    await Deno.writeFile(`${dir}/neg.npy`, encodeNpy(Int32Array.from([0, -3, 0, 0]), [2, 2]));
+    await Deno.writeFile(`${dir}/4d.npy`, encodeNpy(new Int32Array(8), [1, 2, 2, 2]));
+    await Deno.writeTextFile(`${dir}/types.txt`, "Breast");
+    const cases: Array<[string[], RegExp]> = [
+      [
+        ["instances", "--true", `${dir}/none.npy`, "--pred", `${dir}/small.npy`],
+        /^error: --true: .*none\.npy does not exist$/,
+      ],
+      [
+        ["instances", "--true", `${dir}/small.npy`, "--pred", `${dir}/big.npy`],
+        /^error: .*big\.npy: size 3×3 differs from .*small\.npy \(2×2\)/,
+      ],
+      [
+        ["instances", "--true", `${dir}/neg.npy`, "--pred", `${dir}/small.npy`],
+        /^error: .*neg\.npy: value -3 at row 0, column 1 is not a non-negative integer label/,
+      ],
+      [
+        ["instances", "--true", `${dir}/small.npy`, "--pred", `${dir}/small.npy`, "--iou", "1.5"],
+        /^error: --iou: expected a number in \[0, 1\), found 1\.5$/,
+      ],
+      [
+        ["pannuke", "--true", `${dir}/4d.npy`, "--pred", `${dir}/4d.npy`, "--types", `${dir}/types.txt`],
+        /^error: .*4d\.npy: expected at least 5 channels \(neoplastic … epithelial\), found 2/,
+      ],
+      [
+        ["folder", "--true", `${dir}`, "--pred", `${dir}/small.npy`],
+        /^error: --pred: .*small\.npy is not a directory$/,
+      ],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await evaluate("--no-cache", ...args);
+      assert.equal(r.code, 1, args.join(" "));
+      const errorLines = r.stderr.split("\n").filter((l) => l.startsWith("error"));
+      assert.equal(errorLines.length, 1, r.stderr);
+      assert.match(errorLines[0] as string, pattern);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+    }
+  }));
+
+Deno.test("evaluate folder: a missing prediction is named", () =>
+  withTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/t/instances`, { recursive: true });
+    await Deno.mkdir(`${dir}/p/instances`, { recursive: true });
+    await Deno.writeFile(`${dir}/t/instances/x1.npy`, encodeNpy(new Int32Array(4), [2, 2]));
+    await Deno.writeFile(`${dir}/t/instances/x2.npy`, encodeNpy(new Int32Array(4), [2, 2]));
+    await Deno.writeFile(`${dir}/p/instances/x1.npy`, encodeNpy(new Int32Array(4), [2, 2]));
+    const r = await evaluate("--no-cache", "folder", "--true", `${dir}/t`, "--pred", `${dir}/p`);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /error: .*\/p: no prediction for 1 image\(s\): x2/);
+  }));
