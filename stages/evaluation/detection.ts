@@ -5,6 +5,7 @@
  * pairs within 12 px (inclusive), counts pooled over images, per-type F1 weights [2,2,1,1].
  */
 import { linearSumAssignment } from "./hungarian.ts";
+import { labelTable } from "./overlap.ts";
 
 /** A nucleus centre (x = column, y = row) and its type (−1 = unknown, in non-exhaustive mode). */
 export interface Point {
@@ -109,26 +110,10 @@ export const detectionScores = (
 };
 
 /** Centroids (pixel centre of mass) of every instance of a map, with the type given by `typeOf(id)`. */
-export const centroids = (
-  map: ArrayLike<number>,
-  width: number,
-  typeOf: (id: number) => number,
-): Point[] => {
-  const sums = new Map<number, [number, number, number]>(); // id → [Σx, Σy, n]
-  for (let i = 0; i < map.length; i++) {
-    const id = map[i] as number;
-    if (id === 0) continue;
-    const s = sums.get(id);
-    const x = i % width, y = (i - x) / width;
-    if (s === undefined) sums.set(id, [x, y, 1]);
-    else {
-      s[0] += x;
-      s[1] += y;
-      s[2] += 1;
-    }
-  }
-  return [...sums.keys()].sort((a, b) => a - b).map((id) => {
-    const [sx, sy, n] = sums.get(id) as [number, number, number];
-    return { x: sx / n, y: sy / n, type: typeOf(id) };
+export const centroids = (map: Int32Array, width: number, typeOf: (id: number) => number): Point[] => {
+  const table = labelTable(map, width);
+  return Array.from(table.ids, (id, k) => {
+    const area = table.areas[k] as number;
+    return { x: (table.sumX[k] as number) / area, y: (table.sumY[k] as number) / area, type: typeOf(id) };
   });
 };

@@ -7,7 +7,7 @@
  * 4 epithelial, 5 background (never read); values are instance ids, truncated to integers.
  */
 import { detectionScores, emptyPairing, pairImage, type Pairing, type Point } from "./detection.ts";
-import { distinctLabels, overlap } from "./overlap.ts";
+import { distinctCount, type LabelTable, labelTable, overlapTables } from "./overlap.ts";
 import { panopticQuality } from "./pq.ts";
 
 export const PANNUKE_CLASSES = ["neoplastic", "inflammatory", "connective", "dead", "epithelial"] as const;
@@ -60,19 +60,18 @@ export const channelIds = (image: PannukeImage, c: number, what: string): Int32A
   return out;
 };
 
-/** Sorted distinct non-zero values. */
-const nonZeroIds = (ids: Int32Array): Int32Array => distinctLabels(ids).filter((v) => v !== 0);
-
-const distinctCount = (ids: Int32Array): number => distinctLabels(ids).length;
-
 /** binarize: every (channel, id) of channels 0..4 becomes one instance; later channels overwrite. */
-export const binarize = (channels: ReadonlyArray<Int32Array>): Int32Array => {
-  const out = new Int32Array((channels[0] as Int32Array).length);
-  let count = 1;
+export const binarize = (channels: ReadonlyArray<LabelTable>): Int32Array => {
+  const out = new Int32Array((channels[0] as LabelTable).map.length);
+  let offset = 0;
   for (const ch of channels) {
-    const label = new Map<number, number>();
-    for (const v of nonZeroIds(ch)) label.set(v, count++);
-    for (let i = 0; i < ch.length; i++) if (ch[i] !== 0) out[i] = label.get(ch[i] as number) as number;
+    // slot[id] is the rank of id among the channel's ids (1-based): the label is offset + rank
+    const { map, slot } = ch;
+    for (let i = 0; i < map.length; i++) {
+      const s = slot[map[i] as number] as number;
+      if (s !== 0) out[i] = offset + s;
+    }
+    offset += ch.ids.length;
   }
   return out;
 };
@@ -93,42 +92,27 @@ export const nanMean = (xs: ReadonlyArray<number>): number => {
 };
 
 /** Nuclei of channels 0..4 as points: type = channel + 1, centroid = centre of mass. */
-const points = (channels: ReadonlyArray<Int32Array>, width: number): Point[] => {
-  const out: Point[] = [];
-  channels.forEach((ch, c) => {
-    const sums = new Map<number, [number, number, number]>();
-    for (let i = 0; i < ch.length; i++) {
-      const id = ch[i] as number;
-      if (id === 0) continue;
-      const x = i % width, y = (i - x) / width, s = sums.get(id);
-      if (s === undefined) sums.set(id, [x, y, 1]);
-      else [s[0], s[1], s[2]] = [s[0] + x, s[1] + y, s[2] + 1];
-    }
-    for (const id of [...sums.keys()].sort((a, b) => a - b)) {
-      const [sx, sy, n] = sums.get(id) as [number, number, number];
-      out.push({ x: sx / n, y: sy / n, type: c + 1 });
-    }
-  });
-  return out;
-};
+const points = (channels: ReadonlyArray<LabelTable>): Point[] =>
+  channels.flatMap((ch, c) =>
+    Array.from(ch.ids, (_, k) => {
+      const area = ch.areas[k] as number;
+      return { x: (ch.sumX[k] as number) / area, y: (ch.sumY[k] as number) / area, type: c + 1 };
+    })
+  );
 
 /** Evaluates one image pair (truth ≥ 5 channels, prediction ≥ 5 channels, same H and W). */
 export const pannukeImage = (truth: PannukeImage, pred: PannukeImage, label = "image"): PannukeImageResult => {
-  const t = PANNUKE_CLASSES.map((_, c) => channelIds(truth, c, `${label} (truth)`));
-  const p = PANNUKE_CLASSES.map((_, c) => channelIds(pred, c, `${label} (prediction)`));
-  const bt = binarize(t);
-  const bPQ = distinctCount(bt) === 1 ? NaN : panopticQuality(overlap(bt, binarize(p))).pq;
+  const t = PANNUKE_CLASSES.map((_, c) => labelTable(channelIds(truth, c, `${label} (truth)`), truth.width));
+  const p = PANNUKE_CLASSES.map((_, c) => labelTable(channelIds(pred, c, `${label} (prediction)`), pred.width));
+  const bt = labelTable(binarize(t), truth.width);
+  const bPQ = distinctCount(bt) === 1
+    ? NaN
+    : panopticQuality(overlapTables(bt, labelTable(binarize(p), pred.width))).pq;
   const classPQ = t.map((
     tc,
     c,
-  ) => (distinctCount(tc) === 1 ? NaN : panopticQuality(overlap(tc, p[c] as Int32Array)).pq));
-  return {
-    bPQ,
-    mPQ: nanMean(classPQ),
-    classPQ,
-    truthPoints: points(t, truth.width),
-    predPoints: points(p, pred.width),
-  };
+  ) => (distinctCount(tc) === 1 ? NaN : panopticQuality(overlapTables(tc, p[c] as LabelTable)).pq));
+  return { bPQ, mPQ: nanMean(classPQ), classPQ, truthPoints: points(t), predPoints: points(p) };
 };
 
 /** The dataset-level result (NaN → null when written as JSON). */
