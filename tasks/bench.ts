@@ -1,11 +1,13 @@
 /**
  * `deno task bench`: benchmarks (never timed tests). Prints a Markdown table; `--json FILE` also
- * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`; `--only NAME` runs one,
- * `--images N` sets the PanNuke image count (default 2,656, one fold). Peers (joblib, scipy, the
- * numpy reference) are measured in the same run when python3 has them.
+ * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`; `--only NAME`
+ * runs one, `--images N` sets the PanNuke image/tile count of `evaluation` and `data` (default
+ * 2,656, one fold). Peers (joblib, scipy, the numpy reference) are measured in the same run when
+ * python3 has them. The `data` section writes a 12 GB float64 fold to a temporary folder.
  */
 import { hungarianBench, pannukeBench, type Row } from "../bench/evaluation_bench.ts";
 import { pipelineBench } from "../bench/pipeline_bench.ts";
+import { dataBench } from "../bench/data_bench.ts";
 
 const flag = (name: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -25,6 +27,7 @@ const main = async () => {
     if (only === undefined || only === "pipeline") rows.push(...(await pipelineBench(dir, results)));
     if (only === undefined || only === "hungarian") rows.push(...(await hungarianBench(dir)));
     if (only === undefined || only === "evaluation") rows.push(...(await pannukeBench(dir, images)));
+    if (only === undefined || only === "data") rows.push(...(await dataBench(`${dir}/data`, images)));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
