@@ -4,6 +4,8 @@
  *   deno task data synth --out DIR --tiles N --seed S [--size 256] [--dtype f8|u1]
  *   deno task data inspect SOURCE [--json] [--tiles N] [--merge]
  *   deno task data show SOURCE --index I --out tile.png [--merge]
+ *   deno task data split SOURCE [--val 0.2] [--test 0] [--seed 0] [--rotation 1] [--json OUT]
+ *   deno task data split SOURCE [--val 0.2] [--test 0] [--seed 0] [--rotation 1] [--json OUT]
  *
  * SOURCE: synthetic[:SEED], pannuke:DIR, consep:DIR, monuseg:DIR or folder:DIR.
  */
@@ -16,7 +18,7 @@ import { contourOverlay } from "../stages/data/overlay.ts";
 import { writePannukeFold } from "../stages/data/pannuke.ts";
 import { DatasetError } from "../stages/data/sample.ts";
 import { checkSourcePath, datasetSource, openDataset, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
-import { datasetSummary } from "../stages/data/stages.ts";
+import { datasetSplit, datasetSummary } from "../stages/data/stages.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import { cacheDirectory, runTask, UsageError } from "./_main.ts";
 
@@ -186,10 +188,67 @@ const show = Command.make("show", {
     ),
   );
 
+const split = Command.make("split", {
+  source: sourceArgument,
+  val: Flag.Finite("val").pipe(
+    Flag.withDescription("Fraction of each stratum for validation (default 0.2)"),
+    Flag.withDefault(0.2),
+  ),
+  test: Flag.Finite("test").pipe(
+    Flag.withDescription("Fraction of each stratum for test (default 0)"),
+    Flag.withDefault(0),
+  ),
+  seed: Flag.Int("seed").pipe(Flag.withDescription("Seed of the split (default 0)"), Flag.withDefault(0)),
+  rotation: Flag.Literals("rotation", ["1", "2", "3"]).pipe(
+    Flag.withDescription("PanNuke: fold rotation 1 (1-2-3), 2 (2-1-3) or 3 (3-2-1); default 1"),
+    Flag.withDefault("1" as const),
+  ),
+  json: Flag.String("json").pipe(
+    Flag.withDescription("Write the split (sample ids per part) to this JSON file"),
+    Flag.optional,
+  ),
+  tiles: tilesFlag,
+  merge: mergeFlag,
+}, ({ source, val, test, seed, rotation, json, tiles, merge }) =>
+  Effect.gen(function* () {
+    const ref = yield* parse(source, tiles, merge);
+    yield* checkSourcePath(ref);
+    if (!(val >= 0 && test >= 0 && val + test < 1)) {
+      return yield* new UsageError({ message: `--val ${val} and --test ${test} must be ≥ 0 and sum below 1` });
+    }
+    const { cache, noCache } = yield* root;
+    const pipeline = Pipeline.empty.source("dataset", datasetSource(ref)).node("split", datasetSplit, {
+      inputs: { dataset: "dataset" },
+      config: { val, test, seed, rotation: Number(rotation) as 1 | 2 | 3 },
+    });
+    const { outputs } = yield* Runner.run(pipeline, ["split"]).pipe(
+      Effect.provide(
+        Layer.mergeAll(noCache ? MemoryStore.layer : FileStore.layer(cacheDirectory(cache)), Progress.auto),
+      ),
+    );
+    const s = outputs.split;
+    yield* Console.log(`${s.method}: train ${s.train.length}, val ${s.val.length}, test ${s.test.length}`);
+    if (json._tag === "Some") {
+      const path = json.value;
+      yield* Effect.tryPromise({
+        try: () =>
+          Deno.writeTextFile(`${path}.tmp`, JSON.stringify(s, null, 2) + "\n").then(() =>
+            Deno.rename(`${path}.tmp`, path)
+          ),
+        catch: (e) => new UsageError({ message: `cannot write ${path}: ${e instanceof Error ? e.message : e}` }),
+      });
+      yield* Console.log(`wrote ${path}`);
+    }
+  })).pipe(
+    Command.withDescription(
+      "Train/val/test sample ids: PanNuke fold rotations, or a seeded split stratified by dominant class. Example: deno task data split consep:../shared/data/consep/Train --val 0.2 --seed 1",
+    ),
+  );
+
 if (import.meta.main) {
   runTask(
     root.pipe(
-      Command.withSubcommands([synth, inspect, show]),
+      Command.withSubcommands([synth, inspect, show, split]),
       Command.run({ version: "0.1.0" }),
       Effect.provide(NodeServices.layer),
       Effect.asVoid,

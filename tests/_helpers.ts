@@ -32,7 +32,7 @@ export const testStages = (runs: Runs, versions: { scale?: number } = {}) => ({
     version: versions.scale ?? 1,
     config: Schema.Struct({
       factor: Schema.Number,
-      label: Schema.String.pipe(Schema.optionalKey, Schema.withDecodingDefaultKey(Effect.succeed("x"))),
+      label: Schema.String.pipe(Schema.withDecodingDefaultKey(Effect.succeed("x"))),
     }),
     inputs: { values: Nums },
     output: Nums,

@@ -22,7 +22,6 @@ const Iou = Schema.Struct({
   /** IoU threshold of PQ: pairs need IoU > iou; below 0.5 pairs come from a Hungarian matching */
   iou: Schema.Number.pipe(
     Schema.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
-    Schema.optionalKey,
     Schema.withDecodingDefaultKey(Effect.succeed(0.5)),
   ),
 });
