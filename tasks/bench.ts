@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: benchmarks (never timed tests). Prints a Markdown table; `--json FILE` also
- * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`; `--only NAME`
+ * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`, `attributes`; `--only NAME`
  * runs one, `--images N` sets the PanNuke image/tile count of `evaluation` and `data` (default
  * 2,656, one fold). Peers (joblib, scipy, the numpy reference) are measured in the same run when
  * python3 has them. The `data` section writes a 12 GB float64 fold to a temporary folder.
@@ -8,6 +8,8 @@
 import { hungarianBench, pannukeBench, type Row } from "../bench/evaluation_bench.ts";
 import { pipelineBench } from "../bench/pipeline_bench.ts";
 import { dataBench } from "../bench/data_bench.ts";
+import { featuresBench } from "../bench/features_bench.ts";
+import { attributeChainBench } from "../bench/attributes_bench.ts";
 
 const flag = (name: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -28,6 +30,9 @@ const main = async () => {
     if (only === undefined || only === "hungarian") rows.push(...(await hungarianBench(dir)));
     if (only === undefined || only === "evaluation") rows.push(...(await pannukeBench(dir, images)));
     if (only === undefined || only === "data") rows.push(...(await dataBench(`${dir}/data`, images)));
+    if (only === undefined || only === "attributes") {
+      rows.push(...(await featuresBench()), ...(await attributeChainBench(dir)));
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -6,8 +6,6 @@ const planned: Readonly<Record<string, string>> = {
   train: "training needs the model (issue #6, Model I) and the data readers (issue #4)",
   predict: "inference and outputs land with issue #8",
   ablate: "the paper's ablation pipelines land with issue #7",
-  features: "mask feature extraction lands with issue #5",
-  attributes: "attribute selection and binning land with issue #5",
 };
 
 const name = Deno.args[0] ?? "";

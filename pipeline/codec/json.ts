@@ -31,3 +31,25 @@ export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(sch
       ),
   };
 };
+
+/**
+ * A JSON codec for plain data described by a TypeScript type and checked by a guard instead of a
+ * Schema — for large nested results (e.g. the §B6 attribute fit) whose every field the Schema would
+ * have to restate. Encoding writes `JSON.stringify(value)`; decoding parses and runs `guard`.
+ */
+export const jsonOf = <A>(id: string, guard: (u: unknown) => u is A): Codec<A> => ({
+  id: `json:${id}`,
+  encode: (value) => Effect.succeed({ [FILE]: new TextEncoder().encode(JSON.stringify(value)) }),
+  decode: (payload) =>
+    payloadFile("json", payload, FILE).pipe(Effect.flatMap((bytes) =>
+      Effect.try({
+        try: () => JSON.parse(new TextDecoder().decode(bytes)) as unknown,
+        catch: (e) =>
+          new CodecError({ codec: "json", reason: `${FILE} is not JSON (${e instanceof Error ? e.message : e})` }),
+      })
+    )).pipe(Effect.flatMap((u) =>
+      guard(u)
+        ? Effect.succeed(u)
+        : Effect.fail(new CodecError({ codec: "json", reason: `${FILE} is not a valid ${id}` }))
+    )),
+});

@@ -23,7 +23,7 @@ export const histogramSvg = (options: {
   readonly thresholds: ReadonlyArray<number>;
   readonly words: ReadonlyArray<string>;
 }): string => {
-  const W = 760, H = 420, left = 60, right = 170, top = 40, bottom = 80;
+  const W = 800, H = 420, left = 60, right = 210, top = 40, bottom = 80;
   const plotW = W - left - right, plotH = H - top - bottom, nBins = 40;
   const all = options.values.flat().sort((a, b) => a - b);
   const parts: string[] = [
@@ -64,17 +64,28 @@ export const histogramSvg = (options: {
     `<text x="${left + plotW}" y="${top + plotH + 16}" text-anchor="end">${hi.toPrecision(3)}</text>`,
   );
   for (const t of options.thresholds) {
-    parts.push(`<line x1="${x(t).toFixed(1)}" y1="${top}" x2="${x(t).toFixed(1)}" y2="${top + plotH}" stroke="black" stroke-dasharray="5,4"/>`);
+    parts.push(
+      `<line x1="${x(t).toFixed(1)}" y1="${top}" x2="${x(t).toFixed(1)}" y2="${
+        top + plotH
+      }" stroke="black" stroke-dasharray="5,4"/>`,
+    );
     parts.push(`<text x="${x(t).toFixed(1)}" y="${top - 4}" text-anchor="middle">${t.toPrecision(4)}</text>`);
   }
   const edges = [lo, ...options.thresholds, hi];
   options.words.forEach((w, j) => {
     const mid = (x(edges[j] as number) + x(edges[j + 1] as number)) / 2;
-    parts.push(`<text x="${mid.toFixed(1)}" y="${top + plotH + 40}" text-anchor="middle" font-weight="bold">${escape(w)}</text>`);
+    // alternate rows so that the words of narrow neighbouring intervals do not overlap
+    parts.push(
+      `<text x="${mid.toFixed(1)}" y="${top + plotH + 36 + (j % 2) * 16}" text-anchor="middle" font-weight="bold">${
+        escape(w)
+      }</text>`,
+    );
   });
   options.classes.forEach((c, k) => {
     const y = top + 10 + k * 20;
-    parts.push(`<rect x="${left + plotW + 20}" y="${y - 10}" width="12" height="12" fill="${PALETTE[k % PALETTE.length]}"/>`);
+    parts.push(
+      `<rect x="${left + plotW + 20}" y="${y - 10}" width="12" height="12" fill="${PALETTE[k % PALETTE.length]}"/>`,
+    );
     parts.push(`<text x="${left + plotW + 38}" y="${y}">${escape(c)} (${options.values[k]?.length ?? 0})</text>`);
   });
   parts.push("</svg>");
