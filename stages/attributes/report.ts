@@ -97,7 +97,7 @@ export const reportMarkdown = (options: {
   const sel = fit.selection;
   out.push("", "## Selection (§B1–B2)", "", `Selected: **${sel.selected.join(", ") || "none"}**`, "");
   out.push(table(
-    ["rank", "feature", "S (median |Cohen's d|)", "status"],
+    ["rank", "feature", "S (median of abs. Cohen's d)", "status"],
     sel.ranking.map((r, k) => {
       const dropped = sel.dropped.find((d) => d.feature === r.feature);
       const status = sel.selected.includes(r.feature)
