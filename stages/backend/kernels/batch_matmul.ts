@@ -1,0 +1,73 @@
+/**
+ * BatchMatMul for the WASM backend on its fast path: XNNPACK's matmul is used by tfjs-wasm only for
+ * a plain 2-D product without transposes (BACKEND-NOTES.md: any transpose or batch dimension falls
+ * into a scalar loop at 1–2 GFLOP/s). This kernel transposes operands on the heap (memory-bound,
+ * cheap) and runs the original kernel once per batch on plain 2-D slices. Broadcasting of a batch
+ * of size 1 is supported, as in tfjs.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { asWasm, f32, originalKernel, overrideWasmKernel, sizeOf } from "./_wasm.ts";
+
+/** Copies `src` [rows, cols] transposed into `dst` [cols, rows]. */
+const transposeInto = (src: Float32Array, srcOffset: number, rows: number, cols: number, dst: Float32Array) => {
+  const B = 32; // tile to stay in cache
+  for (let r0 = 0; r0 < rows; r0 += B) {
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const r1 = Math.min(rows, r0 + B), c1 = Math.min(cols, c0 + B);
+      for (let r = r0; r < r1; r++) {
+        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[srcOffset + r * cols + c] as number;
+      }
+    }
+  }
+};
+
+export const registerBatchMatMul = (): void => {
+  const original = originalKernel(tf.BatchMatMul);
+  if (original === undefined) throw new Error("tfjs-wasm has no BatchMatMul kernel to wrap");
+  const plain = original.kernelFunc;
+  overrideWasmKernel({
+    kernelName: tf.BatchMatMul,
+    backendName: "wasm",
+    ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = asWasm(backend);
+      const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      const transposeA = attrs?.transposeA === true, transposeB = attrs?.transposeB === true;
+      const ra = a.shape.length, rb = b.shape.length;
+      const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(b.shape.slice(0, -2));
+      if (!transposeA && !transposeB && batchA === 1 && batchB === 1 || a.dtype !== "float32") {
+        return plain({ inputs, backend, attrs: { transposeA, transposeB } });
+      }
+      const m = transposeA ? a.shape[ra - 1] as number : a.shape[ra - 2] as number;
+      const k = transposeA ? a.shape[ra - 2] as number : a.shape[ra - 1] as number;
+      const n = transposeB ? b.shape[rb - 2] as number : b.shape[rb - 1] as number;
+      const batch = Math.max(batchA, batchB);
+      const outShape = [
+        ...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)),
+        m,
+        n,
+      ];
+      const out = wasm.makeOutput(outShape, "float32");
+      for (let i = 0; i < batch; i++) {
+        // fresh buffers per batch: tfjs-wasm caches the packed right operand by tensor id
+        const a2 = wasm.makeOutput([m, k], "float32"), b2 = wasm.makeOutput([k, n], "float32");
+        // a slice [m, k] (transposed from [k, m] when asked); b slice [k, n]
+        const ia = batchA === 1 ? 0 : i, ib = batchB === 1 ? 0 : i;
+        if (transposeA) transposeInto(f32(wasm, a), ia * m * k, k, m, f32(wasm, a2));
+        else f32(wasm, a2).set(f32(wasm, a).subarray(ia * m * k, (ia + 1) * m * k));
+        if (transposeB) transposeInto(f32(wasm, b), ib * k * n, n, k, f32(wasm, b2));
+        else f32(wasm, b2).set(f32(wasm, b).subarray(ib * k * n, (ib + 1) * k * n));
+        const product = plain({
+          inputs: { a: a2, b: b2 },
+          backend,
+          attrs: { transposeA: false, transposeB: false },
+        }) as tf.TensorInfo;
+        f32(wasm, out).set(f32(wasm, product), i * m * n);
+        wasm.disposeData(product.dataId);
+        wasm.disposeData(a2.dataId);
+        wasm.disposeData(b2.dataId);
+      }
+      return out;
+    },
+  });
+};

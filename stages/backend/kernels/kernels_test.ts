@@ -1,0 +1,127 @@
+/**
+ * Every replacement WASM kernel against the `cpu` backend on random shapes (≤ 1e-5 relative, as
+ * the Model I issue asks): the same op is run on both backends from the same host data.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { Effect } from "effect";
+import { mulberry32 } from "../../data/random.ts";
+import { initBackend } from "../tf.ts";
+
+await Effect.runPromise(initBackend("wasm"));
+
+const rand = mulberry32(17);
+const data = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1);
+
+/** Runs `f` on both backends with fresh tensors of the same values; returns [cpu, wasm] results. */
+const onBoth = async (
+  inputs: Array<{ shape: number[]; values: Float32Array }>,
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+) => {
+  const out: Float32Array[] = [];
+  for (const backend of ["cpu", "wasm"]) {
+    await tf.setBackend(backend);
+    out.push(tf.tidy(() => f(...inputs.map((i) => tf.tensor(i.values, i.shape)))).dataSync() as Float32Array);
+  }
+  await tf.setBackend("wasm");
+  return out as [Float32Array, Float32Array];
+};
+
+const close = (cpu: Float32Array, wasm: Float32Array, what: string) => {
+  assert.equal(wasm.length, cpu.length, `${what}: length`);
+  const scale = Math.max(1e-6, ...Array.from(cpu, Math.abs));
+  let worst = 0;
+  for (let i = 0; i < cpu.length; i++) {
+    worst = Math.max(worst, Math.abs((cpu[i] as number) - (wasm[i] as number)) / scale);
+  }
+  assert.ok(worst <= 1e-5, `${what}: relative error ${worst}`);
+};
+
+Deno.test("BatchMatMul on wasm equals cpu: transposes, batches and broadcast batches", async () => {
+  const cases: Array<[number[], number[], boolean, boolean]> = [
+    [[7, 5], [5, 3], false, false],
+    [[5, 7], [5, 3], true, false],
+    [[7, 5], [3, 5], false, true],
+    [[5, 7], [3, 5], true, true],
+    [[4, 6, 5], [4, 5, 3], false, false],
+    [[4, 5, 6], [4, 3, 5], true, true],
+    [[2, 3, 6, 5], [2, 3, 5, 4], false, false],
+    [[1, 6, 5], [4, 5, 3], false, false],
+    [[4, 6, 5], [1, 3, 5], false, true],
+    [[33, 70], [70, 41], true, false].map((x) => x) as [number[], number[], boolean, boolean],
+  ];
+  cases[9] = [[70, 33], [70, 41], true, false];
+  for (const [sa, sb, ta, tb] of cases) {
+    const [cpu, wasm] = await onBoth(
+      [{ shape: sa, values: data(sa) }, { shape: sb, values: data(sb) }],
+      (a, b) => tf.matMul(a as tf.Tensor, b as tf.Tensor, ta, tb),
+    );
+    close(cpu, wasm, `a=[${sa}] b=[${sb}] tA=${ta} tB=${tb}`);
+  }
+});
+
+Deno.test("matMul gradients (transposed products) on wasm equal cpu", async () => {
+  const sa = [6, 5], sb = [5, 4];
+  const inputs = [{ shape: sa, values: data(sa) }, { shape: sb, values: data(sb) }];
+  for (const which of [0, 1]) {
+    const [cpu, wasm] = await onBoth(inputs, (a, b) => {
+      const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y).square().sum());
+      return g([a as tf.Tensor, b as tf.Tensor])[which] as tf.Tensor;
+    });
+    close(cpu, wasm, `grad ${which}`);
+  }
+});
+
+Deno.test("Conv2DBackpropFilter on wasm equals cpu: kernel 1/3/5, strides 1/2/3, same/valid", async () => {
+  for (
+    const [k, s, pad, ci, co] of [
+      [3, 1, "same", 3, 4],
+      [3, 2, "same", 2, 5],
+      [3, 3, "valid", 4, 2],
+      [1, 1, "valid", 5, 3],
+      [5, 2, "valid", 3, 3],
+      [2, 2, "same", 3, 2],
+    ] as const
+  ) {
+    const xs = [2, 11, 9, ci], fs = [k, k, ci, co];
+    const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
+    const [cpu, wasm] = await onBoth(inputs, (x, w) => {
+      const g = tf.grad((f: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, s, pad).square().sum());
+      return g(w as tf.Tensor);
+    });
+    close(cpu, wasm, `x=[${xs}] f=[${fs}] s=${s} ${pad}`);
+  }
+});
+
+Deno.test("UnsortedSegmentSum (gather's gradient) on wasm equals cpu", async () => {
+  const table = [7, 4];
+  const [cpu, wasm] = await onBoth([{ shape: table, values: data(table) }], (t) => {
+    const g = tf.grad((x: tf.Tensor) =>
+      tf.gather(x, tf.tensor1d([3, 0, 3, 6, 1, 3], "int32")).mul(tf.range(0, 24).reshape([6, 4])).sum()
+    );
+    return g(t as tf.Tensor);
+  });
+  close(cpu, wasm, "gather grad");
+  await tf.setBackend("wasm");
+  const direct = tf.unsortedSegmentSum(tf.tensor2d([[1, 2], [3, 4], [5, 6]]), tf.tensor1d([1, 1, 0], "int32"), 3);
+  assert.deepEqual(Array.from(direct.dataSync()), [5, 6, 4, 6, 0, 0]);
+  direct.dispose();
+});
+
+Deno.test("the replacement kernels leak no tensors", async () => {
+  await tf.setBackend("wasm");
+  const x = tf.tensor(data([2, 8, 8, 3]), [2, 8, 8, 3]) as tf.Tensor4D,
+    w = tf.tensor(data([3, 3, 3, 4]), [3, 3, 3, 4]) as tf.Tensor4D;
+  const step = () =>
+    tf.tidy(() =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, "same").sum())([
+        x,
+        w,
+      ])[1]?.sum().dataSync()
+    );
+  step();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) step();
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([x, w]);
+});

@@ -1,0 +1,18 @@
+/**
+ * Our WASM kernels, registered over tfjs-wasm's missing or slow ones (BACKEND-NOTES.md). Each is
+ * tested against the `cpu` backend (kernels_test.ts). Registration is idempotent.
+ */
+import { registerBatchMatMul } from "./batch_matmul.ts";
+import { registerConv2DBackpropFilter } from "./conv_backprop_filter.ts";
+import { registerUnsortedSegmentSum } from "./unsorted_segment_sum.ts";
+
+let registered = false;
+
+/** Registers every replacement kernel for the `wasm` backend (once). */
+export const registerWasmKernels = (): void => {
+  if (registered) return;
+  registered = true;
+  registerBatchMatMul();
+  registerConv2DBackpropFilter();
+  registerUnsortedSegmentSum();
+};

@@ -1,0 +1,83 @@
+/**
+ * The TfBackend service: which tfjs backend computes, chosen once at the task boundary.
+ *
+ * Layers: `wasm` (default; SIMD, with our fast kernels registered over the slow or missing ones),
+ * `cpu` (the numerical reference), `webgpu` (Deno's navigator.gpu; needs a GPU adapter) and `node`
+ * (tfjs-node, used only when it is installed — its install script downloads libtensorflow, which
+ * cannot work offline). A failed initialisation is a `BackendUnavailable` error, never a silent
+ * fallback (tf.setBackend returns false instead of throwing: we check it).
+ *
+ * Gotchas: tfjs keeps one global engine, so only one backend is active per process; the WASM
+ * binaries are loaded from the package's own dist/ folder (resolved through the module resolver).
+ * Threads: under Deno tfjs-wasm detects Node and runs single-threaded; see BACKEND-NOTES.md.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { Context, Data, Effect, Layer } from "effect";
+import { registerWasmKernels } from "./kernels/mod.ts";
+
+export const BACKENDS = ["wasm", "cpu", "webgpu", "node"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** A backend that cannot start here, with the reason. */
+export class BackendUnavailable
+  extends Data.TaggedError("BackendUnavailable")<{ readonly backend: string; readonly reason: string }> {
+  override get message(): string {
+    return `backend '${this.backend}' is not available: ${this.reason}`;
+  }
+}
+
+export interface TfBackendShape {
+  readonly name: BackendName;
+  /** e.g. `wasm/tfjs-4.22.0`, for cache keys of results that depend on the backend */
+  readonly environment: string;
+}
+
+/** The TfBackend service key and its layers. */
+export class TfBackend extends Context.Service<TfBackend, TfBackendShape>()("ivaan/backend/TfBackend") {}
+
+const wasmDist = (): string => new URL(".", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
+
+/** Starts `name` (or fails with BackendUnavailable). */
+export const initBackend = (name: BackendName): Effect.Effect<TfBackendShape, BackendUnavailable> =>
+  Effect.gen(function* () {
+    const fail = (reason: string) => new BackendUnavailable({ backend: name, reason });
+    if (name === "wasm") {
+      setWasmPaths(wasmDist());
+      registerWasmKernels();
+    } else if (name === "webgpu") {
+      const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+      if (gpu === undefined) return yield* fail("navigator.gpu is missing in this Deno");
+      const adapter = yield* Effect.promise(() => gpu.requestAdapter().catch(() => null));
+      if (adapter === null || adapter === undefined) {
+        return yield* fail("no WebGPU adapter (no GPU or no Vulkan driver)");
+      }
+      yield* Effect.tryPromise({
+        try: () => import("@tensorflow/tfjs-backend-webgpu"),
+        catch: (e) => fail(`@tensorflow/tfjs-backend-webgpu cannot be loaded (${e instanceof Error ? e.message : e})`),
+      });
+    } else if (name === "node") {
+      // a computed specifier: tfjs-node is not a dependency, so it must not be resolved at check time
+      const specifier = ["npm:@tensorflow", "tfjs-node@4.22.0"].join("/");
+      yield* Effect.tryPromise({
+        try: () => import(specifier),
+        catch: () =>
+          fail(
+            "@tensorflow/tfjs-node is not installed (its install script downloads libtensorflow, impossible offline)",
+          ),
+      });
+    }
+    const ok = yield* Effect.tryPromise({
+      try: () => tf.setBackend(name === "node" ? "tensorflow" : name),
+      catch: (e) => fail(String(e)),
+    });
+    if (!ok || tf.getBackend() !== (name === "node" ? "tensorflow" : name)) {
+      return yield* fail(`tf.setBackend('${name}') did not take effect`);
+    }
+    yield* Effect.promise(() => tf.ready());
+    return { name, environment: `${name}/tfjs-${tf.version_core}` };
+  });
+
+/** A layer that starts the backend `name`. */
+export const layer = (name: BackendName): Layer.Layer<TfBackend, BackendUnavailable> =>
+  Layer.effect(TfBackend, initBackend(name));
