@@ -13,7 +13,8 @@ import process from "node:process";
 
 /** One unit of tracked work. */
 export interface Tracker {
-  readonly advance: (n?: number) => Effect.Effect<void>;
+  /** `note`: a short status shown with the count (e.g. the current loss) */
+  readonly advance: (n?: number, note?: string) => Effect.Effect<void>;
   readonly finish: Effect.Effect<void>;
 }
 
@@ -38,12 +39,16 @@ export class Progress extends Context.Service<Progress, ProgressShape>()("ivaan/
       start: (label, total) =>
         Effect.sync(() => {
           const started = performance.now();
-          let done = 0, lastPrinted = started;
-          const line = () => `${label}: ${done}/${total}${total > 0 ? ` (${Math.floor((100 * done) / total)}%)` : ""}`;
+          let done = 0, lastPrinted = started, status = "";
+          const line = () =>
+            `${label}: ${done}/${total}${total > 0 ? ` (${Math.floor((100 * done) / total)}%)` : ""}${
+              status === "" ? "" : ` ${status}`
+            }`;
           return {
-            advance: (n = 1) =>
+            advance: (n = 1, note?: string) =>
               Effect.sync(() => {
                 done += n;
+                if (note !== undefined) status = note;
                 const now = performance.now();
                 if (now - lastPrinted >= intervalMs) {
                   lastPrinted = now;
@@ -76,7 +81,8 @@ export class Progress extends Context.Service<Progress, ProgressShape>()("ivaan/
           Effect.sync(() => {
             const bar = bars.create(total, 0, { label });
             return {
-              advance: (n = 1) => Effect.sync(() => bar.increment(n)),
+              advance: (n = 1, note?: string) =>
+                Effect.sync(() => bar.increment(n, note === undefined ? {} : { label: `${label} ${note}` })),
               finish: Effect.sync(() => bar.stop()),
             };
           }),

@@ -3,7 +3,6 @@
  * Never a stub that pretends to work. Each line names the issue that will bring the feature.
  */
 const planned: Readonly<Record<string, string>> = {
-  train: "training needs the model (issue #6, Model I) and the data readers (issue #4)",
   predict: "inference and outputs land with issue #8",
   ablate: "the paper's ablation pipelines land with issue #7",
 };

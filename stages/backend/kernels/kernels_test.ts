@@ -125,3 +125,42 @@ Deno.test("the replacement kernels leak no tensors", async () => {
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([x, w]);
 });
+
+Deno.test("Conv2DBackpropInput on wasm equals cpu: stride 1 (fast path) and 2/3 (original), same/valid", async () => {
+  for (
+    const [k, s, pad] of [[3, 1, "same"], [1, 1, "valid"], [5, 1, "valid"], [2, 1, "same"], [3, 2, "same"], [
+      3,
+      3,
+      "valid",
+    ]] as const
+  ) {
+    const xs = [2, 10, 9, 3], fs = [k, k, 3, 4];
+    const [cpu, wasm] = await onBoth([{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }], (x, w) => {
+      const g = tf.grad((a: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, w as tf.Tensor4D, s, pad).square().sum());
+      return g(x as tf.Tensor);
+    });
+    close(cpu, wasm, `x=[${xs}] f=[${fs}] s=${s} ${pad}`);
+  }
+});
+
+Deno.test("GatherV2 on wasm equals cpu: axis 0, 1 and 2, 1-D and 2-D indices", async () => {
+  const xs = [5, 6, 7];
+  for (
+    const [axis, idx, shape] of [[0, [4, 0, 4, 2], [4]], [1, [5, 1, 0, 1, 3, 2], [2, 3]], [2, [6, 0], [2]], [0, [1], [
+      1,
+    ]]] as const
+  ) {
+    const [cpu, wasm] = await onBoth(
+      [{ shape: xs, values: data(xs) }],
+      (x) => tf.gather(x as tf.Tensor, tf.tensor([...idx], [...shape], "int32"), axis),
+    );
+    close(cpu, wasm, `axis ${axis} idx [${idx}]`);
+  }
+  const flat = [1000];
+  const index = Array.from({ length: 300 }, (_, i) => (i * 37) % 1000);
+  const [cpu, wasm] = await onBoth(
+    [{ shape: flat, values: data(flat) }],
+    (x) => tf.gather(x as tf.Tensor, tf.tensor1d(index, "int32")),
+  );
+  close(cpu, wasm, "1-D");
+});

@@ -4,6 +4,8 @@
  */
 import { registerBatchMatMul } from "./batch_matmul.ts";
 import { registerConv2DBackpropFilter } from "./conv_backprop_filter.ts";
+import { registerConv2DBackpropInput } from "./conv_backprop_input.ts";
+import { registerGather } from "./gather.ts";
 import { registerUnsortedSegmentSum } from "./unsorted_segment_sum.ts";
 
 let registered = false;
@@ -14,5 +16,7 @@ export const registerWasmKernels = (): void => {
   registered = true;
   registerBatchMatMul();
   registerConv2DBackpropFilter();
+  registerConv2DBackpropInput();
+  registerGather();
   registerUnsortedSegmentSum();
 };

@@ -1,0 +1,204 @@
+/**
+ * Mask2Former's transformer decoder (Cheng et al., CVPR 2022): learnable query features and
+ * positions; per layer masked cross-attention to one feature level (cycling s32 → s16 → s8), then
+ * self-attention, then an FFN, each with a residual and post-LayerNorm; predictions (class logits
+ * over C+1, mask logits = mask embedding · per-pixel features) before the first layer and after
+ * every layer, for deep supervision.
+ *
+ * Masked attention: a query attends only where its previous mask prediction, resized to the level,
+ * has sigmoid ≥ 0.5; the mask is detached from the graph; a query whose mask hides everything
+ * attends everywhere (Mask2Former, mask2former_transformer_decoder.py).
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  type Initializer,
+  initLinear,
+  initNorm,
+  layerNorm,
+  linear,
+  type LinearParams,
+  type NormParams,
+} from "./layers.ts";
+
+export interface DecoderConfig {
+  readonly d: number; // D: decoder width
+  readonly queries: number; // Q
+  readonly layers: number;
+  readonly heads: number;
+  readonly ffn: number; // FFN hidden width
+  readonly classes: number; // C (the no-object class is C)
+}
+
+interface AttentionParams<P extends tf.Tensor> {
+  readonly q: LinearParams<P>;
+  readonly k: LinearParams<P>;
+  readonly v: LinearParams<P>;
+  readonly out: LinearParams<P>;
+}
+
+interface LayerParams<P extends tf.Tensor> {
+  readonly cross: AttentionParams<P>;
+  readonly crossNorm: NormParams<P>;
+  readonly self: AttentionParams<P>;
+  readonly selfNorm: NormParams<P>;
+  readonly ffn1: LinearParams<P>;
+  readonly ffn2: LinearParams<P>;
+  readonly ffnNorm: NormParams<P>;
+}
+
+export interface DecoderParams<P extends tf.Tensor = tf.Variable> {
+  readonly queryFeat: P; // [Q, D]
+  readonly queryPos: P; // [Q, D]
+  readonly levelEmbed: P; // [3, D]
+  readonly layers: ReadonlyArray<LayerParams<P>>;
+  readonly norm: NormParams<P>;
+  readonly classHead: LinearParams<P>; // D → C + 1
+  readonly maskEmbed: ReadonlyArray<LinearParams<P>>; // 3-layer MLP D → D
+}
+
+/** One set of predictions. */
+export interface Prediction {
+  readonly logits: tf.Tensor3D; // [B, Q, C+1]
+  readonly masks: tf.Tensor4D; // [B, Q, H/4, W/4] logits
+}
+
+const initAttention = (init: Initializer, d: number): AttentionParams<tf.Variable> => ({
+  q: initLinear(init, d, d),
+  k: initLinear(init, d, d),
+  v: initLinear(init, d, d),
+  out: initLinear(init, d, d),
+});
+
+export const initDecoder = (init: Initializer, c: DecoderConfig): DecoderParams => ({
+  queryFeat: init.truncNormal([c.queries, c.d], 1),
+  queryPos: init.truncNormal([c.queries, c.d], 1),
+  levelEmbed: init.truncNormal([3, c.d], 1),
+  layers: Array.from({ length: c.layers }, () => ({
+    cross: initAttention(init, c.d),
+    crossNorm: initNorm(init, c.d),
+    self: initAttention(init, c.d),
+    selfNorm: initNorm(init, c.d),
+    ffn1: initLinear(init, c.d, c.ffn),
+    ffn2: initLinear(init, c.ffn, c.d),
+    ffnNorm: initNorm(init, c.d),
+  })),
+  norm: initNorm(init, c.d),
+  classHead: initLinear(init, c.d, c.classes + 1),
+  maskEmbed: [0, 1, 2].map(() => initLinear(init, c.d, c.d)),
+});
+
+/** 2-D sine positional encoding of an h×w grid (DETR's), [h·w, D]; constant, no gradient. */
+const sinePositions = (h: number, w: number, d: number): tf.Tensor2D => {
+  const half = d / 2, out = new Float32Array(h * w * d);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let i = 0; i < half / 2; i++) {
+        const freq = 1 / 10000 ** ((2 * i) / half);
+        const base = (y * w + x) * d;
+        const ey = ((y + 1) / h) * 2 * Math.PI, ex = ((x + 1) / w) * 2 * Math.PI;
+        out[base + 2 * i] = Math.sin(ey * freq);
+        out[base + 2 * i + 1] = Math.cos(ey * freq);
+        out[base + half + 2 * i] = Math.sin(ex * freq);
+        out[base + half + 2 * i + 1] = Math.cos(ex * freq);
+      }
+    }
+  }
+  return tf.tensor2d(out, [h * w, d]);
+};
+
+/**
+ * Multi-head attention with 2-D matmuls per head batch: queries [B, Lq, D], keys/values [B, Lk, D],
+ * optional additive bias [B, Lq, Lk] (0 or −1e9) shared by the heads.
+ */
+const attention = (
+  p: AttentionParams<tf.Tensor>,
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  heads: number,
+  bias?: tf.Tensor3D,
+): tf.Tensor3D => {
+  const [b, lq, d] = q.shape, lk = k.shape[1], dh = d / heads;
+  const proj = (x: tf.Tensor3D, lp: LinearParams<tf.Tensor>, l: number) =>
+    tf.transpose(tf.reshape(linear(tf.reshape(x, [b * l, d]), lp), [b, l, heads, dh]), [0, 2, 1, 3]).reshape([
+      b * heads,
+      l,
+      dh,
+    ]) as tf.Tensor3D; // [B·h, L, dh]
+  const qh = proj(q, p.q, lq), kh = proj(k, p.k, lk), vh = proj(v, p.v, lk);
+  let scores = tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(dh)) as tf.Tensor3D; // [B·h, Lq, Lk]
+  if (bias !== undefined) {
+    scores = tf.reshape(tf.add(tf.reshape(scores, [b, heads, lq, lk]), tf.expandDims(bias, 1)), [b * heads, lq, lk]); // [B·h, Lq, Lk]
+  }
+  const out = tf.matMul(tf.softmax(scores), vh); // [B·h, Lq, dh]
+  const merged = tf.reshape(tf.transpose(tf.reshape(out, [b, heads, lq, dh]), [0, 2, 1, 3]), [b * lq, d]); // [B·Lq, D]
+  return tf.reshape(linear(merged as tf.Tensor2D, p.out), [b, lq, d]); // [B, Lq, D]
+};
+
+/** Class logits and mask logits from the current query features. */
+const predict = (p: DecoderParams<tf.Tensor>, queries: tf.Tensor3D, maskFeatures: tf.Tensor4D): Prediction => {
+  const [b, q, d] = queries.shape, [, h, w] = maskFeatures.shape;
+  const x = layerNorm(tf.reshape(queries, [b * q, d]) as tf.Tensor2D, p.norm, 1e-5); // [B·Q, D]
+  const logits = tf.reshape(linear(x, p.classHead), [b, q, -1]) as tf.Tensor3D; // [B, Q, C+1]
+  let e = x;
+  p.maskEmbed.forEach((lp, i) => (e = i < 2 ? tf.relu(linear(e, lp)) : linear(e, lp))); // [B·Q, D]
+  const pixels = tf.reshape(maskFeatures, [b, h * w, d]); // [B, HW, D]
+  const masks = tf.matMul(tf.reshape(e, [b, q, d]), pixels, false, true); // [B, Q, HW]
+  return { logits, masks: tf.reshape(masks, [b, q, h, w]) };
+};
+
+/** The additive attention bias from mask logits: 0 where sigmoid ≥ 0.5, −1e9 elsewhere; detached. */
+const attentionBias = (masks: tf.Tensor4D, h: number, w: number): tf.Tensor3D => {
+  const [b, q] = masks.shape;
+  const channelsLast = tf.transpose(masks, [0, 2, 3, 1]) as tf.Tensor4D; // [B, H/4, W/4, Q]
+  const resized = tf.image.resizeBilinear(channelsLast, [h, w]); // [B, h, w, Q]
+  const values = resized.dataSync(); // detaching: the bias is rebuilt from plain numbers
+  const bias = new Float32Array(b * q * h * w);
+  for (let bi = 0; bi < b; bi++) {
+    for (let qi = 0; qi < q; qi++) {
+      let any = false;
+      for (let i = 0; i < h * w; i++) if ((values[(bi * h * w + i) * q + qi] as number) >= 0) any = true; // sigmoid ≥ 0.5 ⇔ logit ≥ 0
+      for (let i = 0; i < h * w; i++) {
+        bias[(bi * q + qi) * h * w + i] = !any || (values[(bi * h * w + i) * q + qi] as number) >= 0 ? 0 : -1e9;
+      }
+    }
+  }
+  return tf.tensor3d(bias, [b, q, h * w]);
+};
+
+/** Runs the decoder; returns the predictions before the first layer and after every layer. */
+export const applyDecoder = (
+  p: DecoderParams<tf.Tensor>,
+  c: DecoderConfig,
+  levels: ReadonlyArray<tf.Tensor4D>,
+  maskFeatures: tf.Tensor4D,
+): Prediction[] => {
+  const b = maskFeatures.shape[0];
+  const memories = levels.map((lv, i) => {
+    const [, h, w, d] = lv.shape;
+    const pos = tf.add(sinePositions(h, w, d), tf.slice(p.levelEmbed, [i, 0], [1, d])); // [hw, D]
+    return {
+      h,
+      w,
+      value: tf.reshape(lv, [b, h * w, d]) as tf.Tensor3D,
+      key: tf.add(tf.reshape(lv, [b, h * w, d]), pos) as tf.Tensor3D,
+    };
+  });
+  const queryPos = tf.tile(tf.expandDims(p.queryPos, 0), [b, 1, 1]) as tf.Tensor3D; // [B, Q, D]
+  let queries = tf.tile(tf.expandDims(p.queryFeat, 0), [b, 1, 1]) as tf.Tensor3D; // [B, Q, D]
+  const outputs: Prediction[] = [predict(p, queries, maskFeatures)];
+  const norm = (x: tf.Tensor3D, np: NormParams<tf.Tensor>) => layerNorm(x, np, 1e-5);
+  p.layers.forEach((lp, l) => {
+    const m = memories[l % memories.length] as (typeof memories)[number];
+    const bias = attentionBias((outputs[outputs.length - 1] as Prediction).masks, m.h, m.w); // [B, Q, hw]
+    const cross = attention(lp.cross, tf.add(queries, queryPos) as tf.Tensor3D, m.key, m.value, c.heads, bias);
+    queries = norm(tf.add(queries, cross) as tf.Tensor3D, lp.crossNorm); // [B, Q, D]
+    const qk = tf.add(queries, queryPos) as tf.Tensor3D;
+    queries = norm(tf.add(queries, attention(lp.self, qk, qk, queries, c.heads)) as tf.Tensor3D, lp.selfNorm); // [B, Q, D]
+    const [, q, d] = queries.shape;
+    const hidden = tf.relu(linear(tf.reshape(queries, [b * q, d]), lp.ffn1)); // [B·Q, F]
+    queries = norm(tf.add(queries, tf.reshape(linear(hidden, lp.ffn2), [b, q, d])) as tf.Tensor3D, lp.ffnNorm); // [B, Q, D]
+    outputs.push(predict(p, queries, maskFeatures));
+  });
+  return outputs;
+};
