@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: benchmarks (never timed tests). Prints a Markdown table; `--json FILE` also
- * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`, `attributes`; `--only NAME`
+ * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`, `attributes`, `model`; `--only NAME`
  * runs one, `--images N` sets the PanNuke image/tile count of `evaluation` and `data` (default
  * 2,656, one fold). Peers (joblib, scipy, the numpy reference) are measured in the same run when
  * python3 has them. The `data` section writes a 12 GB float64 fold to a temporary folder.
@@ -10,6 +10,7 @@ import { pipelineBench } from "../bench/pipeline_bench.ts";
 import { dataBench } from "../bench/data_bench.ts";
 import { featuresBench } from "../bench/features_bench.ts";
 import { attributeChainBench } from "../bench/attributes_bench.ts";
+import { modelBench } from "../bench/model_bench.ts";
 
 const flag = (name: string) => {
   const i = Deno.args.indexOf(`--${name}`);
