@@ -34,6 +34,7 @@ const main = async () => {
     if (only === undefined || only === "attributes") {
       rows.push(...(await featuresBench()), ...(await attributeChainBench(dir)));
     }
+    if (only === undefined || only === "model") rows.push(...(await modelBench()));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
