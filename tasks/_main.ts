@@ -40,3 +40,23 @@ export const runTask = <E>(program: Effect.Effect<void, E>): void =>
 /** The cache directory: `--cache DIR`, else `$IVAAN_CACHE`, else `.ivaan-cache`. */
 export const cacheDirectory = (flag: Option.Option<string>): string =>
   Option.getOrElse(flag, () => Deno.env.get("IVAAN_CACHE") || ".ivaan-cache");
+
+/**
+ * Writes text or bytes to `path` atomically (a temp file renamed into place, removed on failure),
+ * so a crash never leaves half a file; a failure is one UsageError line naming the path.
+ */
+export const writeAtomic = (path: string, content: string | Uint8Array, what = "") =>
+  Effect.tryPromise({
+    try: async () => {
+      const tmp = `${path}.${Deno.pid}.tmp`;
+      try {
+        if (typeof content === "string") await Deno.writeTextFile(tmp, content);
+        else await Deno.writeFile(tmp, content);
+        await Deno.rename(tmp, path);
+      } catch (e) {
+        await Deno.remove(tmp).catch(() => {});
+        throw e;
+      }
+    },
+    catch: (e) => new UsageError({ message: `${what}cannot write ${path}: ${e instanceof Error ? e.message : e}` }),
+  });

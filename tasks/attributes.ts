@@ -24,7 +24,7 @@ import {
   fitAttributes,
   fitSummary,
 } from "../stages/attributes/fit.ts";
-import { cacheDirectory, runTask, UsageError } from "./_main.ts";
+import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
 import { Layer } from "effect";
 import sharp from "sharp";
 import { FileStore, Pipeline, Progress, Runner } from "../mod.ts";
@@ -44,17 +44,6 @@ export const root = Command.make("attributes").pipe(
     "Attribute selection (Cohen's d separation, Spearman de-duplication) and supervised entropy binning into words.",
   ),
 );
-
-/** Writes text to `path` atomically (temp file + rename), so a crash never leaves half a file. */
-const writeAtomic = (path: string, text: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const tmp = `${path}.${Deno.pid}.tmp`;
-      await Deno.writeTextFile(tmp, text);
-      await Deno.rename(tmp, path);
-    },
-    catch: (e) => new UsageError({ message: `cannot write ${path}: ${e instanceof Error ? e.message : e}` }),
-  });
 
 const list = (text: string): string[] => text.split(",").map((s) => s.trim()).filter((s) => s !== "");
 

@@ -20,7 +20,7 @@ import { DatasetError } from "../stages/data/sample.ts";
 import { checkSourcePath, datasetSource, openDataset, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { datasetSplit, datasetSummary } from "../stages/data/stages.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
-import { cacheDirectory, runTask, UsageError } from "./_main.ts";
+import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
 
 const root = Command.make("data").pipe(
   Command.withSharedFlags({
@@ -230,13 +230,7 @@ const split = Command.make("split", {
     yield* Console.log(`${s.method}: train ${s.train.length}, val ${s.val.length}, test ${s.test.length}`);
     if (json._tag === "Some") {
       const path = json.value;
-      yield* Effect.tryPromise({
-        try: () =>
-          Deno.writeTextFile(`${path}.tmp`, JSON.stringify(s, null, 2) + "\n").then(() =>
-            Deno.rename(`${path}.tmp`, path)
-          ),
-        catch: (e) => new UsageError({ message: `cannot write ${path}: ${e instanceof Error ? e.message : e}` }),
-      });
+      yield* writeAtomic(path, JSON.stringify(s, null, 2) + "\n");
       yield* Console.log(`wrote ${path}`);
     }
   })).pipe(

@@ -20,7 +20,7 @@ import {
   pannukeMarkdown,
   toJson,
 } from "../stages/evaluation/mod.ts";
-import { cacheDirectory, runTask, UsageError } from "./_main.ts";
+import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
 
 const root = Command.make("evaluate").pipe(
   Command.withSharedFlags({
@@ -46,17 +46,6 @@ const iouFlag = Flag.Finite("iou").pipe(
   Flag.withDescription("PQ IoU threshold, in [0, 1); pairs need IoU > iou (default 0.5)"),
   Flag.withDefault(0.5),
 );
-
-/** Writes text to `path` atomically (temp file + rename), so a crash never leaves half a file. */
-const writeAtomic = (path: string, text: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const tmp = `${path}.${Deno.pid}.tmp`;
-      await Deno.writeTextFile(tmp, text);
-      await Deno.rename(tmp, path);
-    },
-    catch: (e) => new UsageError({ message: `cannot write ${path}: ${e instanceof Error ? e.message : e}` }),
-  });
 
 const exists = (path: string, flag: string, kind: "file" | "directory") =>
   Effect.tryPromise({

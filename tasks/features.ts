@@ -22,7 +22,9 @@ import { Command, Flag } from "effect/cli";
 import sharp from "sharp";
 import { NpyError, readNpy } from "../pipeline/codec/npy.ts";
 import { featuresJson, maskFeatures } from "../stages/attributes/mask_features.ts";
-import { runTask, UsageError } from "./_main.ts";
+import { runTask, UsageError, writeAtomic } from "./_main.ts";
+
+const writeAtomicJson = (path: string, text: string) => writeAtomic(path, text, "--json: ");
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const COLOUR_TYPES: Readonly<Record<number, string>> = {
@@ -119,22 +121,6 @@ const exists = (path: string, flag: string) =>
 const userError = (e: unknown) =>
   e instanceof UsageError ? e : new UsageError({ message: e instanceof Error ? e.message : String(e) });
 
-/** Writes text to `path` atomically (temp file + rename), so a crash never leaves half a file. */
-const writeAtomic = (path: string, text: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const tmp = `${path}.${Deno.pid}.tmp`;
-      try {
-        await Deno.writeTextFile(tmp, text);
-        await Deno.rename(tmp, path);
-      } catch (e) {
-        await Deno.remove(tmp).catch(() => {});
-        throw e;
-      }
-    },
-    catch: (e) => new UsageError({ message: `--json: cannot write ${path}: ${e instanceof Error ? e.message : e}` }),
-  });
-
 export const featuresCommand = Command.make("features", {
   image: Flag.String("image").pipe(
     Flag.withDescription(
@@ -168,7 +154,7 @@ export const featuresCommand = Command.make("features", {
     const out = featuresJson(records, { image, inst: instances, height: tile.height, width: tile.width });
     const text = JSON.stringify(out, null, 1) + "\n";
     if (Option.isNone(json)) return yield* Console.log(text.trimEnd());
-    yield* writeAtomic(json.value, text);
+    yield* writeAtomicJson(json.value, text);
     yield* Console.log(
       `wrote ${json.value}: ${records.length} instances, ${tile.height}×${tile.width} tile ${image}`,
     );

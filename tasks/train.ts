@@ -17,7 +17,7 @@ import { FileStore, Pipeline, Progress, Runner } from "../mod.ts";
 import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { trainBaseline } from "../stages/model/stages.ts";
-import { cacheDirectory, runTask, UsageError } from "./_main.ts";
+import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
 
 const train = Command.make("train", {
   data: Flag.String("data").pipe(
@@ -100,18 +100,12 @@ const train = Command.make("train", {
       "",
     ].join("\n");
     yield* Effect.tryPromise({
-      try: async () => {
-        await Deno.mkdir(f.out, { recursive: true });
-        const write = async (name: string, bytes: Uint8Array) => {
-          await Deno.writeFile(`${f.out}/${name}.tmp`, bytes);
-          await Deno.rename(`${f.out}/${name}.tmp`, `${f.out}/${name}`);
-        };
-        await write("checkpoint.safetensors", encodeSafetensors(outputs.checkpoint));
-        await write("metrics.json", new TextEncoder().encode(JSON.stringify({ validation, history }, null, 1) + "\n"));
-        await write("summary.md", new TextEncoder().encode(summary));
-      },
-      catch: (e) => new UsageError({ message: `cannot write ${f.out}: ${e instanceof Error ? e.message : e}` }),
+      try: () => Deno.mkdir(f.out, { recursive: true }),
+      catch: (e) => new UsageError({ message: `cannot create ${f.out}: ${e instanceof Error ? e.message : e}` }),
     });
+    yield* writeAtomic(`${f.out}/checkpoint.safetensors`, encodeSafetensors(outputs.checkpoint));
+    yield* writeAtomic(`${f.out}/metrics.json`, JSON.stringify({ validation, history }, null, 1) + "\n");
+    yield* writeAtomic(`${f.out}/summary.md`, summary);
     const cached = report.find((s) => s.node === "checkpoint")?.status === "hit";
     yield* Console.log(summary);
     yield* Console.log(

@@ -30,21 +30,10 @@ import {
 } from "./binning.ts";
 import { compareCodePoints, normaliseLabel, selectAttributes, type Selection } from "./selection.ts";
 import { type Direction, type Family, familyOf, intervalBounds, intervalOf, intervalWords } from "./words.ts";
+import { FEATURE_NAMES } from "./mask_features.ts";
 
 /** The 11 per-nucleus features of spec §A3, in canonical order: the default feature list. */
-export const ATTRIBUTE_FEATURES: readonly string[] = [
-  "area",
-  "equivalent_diameter",
-  "eccentricity",
-  "aspect_ratio",
-  "solidity",
-  "extent",
-  "perimeter_ratio",
-  "mean_boundary_gradient",
-  "hematoxylin_mean",
-  "hematoxylin_var",
-  "core_rim_diff",
-];
+export const ATTRIBUTE_FEATURES: readonly string[] = FEATURE_NAMES;
 
 /** The Part B parameter table. */
 export interface AttributeParams {

@@ -72,14 +72,15 @@ export const linear = (x: tf.Tensor2D, p: LinearParams<tf.Tensor>): tf.Tensor2D 
   return p.bias === undefined ? y : tf.add<tf.Tensor2D>(y, p.bias); // [M, out]
 };
 
-/** LayerNorm over the last axis. */
+/** LayerNorm over the last axis (two-pass variance, as PyTorch). */
 export const layerNorm = <T extends tf.Tensor>(x: T, p: NormParams<tf.Tensor>, eps: number): T => {
-  const { mean, variance } = tf.moments(x, -1, true); // [..., 1]
-  const normed = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))); // [..., C]
-  return tf.add(tf.mul(normed, p.weight), p.bias) as T;
+  const mean = tf.mean(x, -1, true); // [..., 1]
+  const centred = tf.sub(x, mean); // [..., C]
+  const variance = tf.mean(tf.square(centred), -1, true); // [..., 1]
+  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), p.weight), p.bias); // [..., C]
 };
 
-/** Exact GELU: x · Φ(x) with the error function. */
+/** Exact GELU, 0.5·x·(1 + erf(x/√2)) (PyTorch nn.GELU default). */
 export const gelu = <T extends tf.Tensor>(x: T): T =>
   tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T;
 

@@ -30,6 +30,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Data, Effect } from "effect";
 import type { HostTensor } from "../../pipeline/codec/safetensors.ts";
+import { gelu, layerNorm, linear, type LinearParams, type NormParams } from "./layers.ts";
 
 /** Hyper-parameters of the encoder; field names follow segment-anything's `ImageEncoderViT`. */
 export interface ViTConfig {
@@ -109,18 +110,6 @@ export const VIT_PRESETS: Readonly<Record<"tiny" | "vit_b" | "vit_l" | "vit_h", 
   vit_l: sam(1024, 24, 16, [5, 11, 17, 23]),
   vit_h: sam(1280, 32, 16, [7, 15, 23, 31]),
 };
-
-/** A linear layer, stored as `x · weight + bias` (weight `[in, out]`). */
-export interface LinearParams<P extends tf.Tensor = tf.Variable> {
-  readonly weight: P; // [in, out]
-  readonly bias?: P; // [out]
-}
-
-/** LayerNorm over the channel axis (also SAM's LayerNorm2d, since we are NHWC). */
-export interface NormParams<P extends tf.Tensor = tf.Variable> {
-  readonly weight: P; // [C]
-  readonly bias: P; // [C]
-}
 
 /** One transformer block. */
 export interface BlockParams<P extends tf.Tensor = tf.Variable> {
@@ -279,21 +268,6 @@ const relPosMatrix = (q: number, k: number, L: number): Float32Array => {
 
 // ---------------------------------------------------------------------------------------------
 // Layers
-
-const linear = (x: tf.Tensor2D, p: LinearParams<tf.Tensor>): tf.Tensor2D => {
-  const y = tf.matMul<tf.Tensor2D>(x, p.weight); // [M, out]
-  return p.bias === undefined ? y : tf.add<tf.Tensor2D>(y, p.bias); // [M, out]
-};
-
-const layerNorm = <T extends tf.Tensor>(x: T, p: NormParams<tf.Tensor>, eps: number): T => {
-  const mean = tf.mean(x, -1, true); // [..., 1]
-  const centred = tf.sub(x, mean); // [..., C]
-  const variance = tf.mean(tf.square(centred), -1, true); // [..., 1]
-  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), p.weight), p.bias); // [..., C]
-};
-
-/** Exact GELU, 0.5·x·(1 + erf(x/√2)) (PyTorch nn.GELU default). */
-const gelu = (x: tf.Tensor2D): tf.Tensor2D => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)); // [M, F]
 
 /** Position embedding `[1, g, g, D]` resized to `[1, h, w, D]` (bicubic, align_corners=False). */
 const absPos = (pos: tf.Tensor, h: number, w: number): tf.Tensor4D => {
