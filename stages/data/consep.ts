@@ -17,8 +17,8 @@
  *   (unknown) rather than failing: its pixels are still a nucleus. Other values outside 0..7 fail.
  * - The image must have the size of `inst_map`; alpha is dropped, grey becomes RGB.
  */
-import sharp from "sharp";
 import { type MatMatrix, readMat } from "./mat.ts";
+import { readRgb } from "./image.ts";
 import { type Dataset, DatasetError, relabelContiguous, type Sample } from "./sample.ts";
 
 /** The 7 original classes; class number = original type − 1. */
@@ -111,19 +111,6 @@ const readLabel = async (file: string) => {
   return { height: map.shape[0] as number, width: map.shape[1] as number, instMap, instType };
 };
 
-/** Decodes an image to [H, W, 3] RGB. */
-const readImage = async (file: string) => {
-  const { data, info } = await sharp(file).removeAlpha().toColourspace("srgb").raw({ depth: "uchar" })
-    .toBuffer({ resolveWithObject: true })
-    .catch((e) =>
-      Promise.reject(new DatasetError({ file, reason: `cannot decode image (${e instanceof Error ? e.message : e})` }))
-    );
-  if (info.channels !== 3) {
-    throw new DatasetError({ file, reason: `expected RGB, decoded ${info.channels} channels` });
-  }
-  return { height: info.height, width: info.width, rgb: new Uint8Array(data) };
-};
-
 /** Opens CoNSeP at DIR (holding `Images/` and `Labels/`); checks that every image has its label. */
 export const openConsep = async (dir: string, options: { readonly merge?: boolean } = {}): Promise<Dataset> => {
   const images = await listStems(`${dir}/Images`, ".png");
@@ -151,7 +138,7 @@ export const openConsep = async (dir: string, options: { readonly merge?: boolea
       const stem = stems[i];
       if (stem === undefined) throw new RangeError(`consep: sample ${i} outside [0, ${stems.length})`);
       const imageFile = images.get(stem) as string, labelFile = labels.get(stem) as string;
-      const [image, label] = await Promise.all([readImage(imageFile), readLabel(labelFile)]);
+      const [image, label] = await Promise.all([readRgb(imageFile), readLabel(labelFile)]);
       if (image.height !== label.height || image.width !== label.width) {
         throw new DatasetError({
           file: imageFile,

@@ -9,10 +9,10 @@
  * `dataset.json` is optional (no classes: every nucleus is class 0 "nucleus"; organs unknown).
  * An instance without an entry in classes/NAME.json is of unknown class (−1).
  */
-import sharp from "sharp";
 import { decodeNpy, NpyError } from "../../pipeline/codec/npy.ts";
 import { decodePng } from "../../pipeline/codec/png.ts";
 import { Effect } from "effect";
+import { readRgb } from "./image.ts";
 import { type Dataset, DatasetError, relabelContiguous, type Sample } from "./sample.ts";
 
 const IMAGE = /\.(png|jpe?g|tiff?)$/i;
@@ -132,22 +132,12 @@ export const openFolder = async (dir: string): Promise<Dataset> => {
       const name = names[i];
       if (name === undefined) throw new RangeError(`folder: sample ${i} outside [0, ${names.length})`);
       const imagePath = images.get(name) as string, instancePath = instances.get(name) as string;
-      const { data, info } = await sharp(imagePath).removeAlpha().toColourspace("srgb").raw().toBuffer({
-        resolveWithObject: true,
-      })
-        .catch((e) =>
-          Promise.reject(
-            new DatasetError({
-              file: imagePath,
-              reason: `cannot decode image (${e instanceof Error ? e.message : e})`,
-            }),
-          )
-        );
+      const { height, width, rgb } = await readRgb(imagePath);
       const map = await readInstances(instancePath);
-      if (map.height !== info.height || map.width !== info.width) {
+      if (map.height !== height || map.width !== width) {
         throw new DatasetError({
           file: instancePath,
-          reason: `size ${map.height}×${map.width} differs from its image ${imagePath} (${info.height}×${info.width})`,
+          reason: `size ${map.height}×${map.width} differs from its image ${imagePath} (${height}×${width})`,
         });
       }
       const { instances: relabelled, oldIds } = relabelContiguous(map.labels);
@@ -185,9 +175,9 @@ export const openFolder = async (dir: string): Promise<Dataset> => {
       return {
         id: name,
         organ: meta.organs[name] ?? "",
-        height: info.height,
-        width: info.width,
-        image: new Uint8Array(data),
+        height,
+        width,
+        image: rgb,
         instances: relabelled,
         classOf,
       };

@@ -6,8 +6,8 @@
  * Images and annotations may sit together or in `Tissue Images/` and `Annotations/` folders.
  */
 import { XMLParser } from "fast-xml-parser";
-import sharp from "sharp";
 import { fillPolygon } from "./polygon.ts";
+import { readRgb } from "./image.ts";
 import { type Dataset, DatasetError, relabelContiguous, type Sample } from "./sample.ts";
 
 /** The regions of an ImageScope XML as vertex lists. */
@@ -99,22 +99,9 @@ export const openMonuseg = async (dir: string): Promise<Dataset> => {
       const name = images[i];
       if (name === undefined) throw new RangeError(`monuseg: sample ${i} outside [0, ${images.length})`);
       const imagePath = files.get(name) as string, xmlPath = files.get(name.replace(IMAGE, ".xml")) as string;
-      const { data, info } = await sharp(imagePath).removeAlpha().toColourspace("srgb").raw().toBuffer({
-        resolveWithObject: true,
-      })
-        .catch((e) =>
-          Promise.reject(
-            new DatasetError({
-              file: imagePath,
-              reason: `cannot decode image (${e instanceof Error ? e.message : e})`,
-            }),
-          )
-        );
-      if (info.channels !== 3) {
-        throw new DatasetError({ file: imagePath, reason: `expected RGB, decoded ${info.channels} channels` });
-      }
+      const { height, width, rgb } = await readRgb(imagePath);
       const regions = parseImageScopeXml(await Deno.readTextFile(xmlPath), xmlPath);
-      const instances = rasterizeRegions(regions, info.height, info.width);
+      const instances = rasterizeRegions(regions, height, width);
       let n = 0;
       for (const v of instances) if (v > n) n = v;
       const classOf = new Int32Array(n + 1).fill(0);
@@ -122,9 +109,9 @@ export const openMonuseg = async (dir: string): Promise<Dataset> => {
       return {
         id: name.replace(IMAGE, ""),
         organ: "",
-        height: info.height,
-        width: info.width,
-        image: new Uint8Array(data),
+        height,
+        width,
+        image: rgb,
         instances,
         classOf,
       };
