@@ -15,7 +15,8 @@
  *
  * Gotcha: a corrupt entry is reported, quarantined and recomputed; it is never trusted.
  */
-import { Effect, Option, Schema, SchemaIssue, Semaphore } from "effect";
+import { Effect, Option, Schema, Semaphore } from "effect";
+import { describeValue, schemaProblems } from "./schema_problems.ts";
 import { CacheCorrupt, ConfigInvalid, NodeFailed, UnknownNode } from "./errors.ts";
 import type { CodecError, SourceError, StoreError } from "./errors.ts";
 import type { Digest } from "./hash.ts";
@@ -54,40 +55,12 @@ export interface RunOptions {
 
 type Outputs<Nodes, T extends string> = { readonly [K in T]: K extends keyof Nodes ? Nodes[K] : never };
 
-const describeValue = (v: unknown): string => {
-  if (v === undefined) return "nothing";
-  try {
-    const s = JSON.stringify(v);
-    return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-  } catch {
-    return String(v);
-  }
-};
-
-const valueAt = (root: unknown, path: ReadonlyArray<unknown>): unknown =>
-  path.reduce<unknown>(
-    (v, k) => (typeof v === "object" && v !== null ? (v as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined),
-    root,
-  );
-
-const standardIssues = SchemaIssue.makeFormatterStandardSchemaV1();
-
 /** Decodes a node's config: the decoded value for `run` and the canonical encoded form for the key. */
 const decodeConfig = (node: StageNode) =>
   Schema.decodeUnknownEffect(node.stage.config)(node.config, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((e) => {
-      const problems = standardIssues(e.issue).issues.map((issue) => {
-        const path = (issue.path ?? []).map((p) => (typeof p === "object" && p !== null && "key" in p ? p.key : p));
-        const field = path.length === 0 ? "config" : path.map(String).join(".");
-        const expected = issue.message.replace(/^Expected /, "expected ");
-        return issue.message === "Missing key"
-          ? `${field}: missing (required field)`
-          : issue.message.startsWith("Expected no excess")
-          ? `${field}: unknown field, found ${describeValue(valueAt(node.config, path))}`
-          : `${field}: ${expected}, found ${describeValue(valueAt(node.config, path))}`;
-      });
-      return new ConfigInvalid({ node: node.name, stage: node.stage.name, problems });
-    }),
+    Effect.mapError((e) =>
+      new ConfigInvalid({ node: node.name, stage: node.stage.name, problems: schemaProblems(e, node.config) })
+    ),
     Effect.flatMap((decoded) =>
       Schema.encodeUnknownEffect(node.stage.config)(decoded).pipe(
         Effect.orDie, // a config that decodes must encode; anything else is a bug in its Schema
