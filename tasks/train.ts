@@ -3,20 +3,21 @@
  * on a held-out split.
  *
  *   deno task train [--data SOURCE] [--preset tiny] [--steps N] [--batch B] [--seed S] [--lr X]
- *                   [--backend wasm|cpu|webgpu|node] [--out DIR] [--explain] [--cache DIR]
+ *                   [--backend wasm|cpu|webgpu|node] [--out DIR] [--checkpoint-every N]
+ *                   [--resume CHECKPOINT] [--explain] [--cache DIR]
  *
  * With no arguments: the `tiny` preset on the synthetic default (`synthetic:0`, 256 tiles).
  * Writes OUT/checkpoint.safetensors, OUT/metrics.json and OUT/summary.md. The run is a cached
  * stage: the same data, config, seed and backend reuse the stored checkpoint.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices";
-import { Console, Effect, Layer } from "effect";
+import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
-import { encodeSafetensors } from "../pipeline/codec/safetensors.ts";
-import { FileStore, Pipeline, Progress, Runner } from "../mod.ts";
-import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
+import { encodeSafetensors, type TensorFile } from "../pipeline/codec/safetensors.ts";
+import { FileStore, Pipeline, Progress, Runner, Source, type Store } from "../mod.ts";
+import { BACKENDS, layer as backendLayer, type TfBackend } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
-import { trainBaseline } from "../stages/model/stages.ts";
+import { continueTraining, trainBaseline, TrainingCheckpoints } from "../stages/model/stages.ts";
 import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
 
 const train = Command.make("train", {
@@ -54,6 +55,16 @@ const train = Command.make("train", {
     Flag.withDescription("Output folder (default runs/train)"),
     Flag.withDefault("runs/train"),
   ),
+  resume: Flag.String("resume").pipe(
+    Flag.withDescription(
+      "Continue from a checkpoint of the same config (e.g. OUT/checkpoint-step100.safetensors) up to --steps",
+    ),
+    Flag.optional,
+  ),
+  checkpointEvery: Flag.Int("checkpoint-every").pipe(
+    Flag.withDescription("Write OUT/checkpoint-step<N>.safetensors every N steps (default 100; 0 = never)"),
+    Flag.withDefault(100),
+  ),
   explain: Flag.Boolean("explain").pipe(
     Flag.withDescription("Print the plan (cached or not, and why) and stop"),
     Flag.withDefault(false),
@@ -72,47 +83,72 @@ const train = Command.make("train", {
       });
     }
     yield* checkSourcePath(parsed.ref);
-    const pipeline = Pipeline.empty.source("dataset", datasetSource(parsed.ref)).node("checkpoint", trainBaseline, {
-      inputs: { dataset: "dataset" },
-      config: { preset: f.preset, steps: f.steps, batch: f.batch, seed: f.seed, learningRate: f.lr },
-    });
-    const layers = Layer.mergeAll(FileStore.layer(cacheDirectory(f.cache)), Progress.auto, backendLayer(f.backend));
-    if (f.explain) {
-      return yield* Console.log(
-        Runner.formatPlan(yield* Runner.explain(pipeline, ["checkpoint"]).pipe(Effect.provide(layers))),
-      );
+    const config = { preset: f.preset, steps: f.steps, batch: f.batch, seed: f.seed, learningRate: f.lr };
+    const resume = Option.getOrUndefined(f.resume);
+    if (resume !== undefined && !(yield* Effect.promise(() => Deno.stat(resume).then((s) => s.isFile, () => false)))) {
+      return yield* new UsageError({ message: `--resume: ${resume} is not a checkpoint file` });
     }
-    const started = performance.now();
-    const { outputs, report } = yield* Runner.run(pipeline, ["checkpoint"]).pipe(Effect.provide(layers));
-    const meta = outputs.checkpoint.metadata ?? {};
-    const validation = JSON.parse(meta.validation ?? "{}") as Record<string, unknown>;
-    const history = JSON.parse(meta.history ?? "[]") as Array<{ step: number; total: number; ms: number }>;
-    const msPerStep = history.length === 0 ? NaN : history.reduce((s, h) => s + h.ms, 0) / history.length;
-    const summary = [
-      `# Training summary`,
-      "",
-      `- data: ${f.data}; preset ${f.preset}; ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${f.lr}; backend ${f.backend}`,
-      `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
-        history.at(-1)?.step
-      }; ${msPerStep.toFixed(0)} ms per step`,
-      `- split: ${meta.split}`,
-      `- held-out validation: ${JSON.stringify(validation)}`,
-      "",
-    ].join("\n");
-    yield* Effect.tryPromise({
-      try: () => Deno.mkdir(f.out, { recursive: true }),
-      catch: (e) => new UsageError({ message: `cannot create ${f.out}: ${e instanceof Error ? e.message : e}` }),
-    });
-    yield* writeAtomic(`${f.out}/checkpoint.safetensors`, encodeSafetensors(outputs.checkpoint));
-    yield* writeAtomic(`${f.out}/metrics.json`, JSON.stringify({ validation, history }, null, 1) + "\n");
-    yield* writeAtomic(`${f.out}/summary.md`, summary);
-    const cached = report.find((s) => s.node === "checkpoint")?.status === "hit";
-    yield* Console.log(summary);
-    yield* Console.log(
-      `${cached ? "(from the cache) " : ""}wrote ${f.out}/checkpoint.safetensors, metrics.json and summary.md in ${
-        ((performance.now() - started) / 1000).toFixed(0)
-      } s`,
+    const data = Pipeline.empty.source("dataset", datasetSource(parsed.ref));
+    const layers = Layer.mergeAll(
+      FileStore.layer(cacheDirectory(f.cache)),
+      Progress.auto,
+      backendLayer(f.backend),
+      f.checkpointEvery > 0 ? TrainingCheckpoints.toDirectory(f.out, f.checkpointEvery) : TrainingCheckpoints.none,
     );
+    /** Explains or runs a pipeline whose `checkpoint` node is the trained model, then writes OUT. */
+    const execute = <
+      Nodes extends { readonly checkpoint: TensorFile },
+      E,
+      R extends Store | Progress | TfBackend | TrainingCheckpoints,
+    >(
+      pipeline: Pipeline<Nodes, E, R>,
+    ) =>
+      Effect.gen(function* () {
+        if (f.explain) {
+          return yield* Console.log(
+            Runner.formatPlan(yield* Runner.explain(pipeline, ["checkpoint"]).pipe(Effect.provide(layers))),
+          );
+        }
+        const started = performance.now();
+        const { outputs, report } = yield* Runner.run(pipeline, ["checkpoint"]).pipe(Effect.provide(layers));
+        const meta = outputs.checkpoint.metadata ?? {};
+        const validation = JSON.parse(meta.validation ?? "{}") as Record<string, unknown>;
+        const history = JSON.parse(meta.history ?? "[]") as Array<{ step: number; total: number; ms: number }>;
+        const msPerStep = history.length === 0 ? NaN : history.reduce((s, h) => s + h.ms, 0) / history.length;
+        const summary = [
+          `# Training summary`,
+          "",
+          `- data: ${f.data}; preset ${f.preset}; ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${f.lr}; backend ${f.backend}`,
+          `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
+            history.at(-1)?.step
+          }; ${msPerStep.toFixed(0)} ms per step`,
+          `- split: ${meta.split}`,
+          `- held-out validation: ${JSON.stringify(validation)}`,
+          "",
+        ].join("\n");
+        yield* Effect.tryPromise({
+          try: () => Deno.mkdir(f.out, { recursive: true }),
+          catch: (e) => new UsageError({ message: `cannot create ${f.out}: ${e instanceof Error ? e.message : e}` }),
+        });
+        yield* writeAtomic(`${f.out}/checkpoint.safetensors`, encodeSafetensors(outputs.checkpoint));
+        yield* writeAtomic(`${f.out}/metrics.json`, JSON.stringify({ validation, history }, null, 1) + "\n");
+        yield* writeAtomic(`${f.out}/summary.md`, summary);
+        const cached = report.find((s) => s.node === "checkpoint")?.status === "hit";
+        yield* Console.log(summary);
+        yield* Console.log(
+          `${cached ? "(from the cache) " : ""}wrote ${f.out}/checkpoint.safetensors, metrics.json and summary.md in ${
+            ((performance.now() - started) / 1000).toFixed(0)
+          } s`,
+        );
+      });
+    yield* resume === undefined
+      ? execute(data.node("checkpoint", trainBaseline, { inputs: { dataset: "dataset" }, config }))
+      : execute(
+        data.source("resume", Source.file(resume)).node("checkpoint", continueTraining, {
+          inputs: { dataset: "dataset", checkpoint: "resume" },
+          config,
+        }),
+      );
   })).pipe(
     Command.withDescription(
       "Train the Mask2Former-style baseline and evaluate it on a held-out split. Example: deno task train --data synthetic:0 --steps 300 --out runs/synth",

@@ -3,17 +3,23 @@
  * training config, seed, steps, backend). The checkpoint is safetensors (every parameter under its
  * path) with JSON metadata: model config, classes, the loss history and the validation metrics.
  */
-import { Effect, Schema } from "effect";
-import { safetensors } from "../../pipeline/codec/safetensors.ts";
+import { Context, Effect, Layer, Schema } from "effect";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  safetensors,
+  type TensorFile,
+} from "../../pipeline/codec/safetensors.ts";
+import { fileRefCodec } from "../../pipeline/source.ts";
 import { type Progress, track } from "../../pipeline/progress.ts";
 import * as Stage from "../../pipeline/stage.ts";
 import { TfBackend } from "../backend/tf.ts";
 import { DatasetError } from "../data/sample.ts";
-import { datasetRefCodec, openDataset } from "../data/source.ts";
+import { type DatasetRef, datasetRefCodec, openDataset } from "../data/source.ts";
 import * as tf from "@tensorflow/tfjs";
-import { namedTensors, saveCheckpoint } from "./checkpoint.ts";
+import { namedTensors } from "./checkpoint.ts";
 import { MODEL_PRESETS } from "./model.ts";
-import { trainModel } from "./train.ts";
+import { trainingCheckpoint, trainModel } from "./train.ts";
 
 export const TrainConfig = Schema.Struct({
   preset: Schema.Literals(["micro", "tiny", "vit_b", "vit_l", "vit_h"]).pipe(
@@ -37,51 +43,112 @@ const failure = (
   : new DatasetError({ file: "training", reason: e instanceof Error ? e.message : String(e) }));
 
 /** Results depend on the backend's arithmetic: its name and tfjs version are part of the key. */
-const backendTag: Effect.Effect<string, never, TfBackend | Progress> = Effect.map(TfBackend, (b) => b.environment);
+const backendTag: Effect.Effect<string, never, TfBackend | Progress | TrainingCheckpoints> = Effect.map(
+  TfBackend,
+  (b) => b.environment,
+);
 
-/** Trains the baseline (its tile size is the preset's ViT img_size). */
+/**
+ * Where intermediate checkpoints go while a training stage runs (a real dependency, switched on
+ * from the task, like Progress): `none`, or `toDirectory(dir, every)` writing
+ * `dir/checkpoint-step<N>.safetensors` atomically every `every` steps.
+ */
+export class TrainingCheckpoints extends Context.Service<TrainingCheckpoints, {
+  readonly every: number;
+  readonly save: (step: number, file: TensorFile) => Promise<void>;
+}>()("ivaan/model/TrainingCheckpoints") {
+  static readonly none: Layer.Layer<TrainingCheckpoints> = Layer.succeed(TrainingCheckpoints, {
+    every: 0,
+    save: () => Promise.resolve(),
+  });
+  static readonly toDirectory = (dir: string, every: number): Layer.Layer<TrainingCheckpoints> =>
+    Layer.succeed(TrainingCheckpoints, {
+      every,
+      save: async (step, file) => {
+        await Deno.mkdir(dir, { recursive: true });
+        const path = `${dir}/checkpoint-step${step}.safetensors`;
+        await Deno.writeFile(`${path}.tmp`, encodeSafetensors(file));
+        await Deno.rename(`${path}.tmp`, path);
+      },
+    });
+}
+
+/** Trains (or continues) and returns the final checkpoint with the validation metrics in its metadata. */
+const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFile | undefined) =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise({ try: () => openDataset(dataset), catch: failure }),
+    (ds) =>
+      Effect.flatMap(
+        TrainingCheckpoints,
+        (checkpoints) =>
+          track("training", config.steps, (progress) =>
+            Effect.tryPromise({
+              try: async () => {
+                const started = performance.now();
+                let done = 0, reported = 0;
+                const size = MODEL_PRESETS[config.preset].vit.img_size;
+                const full = { ...config, size };
+                const result = await trainModel(ds, full, {
+                  ...(resume === undefined ? {} : { resume }),
+                  checkpointEvery: checkpoints.every,
+                  onCheckpoint: checkpoints.save,
+                  onStep: (log) => {
+                    done++;
+                    const perStep = (performance.now() - started) / done / 1000;
+                    const eta = Math.round(perStep * (config.steps - log.step));
+                    const note =
+                      `loss ${log.total.toFixed(2)} (cls ${log.class.toFixed(2)} bce ${log.mask.toFixed(2)} dice ${
+                        log.dice.toFixed(2)
+                      }) ` +
+                      `${(1 / perStep).toFixed(2)} steps/s ETA ${Math.floor(eta / 60)}m${
+                        String(eta % 60).padStart(2, "0")
+                      }s`;
+                    Effect.runSync(progress.advance(log.step - reported, note)); // a resumed run starts past 0
+                    reported = log.step;
+                  },
+                });
+                const file = await trainingCheckpoint(result.params, result.optimizer, {
+                  step: config.steps,
+                  history: result.history,
+                  config: full,
+                  model: result.model,
+                  classes: ds.classes,
+                }, {
+                  validation: JSON.stringify(result.validation),
+                  split: JSON.stringify({ train: result.split.train.length, val: result.split.val.length }),
+                });
+                tf.dispose(namedTensors(result.params).map(([, t]) => t));
+                result.optimizer.dispose();
+                return file;
+              },
+              catch: failure,
+            })),
+      ),
+    (ds) => Effect.sync(() => ds.close()),
+  );
+
+/** Trains the baseline from scratch (its tile size is the preset's ViT img_size). */
 export const trainBaseline = Stage.make({
   name: "model.train",
-  version: 1,
+  version: 2,
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec },
   output: safetensors,
   environment: backendTag,
-  run: ({ dataset }, config) =>
-    Effect.acquireUseRelease(
-      Effect.tryPromise({ try: () => openDataset(dataset), catch: failure }),
-      (ds) =>
-        track("training", config.steps, (progress) =>
-          Effect.tryPromise({
-            try: async () => {
-              const started = performance.now();
-              const size = MODEL_PRESETS[config.preset].vit.img_size;
-              const result = await trainModel(ds, { ...config, size }, (log) => {
-                const perStep = (performance.now() - started) / log.step / 1000;
-                const eta = Math.round(perStep * (config.steps - log.step));
-                const note =
-                  `loss ${log.total.toFixed(2)} (cls ${log.class.toFixed(2)} bce ${log.mask.toFixed(2)} dice ${
-                    log.dice.toFixed(2)
-                  }) ` +
-                  `${(1 / perStep).toFixed(2)} steps/s ETA ${Math.floor(eta / 60)}m${
-                    String(eta % 60).padStart(2, "0")
-                  }s`;
-                Effect.runSync(progress.advance(1, note));
-              });
-              const file = saveCheckpoint(result.params, {
-                format: "ivaan-checkpoint/1",
-                config: JSON.stringify(config),
-                model: JSON.stringify(result.model),
-                classes: JSON.stringify(ds.classes),
-                history: JSON.stringify(result.history),
-                validation: JSON.stringify(result.validation),
-                split: JSON.stringify({ train: result.split.train.length, val: result.split.val.length }),
-              });
-              tf.dispose(namedTensors(result.params).map(([, t]) => t));
-              return file;
-            },
-            catch: failure,
-          })),
-      (ds) => Effect.sync(() => ds.close()),
+  run: ({ dataset }, config) => runTraining(dataset, config, undefined),
+});
+
+/** Continues a training run from one of its checkpoints up to `steps` (same config otherwise). */
+export const continueTraining = Stage.make({
+  name: "model.train.continue",
+  version: 1,
+  config: TrainConfig,
+  inputs: { dataset: datasetRefCodec, checkpoint: fileRefCodec },
+  output: safetensors,
+  environment: backendTag,
+  run: ({ dataset, checkpoint }, config) =>
+    Effect.tryPromise({ try: () => Deno.readFile(checkpoint.path), catch: failure }).pipe(
+      Effect.flatMap((bytes) => decodeSafetensors(bytes).pipe(Effect.mapError(failure))),
+      Effect.flatMap((file) => runTraining(dataset, config, file)),
     ),
 });

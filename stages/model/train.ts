@@ -6,7 +6,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { augment, crop } from "../data/augment.ts";
-import { mulberry32, shuffled } from "../data/random.ts";
+import { deriveSeed, mulberry32, shuffled } from "../data/random.ts";
+import type { TensorFile } from "../../pipeline/codec/safetensors.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { Dataset, Sample } from "../data/sample.ts";
 import { dominantClass, stratifiedSplit } from "../data/splits.ts";
 import { centroids, detectionScores, emptyPairing, pairImage } from "../evaluation/detection.ts";
@@ -113,23 +115,102 @@ export const splitDataset = async (ds: Dataset, config: TrainConfig): Promise<{ 
   return { train: [...split.train], val: [...split.val] };
 };
 
+/** Training options besides the config. */
+export interface TrainHooks {
+  /** sees every step's losses (progress lines) */
+  readonly onStep?: (log: StepLog) => void;
+  /** continue from a checkpoint written by this function (same config but `steps`, same backend) */
+  readonly resume?: TensorFile;
+  /** called with a full checkpoint every `checkpointEvery` steps */
+  readonly onCheckpoint?: (step: number, file: TensorFile) => Promise<void>;
+  readonly checkpointEvery?: number;
+}
+
+const OPTIMIZER = "optimizer/";
+
 /**
- * Trains from scratch. `onStep` sees every step's losses (for progress lines); the returned
- * parameters are variables owned by the caller.
+ * Adam's running β₁ᵗ and β₂ᵗ. tfjs accumulates them by repeated float32 products but `setWeights`
+ * recomputes them with `pow`, which differs in the last bits — so a resumed run restores them
+ * (bracket access: the fields are private in tfjs's types).
+ */
+const betaPowers = (optimizer: tf.AdamOptimizer): [number, number] => [
+  optimizer["accBeta1"].dataSync()[0] as number,
+  optimizer["accBeta2"].dataSync()[0] as number,
+];
+
+/** The checkpoint of a run: parameters, Adam's weights (positional) and the run's metadata. */
+export const trainingCheckpoint = async (
+  params: ModelParams,
+  optimizer: tf.AdamOptimizer,
+  meta: {
+    step: number;
+    history: ReadonlyArray<StepLog>;
+    config: TrainConfig;
+    model: ModelConfig;
+    classes: ReadonlyArray<string>;
+  },
+  extra: Record<string, string> = {},
+): Promise<TensorFile> => {
+  const file = saveCheckpoint(params, {
+    format: "ivaan-checkpoint/1",
+    step: String(meta.step),
+    config: JSON.stringify(meta.config),
+    model: JSON.stringify(meta.model),
+    classes: JSON.stringify(meta.classes),
+    history: JSON.stringify(meta.history),
+    ...extra,
+  });
+  const weights = await optimizer.getWeights();
+  const tensors = { ...file.tensors };
+  weights.forEach((w, i) => {
+    tensors[`${OPTIMIZER}${String(i).padStart(5, "0")}`] = {
+      dtype: "F32",
+      shape: w.tensor.shape,
+      data: Float32Array.from(w.tensor.dataSync()),
+    };
+  });
+  return {
+    tensors,
+    metadata: {
+      ...file.metadata,
+      optimizer: JSON.stringify(weights.map((w) => w.name)),
+      adamBetaPowers: JSON.stringify(betaPowers(optimizer)),
+    },
+  };
+};
+
+/** The sample index for position j of step `step` (1-based): seeded epochs, reproducible per step. */
+const sampleAt = (
+  train: ReadonlyArray<number>,
+  seed: number,
+  batch: number,
+  step: number,
+  j: number,
+  epochs: Map<number, number[]>,
+) => {
+  const position = (step - 1) * batch + j, epoch = Math.floor(position / train.length);
+  let order = epochs.get(epoch);
+  if (order === undefined) epochs.set(epoch, order = shuffled(train, mulberry32(deriveSeed(seed, 1_000_003 + epoch))));
+  return order[position % train.length] as number;
+};
+
+/**
+ * Trains from scratch, or from `hooks.resume`. Each step's samples and augmentations depend only
+ * on (seed, step), so a resumed run continues exactly as an uninterrupted one (same backend).
+ * The returned parameters are variables owned by the caller.
  */
 export const trainModel = async (
   ds: Dataset,
   config: TrainConfig,
-  onStep: (log: StepLog) => void = () => {},
-): Promise<
-  {
-    params: ModelParams;
-    model: ModelConfig;
-    history: StepLog[];
-    validation: Validation;
-    split: { train: number[]; val: number[] };
-  }
-> => {
+  hooks: TrainHooks = {},
+): Promise<{
+  params: ModelParams;
+  optimizer: tf.AdamOptimizer;
+  model: ModelConfig;
+  history: StepLog[];
+  validation: Validation;
+  split: { train: number[]; val: number[] };
+}> => {
   const model = MODEL_PRESETS[config.preset];
   const classes = ds.classes.length;
   const params = initModel(model, classes, config.seed);
@@ -143,16 +224,49 @@ export const trainModel = async (
     if (ds.size <= 512) cache.set(i, s);
     return s;
   };
-  const rng = mulberry32(config.seed);
   const optimizer = tf.train.adam(config.learningRate, 0.9, 0.999, 1e-8);
   const history: StepLog[] = [];
-  let order: number[] = [];
-  for (let step = 1; step <= config.steps; step++) {
+  let first = 1;
+  if (hooks.resume !== undefined) {
+    const meta = hooks.resume.metadata ?? {};
+    const saved = JSON.parse(meta.config ?? "{}") as Partial<TrainConfig>;
+    const mismatch = (Object.keys(config) as Array<keyof TrainConfig>).find((k) =>
+      k !== "steps" && saved[k] !== config[k]
+    );
+    if (mismatch !== undefined) {
+      throw new RangeError(
+        `resume: the checkpoint was trained with ${mismatch} = ${JSON.stringify(saved[mismatch])}, not ${
+          JSON.stringify(config[mismatch])
+        }`,
+      );
+    }
+    first = Number(meta.step ?? 0) + 1;
+    if (first > config.steps) {
+      throw new RangeError(`resume: the checkpoint is already at step ${first - 1}, ≥ --steps ${config.steps}`);
+    }
+    const paramsOnly = Object.fromEntries(
+      Object.entries(hooks.resume.tensors).filter(([n]) => !n.startsWith(OPTIMIZER)),
+    );
+    loadCheckpoint(params, { tensors: paramsOnly });
+    const names = JSON.parse(meta.optimizer ?? "[]") as string[];
+    await optimizer.setWeights(names.map((name, i) => {
+      const t = hooks.resume?.tensors[`${OPTIMIZER}${String(i).padStart(5, "0")}`];
+      if (t === undefined || t.dtype !== "F32") throw new RangeError(`resume: optimizer weight ${i} is missing`);
+      return { name, tensor: tf.tensor(t.data, [...t.shape]) };
+    }));
+    const [b1, b2] = JSON.parse(meta.adamBetaPowers ?? "[]") as number[];
+    if (b1 !== undefined && b2 !== undefined) {
+      tf.tidy(() => [optimizer["accBeta1"].assign(tf.scalar(b1)), optimizer["accBeta2"].assign(tf.scalar(b2))]);
+    }
+    history.push(...(JSON.parse(meta.history ?? "[]") as StepLog[]));
+  }
+  const epochs = new Map<number, number[]>();
+  for (let step = first; step <= config.steps; step++) {
     const picked: Sample[] = [];
-    while (picked.length < config.batch) {
-      if (order.length === 0) order = shuffled(split.train, rng);
+    for (let j = 0; j < config.batch; j++) {
+      const rng = mulberry32(deriveSeed(config.seed, step * 4096 + j));
       picked.push(
-        augment(await load(order.pop() as number), rng, {
+        augment(await load(sampleAt(split.train, config.seed, config.batch, step, j, epochs)), rng, {
           crop: config.size,
           flips: true,
           rot90: true,
@@ -184,11 +298,17 @@ export const trainModel = async (
       ms: performance.now() - started,
     };
     history.push(log);
-    onStep(log);
+    hooks.onStep?.(log);
+    const every = hooks.checkpointEvery ?? 0;
+    if (hooks.onCheckpoint !== undefined && every > 0 && step % every === 0 && step < config.steps) {
+      await hooks.onCheckpoint(
+        step,
+        await trainingCheckpoint(params, optimizer, { step, history, config, model, classes: ds.classes }),
+      );
+    }
   }
-  optimizer.dispose();
   const valTiles: Sample[] = [];
   for (const i of split.val) valTiles.push(...tilesOf(await load(i), config.size));
   const validation = validate(params, model, ds.classes, valTiles);
-  return { params, model, history, validation, split };
+  return { params, optimizer, model, history, validation, split };
 };
