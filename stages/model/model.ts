@@ -38,7 +38,11 @@ export interface ModelParams<P extends tf.Tensor = tf.Variable> {
 
 const SAM_MEAN = [123.675, 116.28, 103.53] as const, SAM_STD = [58.395, 57.12, 57.375] as const;
 
-/** Named presets. `tiny` trains on 2 CPU cores in minutes; `micro` is for tests. */
+/**
+ * Named presets. `tiny` trains on 2 CPU cores; its 120 queries exceed the nuclei of a 256² tile
+ * (synthetic tiles hold ≈ 66, PanNuke tiles up to ≈ 100) — a 60-query version could not represent
+ * them all. `micro` is for tests; the SAM sizes use Mask2Former/IVAAN's 200 queries and 9 layers.
+ */
 export const MODEL_PRESETS: Readonly<Record<"micro" | "tiny" | "vit_b" | "vit_l" | "vit_h", ModelConfig>> = {
   micro: {
     vit: {
@@ -58,7 +62,7 @@ export const MODEL_PRESETS: Readonly<Record<"micro" | "tiny" | "vit_b" | "vit_l"
   },
   tiny: {
     vit: VIT_PRESETS.tiny,
-    decoder: { d: 128, queries: 60, layers: 3, heads: 4, ffn: 256 },
+    decoder: { d: 128, queries: 120, layers: 3, heads: 4, ffn: 256 },
     stem: true,
     pixelMean: SAM_MEAN,
     pixelStd: SAM_STD,
