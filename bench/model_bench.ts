@@ -8,6 +8,7 @@ import { Effect } from "effect";
 import { initBackend } from "../stages/backend/tf.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import { initModel, MODEL_PRESETS } from "../stages/model/model.ts";
+import { torchStepPeer } from "./torch_peer.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "../stages/model/train_step.ts";
 import type { Row } from "./evaluation_bench.ts";
 
@@ -36,11 +37,15 @@ export const modelBench = async (): Promise<Row[]> => {
   disposeBatch(batch);
   optimizer.dispose();
   const median = times.sort((a, b) => a - b)[1] as number;
+  const peers = await torchStepPeer();
+  const ratio = (row: Row | undefined): string => {
+    const seconds = row === undefined ? NaN : parseFloat(row.value);
+    return Number.isFinite(seconds) ? `${(median / 1000 / seconds).toFixed(1)}×` : "n/a";
+  };
   return [{
     name: "training step, tiny baseline (batch 2, 256², wasm, 1 thread)",
     value: `${(median / 1000).toFixed(2)} s`,
-    note: `median of 3; peak ${
-      (profile.peakBytes / 1e9).toFixed(2)
-    } GB of tensors; top kernels: ${top}; PyTorch peer of the same architecture not written yet`,
-  }];
+    note: `median of 3; peak ${(profile.peakBytes / 1e9).toFixed(2)} GB of tensors; top kernels: ${top}; ` +
+      `${ratio(peers[0])} the PyTorch 1-thread step and ${ratio(peers[1])} the 2-thread step measured below`,
+  }, ...peers];
 };

@@ -1,0 +1,62 @@
+/**
+ * PyTorch peer of the model benchmark: bench/torch_step.py times one AdamW training step of the
+ * same architecture as the `tiny` baseline (batch 2, 256², 4,096 loss points, Hungarian matching with
+ * scipy) in Debian's PyTorch 1.13 on the CPU, at 1 and 2 threads (OMP_WAIT_POLICY=PASSIVE, so idle
+ * OpenMP workers do not spin between kernels). Rows match bench/evaluation_bench.ts's `Row`.
+ */
+import type { Row } from "./evaluation_bench.ts";
+
+const PYTHON = "/usr/bin/python3";
+const SCRIPT = new URL("./torch_step.py", import.meta.url).pathname;
+
+interface StepResult {
+  readonly threads: number;
+  readonly median_s: number;
+  readonly steps: number[];
+  readonly params: number;
+}
+
+const run = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string } | undefined> => {
+  const out = await new Deno.Command(PYTHON, {
+    args,
+    env: { OMP_WAIT_POLICY: "PASSIVE" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output().catch(() => undefined);
+  if (out === undefined) return undefined;
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+};
+
+export const torchStepPeer = async (): Promise<Row[]> => {
+  const probe = await run(["-c", "import torch, scipy, numpy; print(torch.__version__)"]);
+  if (probe === undefined || probe.code !== 0) {
+    return [{
+      name: "peer: PyTorch, same architecture (tiny, batch 2)",
+      value: "not run",
+      note: probe === undefined
+        ? `${PYTHON} not found`
+        : `needs torch, scipy and numpy for ${PYTHON}: ${probe.stderr.trim().split("\n").at(-1) ?? ""}`,
+    }];
+  }
+  const version = probe.stdout.trim().replace(/a0.*$|\+.*$/, "").split(".").slice(0, 2).join(".");
+  const rows: Row[] = [];
+  for (const threads of [1, 2]) {
+    const unit = threads > 1 ? "threads" : "thread";
+    const name = `peer: PyTorch ${version}, same architecture (tiny, batch 2), ${threads} ${unit}`;
+    const out = await run([SCRIPT, String(threads)]);
+    if (out === undefined || out.code !== 0) {
+      rows.push({ name, value: "failed", note: out?.stderr.trim().split("\n").at(-1) ?? "could not start" });
+      continue;
+    }
+    const r = JSON.parse(out.stdout.trim().split("\n").at(-1) as string) as StepResult;
+    rows.push({
+      name,
+      value: `${r.median_s.toFixed(2)} s`,
+      note: `median of 3 after a warm-up (${r.steps.map((s) => s.toFixed(2)).join(", ")} s); ` +
+        `${(r.params / 1e6).toFixed(2)} M parameters; forward, Mask2Former loss (scipy matching, 4,096 points) ` +
+        `with deep supervision, backward, clipping, AdamW; CPU float32, OMP_WAIT_POLICY=PASSIVE`,
+    });
+  }
+  return rows;
+};

@@ -1,0 +1,352 @@
+#!/usr/bin/python3
+"""PyTorch peer of bench/model_bench.ts: one AdamW training step of the `tiny` baseline, same architecture.
+
+Mirrors, layer for layer (same sizes, same number of queries / layers / points), the tfjs model of
+stages/model/: model.ts (MODEL_PRESETS.tiny), vit.ts (VIT_PRESETS.tiny: SAM's image encoder, img 256,
+patch 16, embed 192, depth 4, 3 heads, mlp 4, neck 128, window 8, global blocks [1, 3], decomposed
+relative positions, absolute positions), pixel_decoder.ts (simple pyramid + FPN, convolutional stem),
+transformer_decoder.ts (Mask2Former decoder, d 128, 120 queries, 3 layers, 4 heads, FFN 256, masked
+cross-attention), losses.ts + matcher.ts (Hungarian matching on 4,096 points with scipy, CE with
+no-object weight 0.1, point BCE + dice on importance-sampled points, oversample 3, ratio 0.75, deep
+supervision over the 4 predictions, weights 2/5/5) and train_step.ts (Adam + decoupled weight decay 0.05
+on tensors of rank >= 2, lr 1e-4, global-norm clipping at 1).
+
+Faithful in FLOPs, not in numerics (random init, torch.manual_seed(0); numpy-seeded synthetic data).
+
+Run: /usr/bin/python3 bench/torch_step.py [threads]   (Debian python3-torch 1.13, scipy, numpy)
+Prints one JSON line: {"threads", "median_s", "steps", "params"}.
+"""
+import json, math, sys, time
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+torch.set_num_threads(THREADS)
+torch.manual_seed(0)
+
+# ---------------------------------------------------------------- configuration (MODEL_PRESETS.tiny)
+IMG, PATCH, EMBED, DEPTH, HEADS, MLP, OUT_CHANS, WINDOW, GLOBAL = 256, 16, 192, 4, 3, 4, 128, 8, (1, 3)
+LN_EPS = 1e-6
+D, QUERIES, LAYERS, DEC_HEADS, FFN = 128, 120, 3, 4, 256
+CLASSES = 5  # + no-object
+BATCH = 2
+POINTS, OVERSAMPLE, IMPORTANCE = 4096, 3, 0.75  # model_bench.ts: loss { points: 4096 }
+NO_OBJECT, W_CLASS, W_MASK, W_DICE = 0.1, 2.0, 5.0, 5.0
+LR, WEIGHT_DECAY, CLIP = 1e-4, 0.05, 1.0
+SAM_MEAN, SAM_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+
+
+# ---------------------------------------------------------------- ViT (SAM's ImageEncoderViT, tiny)
+def rel_table(size, table):
+    # q = k = size and the table already has 2·size − 1 rows: plain indexing, as SAM's get_rel_pos
+    coords = torch.arange(size)
+    return table[(coords[:, None] - coords[None, :] + size - 1)]  # [size, size, hd]
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads, grid):
+        super().__init__()
+        self.heads, self.hd = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=True)
+        self.proj = nn.Linear(dim, dim)
+        self.rel_pos_h = nn.Parameter(torch.zeros(2 * grid - 1, self.hd))
+        self.rel_pos_w = nn.Parameter(torch.zeros(2 * grid - 1, self.hd))
+
+    def forward(self, x):  # [Bw, h, w, D]
+        Bw, h, w, dim = x.shape
+        N = h * w
+        qkv = self.qkv(x.reshape(Bw, N, dim)).reshape(Bw, N, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, Bw * self.heads, N, self.hd).unbind(0)
+        logits = (q * self.hd ** -0.5) @ k.transpose(1, 2)  # [Bw·h, N, N]
+        Rh, Rw = rel_table(h, self.rel_pos_h), rel_table(w, self.rel_pos_w)
+        qg = q.reshape(Bw * self.heads, h, w, self.hd)
+        bias_h = torch.einsum("byxc,ykc->byxk", qg, Rh)
+        bias_w = torch.einsum("byxc,xkc->byxk", qg, Rw)
+        logits = (logits.reshape(Bw * self.heads, h, w, h, w) + bias_h[..., :, None] + bias_w[..., None, :])
+        out = logits.reshape(Bw * self.heads, N, N).softmax(-1) @ v  # [Bw·h, N, hd]
+        out = out.reshape(Bw, self.heads, h, w, self.hd).permute(0, 2, 3, 1, 4).reshape(Bw, h, w, dim)
+        return self.proj(out)
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, window):
+        super().__init__()
+        self.window = window
+        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.attn = Attention(dim, heads, window if window > 0 else IMG // PATCH)
+        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.lin1, self.lin2 = nn.Linear(dim, MLP * dim), nn.Linear(MLP * dim, dim)
+
+    def forward(self, x):  # [B, H, W, D]
+        B, H, W, C = x.shape
+        y = self.norm1(x)
+        ws = self.window
+        if ws > 0:  # the 16×16 grid tiles into 8×8 windows exactly (no padding)
+            y = y.reshape(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws, ws, C)
+            y = self.attn(y)
+            y = y.reshape(B, H // ws, W // ws, ws, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, C)
+        else:
+            y = self.attn(y)
+        x = x + y
+        return x + self.lin2(F.gelu(self.lin1(self.norm2(x))))
+
+
+class ViT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        g = IMG // PATCH
+        self.patch = nn.Conv2d(3, EMBED, PATCH, stride=PATCH)
+        self.pos_embed = nn.Parameter(torch.randn(1, g, g, EMBED) * 0.02)
+        self.blocks = nn.ModuleList([Block(EMBED, HEADS, 0 if i in GLOBAL else WINDOW) for i in range(DEPTH)])
+        self.neck1 = nn.Conv2d(EMBED, OUT_CHANS, 1, bias=False)
+        self.neck_norm1 = nn.LayerNorm(OUT_CHANS, eps=LN_EPS)
+        self.neck2 = nn.Conv2d(OUT_CHANS, OUT_CHANS, 3, padding=1, bias=False)
+        self.neck_norm2 = nn.LayerNorm(OUT_CHANS, eps=LN_EPS)
+
+    def forward(self, x):  # [B, 3, H, W] -> [B, OUT, H/16, W/16]
+        x = self.patch(x).permute(0, 2, 3, 1) + self.pos_embed
+        for b in self.blocks:
+            x = b(x)
+        x = self.neck_norm1(self.neck1(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.neck_norm2(self.neck2(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+# ---------------------------------------------------------------- pixel decoder (pyramid + FPN + stem)
+class PixelDecoder(nn.Module):
+    def __init__(self, vit_channels, d):
+        super().__init__()
+        s = max(8, d // 4)
+        self.stem1, self.stem2 = nn.Conv2d(3, s, 3, stride=2, padding=1), nn.Conv2d(s, d, 3, stride=2, padding=1)
+        self.lateral = nn.ModuleList([nn.Conv2d(vit_channels, d, 1) for _ in range(4)])
+        self.output = nn.ModuleList([nn.Conv2d(d, d, 3, padding=1) for _ in range(4)])
+        self.mask_features = nn.Conv2d(d, d, 1)
+
+    def forward(self, image, vit):  # NCHW
+        up = lambda x, f: F.interpolate(x, scale_factor=f, mode="nearest")
+        s32 = self.lateral[0](F.max_pool2d(vit, 2, 2))
+        s16 = self.lateral[1](vit)
+        s8 = self.lateral[2](up(vit, 2))
+        s4 = self.lateral[3](up(vit, 4)) + F.relu(self.stem2(F.relu(self.stem1(image))))
+        o32 = F.relu(self.output[0](s32))
+        o16 = F.relu(self.output[1](s16 + up(o32, 2)))
+        o8 = F.relu(self.output[2](s8 + up(o16, 2)))
+        o4 = F.relu(self.output[3](s4 + up(o8, 2)))
+        return self.mask_features(o4), [o32, o16, o8]
+
+
+# ---------------------------------------------------------------- Mask2Former transformer decoder
+class MHA(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.out = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, q, k, v, bias=None):  # [B, L, D]; bias [B, Lq, Lk] shared by the heads
+        b, lq, d = q.shape
+        lk, h, dh = k.shape[1], self.heads, d // self.heads
+        proj = lambda x, lin, l: lin(x).reshape(b, l, h, dh).transpose(1, 2)  # [B, h, L, dh]
+        qh, kh, vh = proj(q, self.q, lq), proj(k, self.k, lk), proj(v, self.v, lk)
+        scores = qh @ kh.transpose(-1, -2) / math.sqrt(dh)  # [B, h, Lq, Lk]
+        if bias is not None:
+            scores = scores + bias[:, None]
+        out = (scores.softmax(-1) @ vh).transpose(1, 2).reshape(b, lq, d)
+        return self.out(out)
+
+
+def sine_positions(h, w, d):
+    half = d // 2
+    pos = np.zeros((h, w, d), np.float32)
+    ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ey, ex = (ys + 1) / h * 2 * np.pi, (xs + 1) / w * 2 * np.pi
+    for i in range(half // 2):
+        freq = 1 / 10000 ** (2 * i / half)
+        pos[..., 2 * i], pos[..., 2 * i + 1] = np.sin(ey * freq), np.cos(ey * freq)
+        pos[..., half + 2 * i], pos[..., half + 2 * i + 1] = np.sin(ex * freq), np.cos(ex * freq)
+    return torch.from_numpy(pos.reshape(h * w, d))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d, heads, ffn):
+        super().__init__()
+        self.cross, self.cross_norm = MHA(d, heads), nn.LayerNorm(d)
+        self.self_attn, self.self_norm = MHA(d, heads), nn.LayerNorm(d)
+        self.ffn1, self.ffn2, self.ffn_norm = nn.Linear(d, ffn), nn.Linear(ffn, d), nn.LayerNorm(d)
+
+
+class Decoder(nn.Module):
+    def __init__(self, d, queries, layers, heads, ffn, classes):
+        super().__init__()
+        self.heads = heads
+        self.query_feat = nn.Parameter(torch.randn(queries, d))
+        self.query_pos = nn.Parameter(torch.randn(queries, d))
+        self.level_embed = nn.Parameter(torch.randn(3, d))
+        self.layers = nn.ModuleList([DecoderLayer(d, heads, ffn) for _ in range(layers)])
+        self.norm = nn.LayerNorm(d)
+        self.class_head = nn.Linear(d, classes + 1)
+        self.mask_embed = nn.ModuleList([nn.Linear(d, d) for _ in range(3)])
+
+    def predict(self, queries, mask_features):  # [B, Q, D], [B, D, h, w]
+        x = self.norm(queries)
+        logits = self.class_head(x)
+        e = F.relu(self.mask_embed[0](x))
+        e = self.mask_embed[2](F.relu(self.mask_embed[1](e)))
+        masks = torch.einsum("bqd,bdhw->bqhw", e, mask_features)
+        return logits, masks
+
+    @staticmethod
+    def attention_bias(masks, h, w):  # detached: 0 where sigmoid >= 0.5, -1e9 elsewhere; all-hidden -> open
+        with torch.no_grad():
+            m = F.interpolate(masks, size=(h, w), mode="bilinear", align_corners=False).flatten(2) >= 0
+            m = m | ~m.any(-1, keepdim=True)
+            return torch.where(m, 0.0, -1e9)  # [B, Q, hw]
+
+    def forward(self, levels, mask_features):
+        b = mask_features.shape[0]
+        memories = []
+        for i, lv in enumerate(levels):
+            _, d, h, w = lv.shape
+            value = lv.flatten(2).transpose(1, 2)  # [B, hw, D]
+            memories.append((h, w, value, value + sine_positions(h, w, d) + self.level_embed[i]))
+        query_pos = self.query_pos[None].expand(b, -1, -1)
+        queries = self.query_feat[None].expand(b, -1, -1)
+        outputs = [self.predict(queries, mask_features)]
+        for l, lp in enumerate(self.layers):
+            h, w, value, key = memories[l % len(memories)]
+            bias = self.attention_bias(outputs[-1][1], h, w)
+            queries = lp.cross_norm(queries + lp.cross(queries + query_pos, key, value, bias))
+            qk = queries + query_pos
+            queries = lp.self_norm(queries + lp.self_attn(qk, qk, queries))
+            queries = lp.ffn_norm(queries + lp.ffn2(F.relu(lp.ffn1(queries))))
+            outputs.append(self.predict(queries, mask_features))
+        return outputs
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(SAM_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(SAM_STD).view(1, 3, 1, 1))
+        self.vit = ViT()
+        self.pixel_decoder = PixelDecoder(OUT_CHANS, D)
+        self.decoder = Decoder(D, QUERIES, LAYERS, DEC_HEADS, FFN, CLASSES)
+
+    def forward(self, images_nhwc):  # [B, H, W, 3] in 0-255
+        x = (images_nhwc.permute(0, 3, 1, 2) - self.mean) / self.std
+        mask_features, levels = self.pixel_decoder(x, self.vit(x))
+        return self.decoder(levels, mask_features)  # [(logits [B, Q, C+1], masks [B, Q, H/4, W/4])] × 4
+
+
+# ---------------------------------------------------------------- Mask2Former loss (matcher + criterion)
+def point_sample(masks, coords):  # masks [K, h, w]; coords [K, P, 2] or [P, 2] (x, y) in [0, 1] -> [K, P]
+    K = masks.shape[0]
+    if coords.dim() == 2:
+        coords = coords[None].expand(K, -1, -1)
+    out = F.grid_sample(masks[:, None], 2 * coords[:, None] - 1, mode="bilinear", align_corners=False)
+    return out[:, 0, 0]
+
+
+def match(logits, masks, classes, tmasks, gen):  # one image: [Q, C+1], [Q, h, w], [N], [N, H, W]
+    with torch.no_grad():
+        coords = torch.rand(POINTS, 2, generator=gen)
+        out, tgt = point_sample(masks, coords), point_sample(tmasks, coords)  # [Q, P], [N, P]
+        class_cost = -logits.softmax(-1)[:, classes]  # [Q, N]
+        bce = (F.softplus(-out) @ tgt.T + F.softplus(out) @ (1 - tgt).T) / POINTS
+        p = out.sigmoid()
+        dice = 1 - (2 * p @ tgt.T + 1) / (p.sum(1, keepdim=True) + tgt.sum(1)[None] + 1)
+        cost = W_CLASS * class_cost + W_MASK * bce + W_DICE * dice
+        rows, cols = linear_sum_assignment(cost.double().numpy())
+    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
+
+
+def uncertain_points(masks, gen):  # masks [M, h, w] logits -> [M, P, 2]
+    M = masks.shape[0]
+    S, U = int(POINTS * OVERSAMPLE), int(IMPORTANCE * POINTS)
+    with torch.no_grad():
+        cand = torch.rand(M, S, 2, generator=gen)
+        top = (-point_sample(masks, cand).abs()).topk(U, dim=1).indices  # [M, U]
+        chosen = torch.gather(cand, 1, top[..., None].expand(-1, -1, 2))
+        return torch.cat([chosen, torch.rand(M, POINTS - U, 2, generator=gen)], 1)
+
+
+def mask_former_loss(outputs, targets, gen):
+    num_masks = max(1, sum(len(c) for c, _ in targets))
+    total = 0.0
+    for logits, masks in outputs:  # deep supervision: every prediction, matched on its own
+        B, Q, C1 = logits.shape
+        labels = torch.full((B, Q), C1 - 1, dtype=torch.long)
+        preds, tgts = [], []
+        for b, (classes, tmasks) in enumerate(targets):
+            qi, ti = match(logits[b].detach(), masks[b].detach(), classes, tmasks, gen)
+            labels[b, qi] = classes[ti]
+            matched = masks[b, qi]  # [M, h, w], on the gradient path
+            coords = uncertain_points(matched.detach(), gen)
+            preds.append(point_sample(matched, coords))
+            with torch.no_grad():
+                tgts.append(point_sample(tmasks[ti], coords))
+        weight = torch.ones(C1)
+        weight[-1] = NO_OBJECT
+        class_loss = F.cross_entropy(logits.reshape(B * Q, C1), labels.reshape(-1), weight=weight)
+        x, t = torch.cat(preds), torch.cat(tgts)
+        bce = F.binary_cross_entropy_with_logits(x, t, reduction="none").mean(1).sum() / num_masks
+        p = x.sigmoid()
+        dice = (1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)).sum() / num_masks
+        total = total + W_CLASS * class_loss + W_MASK * bce + W_DICE * dice
+    return total
+
+
+# ---------------------------------------------------------------- synthetic batch (numpy, seeded)
+def synthetic_batch(rng):
+    images = rng.uniform(0, 255, (BATCH, IMG, IMG, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:IMG, 0:IMG].astype(np.float32)
+    targets = []
+    for _ in range(BATCH):
+        n = int(rng.integers(55, 66))  # ≈ 60 nuclei, like a synthetic tile (≈ 66)
+        cy, cx = rng.uniform(0, IMG, n), rng.uniform(0, IMG, n)
+        ry, rx, th = rng.uniform(3, 15, n), rng.uniform(3, 15, n), rng.uniform(0, np.pi, n)
+        masks = np.empty((n, IMG, IMG), np.float32)
+        for i in range(n):
+            dy, dx = yy - cy[i], xx - cx[i]
+            u = (dx * np.cos(th[i]) + dy * np.sin(th[i])) / rx[i]
+            v = (-dx * np.sin(th[i]) + dy * np.cos(th[i])) / ry[i]
+            masks[i] = (u * u + v * v) <= 1
+        classes = torch.as_tensor(rng.integers(0, CLASSES, n), dtype=torch.long)
+        targets.append((classes, torch.from_numpy(masks)))
+    return torch.from_numpy(images), targets
+
+
+# ---------------------------------------------------------------- the step
+def main():
+    model = Model()
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_params = sum(p.numel() for p in params)
+    # train_step.ts: decoupled weight decay only on tensors of rank >= 2
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
+         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+        lr=LR,
+    )
+    images, targets = synthetic_batch(np.random.default_rng(0))
+    gen = torch.Generator().manual_seed(0)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = mask_former_loss(model(images), targets, gen)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        optimizer.step()
+        return float(loss)
+
+    step()  # warm-up
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    print(json.dumps({"threads": THREADS, "median_s": sorted(times)[1], "steps": times, "params": n_params}))
+
+
+if __name__ == "__main__":
+    main()
