@@ -1,19 +1,23 @@
 /**
  * Model benchmark (run by `deno task bench`): one AdamW training step of the `tiny` baseline
  * (batch 2, 256² synthetic tiles, 4,096 loss points) on the WASM backend with our kernels, median of
- * 3 after a warm-up, and where the time goes (the five most expensive kernels of one step).
+ * 3 after a warm-up, and where the time goes (the five most expensive kernels of one step). Where the
+ * native BLAS loads, the step is timed both with matrix products on OpenBLAS and on pure WASM; the
+ * PyTorch peer of the same architecture runs in the same call.
  */
 import * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
 import { initBackend } from "../stages/backend/tf.ts";
+import { activeBlas, useBlas } from "../stages/backend/kernels/batch_matmul.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import { initModel, MODEL_PRESETS } from "../stages/model/model.ts";
+import { parameterList } from "../stages/model/layers.ts";
 import { torchStepPeer } from "./torch_peer.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "../stages/model/train_step.ts";
 import type { Row } from "./evaluation_bench.ts";
 
-export const modelBench = async (): Promise<Row[]> => {
-  await Effect.runPromise(initBackend("wasm"));
+/** Median of 3 timed steps after a warm-up, and the five most expensive kernels of one more step. */
+const timeStep = async (): Promise<{ median: number; peakBytes: number; top: string }> => {
   const config = MODEL_PRESETS.tiny;
   const params = initModel(config, 5, 1);
   const batch = batchOf([syntheticSample(1, 0), syntheticSample(1, 1)]);
@@ -31,21 +35,38 @@ export const modelBench = async (): Promise<Row[]> => {
   for (const k of profile.kernels) {
     byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + (Number(await k.kernelTimeMs) || 0));
   }
-  const top = [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([n, ms]) => `${n} ${ms.toFixed(0)} ms`).join(
-    ", ",
-  );
+  const top = [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([n, ms]) => `${n} ${ms.toFixed(0)} ms`)
+    .join(", ");
   disposeBatch(batch);
   optimizer.dispose();
-  const median = times.sort((a, b) => a - b)[1] as number;
+  tf.dispose(parameterList(params));
+  return { median: times.sort((a, b) => a - b)[1] as number, peakBytes: profile.peakBytes, top };
+};
+
+export const modelBench = async (): Promise<Row[]> => {
+  const backend = await Effect.runPromise(initBackend("wasm"));
+  const blas = activeBlas();
+  const runs: Array<{ label: string; median: number; peakBytes: number; top: string }> = [];
+  if (blas !== undefined) runs.push({ label: "wasm + OpenBLAS matmul", ...(await timeStep()) });
+  useBlas(undefined);
+  try {
+    runs.push({ label: "pure wasm, 1 thread", ...(await timeStep()) });
+  } finally {
+    useBlas(blas);
+  }
   const peers = await torchStepPeer();
-  const ratio = (row: Row | undefined): string => {
+  const ratio = (median: number, row: Row | undefined): string => {
     const seconds = row === undefined ? NaN : parseFloat(row.value);
     return Number.isFinite(seconds) ? `${(median / 1000 / seconds).toFixed(1)}×` : "n/a";
   };
-  return [{
-    name: "training step, tiny baseline (batch 2, 256², wasm, 1 thread)",
-    value: `${(median / 1000).toFixed(2)} s`,
-    note: `median of 3; peak ${(profile.peakBytes / 1e9).toFixed(2)} GB of tensors; top kernels: ${top}; ` +
-      `${ratio(peers[0])} the PyTorch 1-thread step and ${ratio(peers[1])} the 2-thread step measured below`,
-  }, ...peers];
+  return [
+    ...runs.map((r) => ({
+      name: `training step, tiny baseline (batch 2, 256², ${r.label})`,
+      value: `${(r.median / 1000).toFixed(2)} s`,
+      note: `median of 3; peak ${(r.peakBytes / 1e9).toFixed(2)} GB of tensors; top kernels: ${r.top}; ` +
+        `${ratio(r.median, peers[0])} the PyTorch 1-thread step and ${ratio(r.median, peers[1])} the 2-thread step ` +
+        `measured below` + (r.label.startsWith("pure") ? "" : `; matmul: ${backend.matmul}`),
+    })),
+    ...peers,
+  ];
 };

@@ -7,6 +7,17 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { asWasm, f32, originalKernel, overrideWasmKernel, sizeOf } from "./_wasm.ts";
+import type { Blas } from "./blas.ts";
+
+let nativeBlas: Blas | undefined;
+
+/** Routes every float32 product through `blas` (native sgemm), or back to the WASM path with `undefined`. */
+export const useBlas = (blas: Blas | undefined): void => {
+  nativeBlas = blas;
+};
+
+/** The native BLAS the products currently use, if any. */
+export const activeBlas = (): Blas | undefined => nativeBlas;
 
 /** Copies `src` [rows, cols] transposed into `dst` [cols, rows]. */
 const transposeInto = (src: Float32Array, srcOffset: number, rows: number, cols: number, dst: Float32Array) => {
@@ -19,6 +30,49 @@ const transposeInto = (src: Float32Array, srcOffset: number, rows: number, cols:
       }
     }
   }
+};
+
+/** Every batch as one sgemm straight on the WASM heap (no copies, no transposes). */
+const blasProduct = (
+  blas: Blas | undefined,
+  wasm: ReturnType<typeof asWasm>,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+): tf.TensorInfo => {
+  const ra = a.shape.length, rb = b.shape.length;
+  const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(b.shape.slice(0, -2));
+  const m = a.shape[transposeA ? ra - 1 : ra - 2] as number, k = a.shape[transposeA ? ra - 2 : ra - 1] as number;
+  const n = b.shape[transposeB ? rb - 2 : rb - 1] as number;
+  const batch = Math.max(batchA, batchB);
+  const outShape = [
+    ...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)),
+    m,
+    n,
+  ];
+  const out = wasm.makeOutput(outShape, "float32");
+  // views taken after the allocation: growing the heap detaches older ones
+  const av = f32(wasm, a), bv = f32(wasm, b), cv = f32(wasm, out);
+  if (m === 0 || n === 0 || k === 0) {
+    cv.fill(0); // empty product (cblas rejects a leading dimension of 0)
+    return out;
+  }
+  if (blas === undefined) throw new Error("BatchMatMul: no native BLAS for a non-empty product");
+  for (let i = 0; i < batch; i++) {
+    const ia = batchA === 1 ? 0 : i, ib = batchB === 1 ? 0 : i;
+    blas.sgemm(
+      transposeA,
+      transposeB,
+      m,
+      n,
+      k,
+      av.subarray(ia * m * k, (ia + 1) * m * k),
+      bv.subarray(ib * k * n, (ib + 1) * k * n),
+      cv.subarray(i * m * n, (i + 1) * m * n),
+    );
+  }
+  return out;
 };
 
 export const registerBatchMatMul = (): void => {
@@ -35,6 +89,11 @@ export const registerBatchMatMul = (): void => {
       const transposeA = attrs?.transposeA === true, transposeB = attrs?.transposeB === true;
       const ra = a.shape.length, rb = b.shape.length;
       const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(b.shape.slice(0, -2));
+      const inner = a.shape[transposeA ? ra - 2 : ra - 1] as number;
+      if (nativeBlas !== undefined && a.dtype === "float32" && b.dtype === "float32" || inner === 0) {
+        // tfjs-wasm leaves the output of an empty (k = 0) product uninitialised; blasProduct zero-fills it
+        return blasProduct(nativeBlas, wasm, a, b, transposeA, transposeB);
+      }
       if (!transposeA && !transposeB && batchA === 1 && batchB === 1 || a.dtype !== "float32") {
         return plain({ inputs, backend, attrs: { transposeA, transposeB } });
       }

@@ -7,8 +7,16 @@ import * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
 import { mulberry32 } from "../../data/random.ts";
 import { initBackend } from "../tf.ts";
+import { activeBlas, useBlas } from "./batch_matmul.ts";
+import { loadBlas } from "./blas.ts";
 
-await Effect.runPromise(initBackend("wasm"));
+const backend = await Effect.runPromise(initBackend("wasm"));
+const native = loadBlas();
+/** The matmul paths to test: the pure-WASM one always, the native BLAS one where it loads. */
+const matmulPaths = [
+  { name: "wasm", blas: undefined },
+  ...("blas" in native ? [{ name: "openblas", blas: native.blas }] : []),
+];
 
 const rand = mulberry32(17);
 const data = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1);
@@ -29,7 +37,7 @@ const onBoth = async (
 
 const close = (cpu: Float32Array, wasm: Float32Array, what: string) => {
   assert.equal(wasm.length, cpu.length, `${what}: length`);
-  const scale = Math.max(1e-6, ...Array.from(cpu, Math.abs));
+  const scale = cpu.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-6);
   let worst = 0;
   for (let i = 0; i < cpu.length; i++) {
     worst = Math.max(worst, Math.abs((cpu[i] as number) - (wasm[i] as number)) / scale);
@@ -37,7 +45,30 @@ const close = (cpu: Float32Array, wasm: Float32Array, what: string) => {
   assert.ok(worst <= 1e-5, `${what}: relative error ${worst}`);
 };
 
-Deno.test("BatchMatMul on wasm equals cpu: transposes, batches and broadcast batches", async () => {
+Deno.test("wasm uses the native BLAS exactly when it loads, and says which", () => {
+  assert.equal(activeBlas(), "blas" in native ? native.blas : undefined);
+  assert.match(backend.matmul, "blas" in native ? /^OpenBLAS \(/ : /^XNNPACK \(.+\)$/);
+  assert.equal(backend.environment.startsWith("wasm+openblas/"), "blas" in native);
+});
+
+Deno.test({
+  name: "native BLAS: " +
+    ("blas" in native ? `loaded (${native.blas.library})` : `not tested here: ${native.unavailable}`),
+  ignore: !("blas" in native),
+  fn: () => {
+    // a product large enough for OpenBLAS's threaded path, against a plain loop in float64
+    const [m, k, n] = [97, 301, 129];
+    const a = data([m, k]), b = data([k, n]), c = new Float32Array(m * n);
+    (native as { blas: NonNullable<ReturnType<typeof activeBlas>> }).blas.sgemm(false, false, m, n, k, a, b, c);
+    for (const [i, j] of [[0, 0], [m - 1, n - 1], [50, 64]] as const) {
+      let sum = 0;
+      for (let t = 0; t < k; t++) sum += (a[i * k + t] as number) * (b[t * n + j] as number);
+      assert.ok(Math.abs((c[i * n + j] as number) - sum) < 1e-4, `C[${i}, ${j}]`);
+    }
+  },
+});
+
+Deno.test("BatchMatMul on wasm equals cpu: transposes, batches and broadcast batches, every matmul path", async () => {
   const cases: Array<[number[], number[], boolean, boolean]> = [
     [[7, 5], [5, 3], false, false],
     [[5, 7], [5, 3], true, false],
@@ -51,24 +82,46 @@ Deno.test("BatchMatMul on wasm equals cpu: transposes, batches and broadcast bat
     [[33, 70], [70, 41], true, false].map((x) => x) as [number[], number[], boolean, boolean],
   ];
   cases[9] = [[70, 33], [70, 41], true, false];
-  for (const [sa, sb, ta, tb] of cases) {
-    const [cpu, wasm] = await onBoth(
-      [{ shape: sa, values: data(sa) }, { shape: sb, values: data(sb) }],
-      (a, b) => tf.matMul(a as tf.Tensor, b as tf.Tensor, ta, tb),
-    );
-    close(cpu, wasm, `a=[${sa}] b=[${sb}] tA=${ta} tB=${tb}`);
+  cases.push([[3, 300, 200], [200, 150], false, false], [[2, 0, 5], [2, 5, 4], false, false], [
+    [3, 4, 0],
+    [3, 0, 2],
+    false,
+    false,
+  ]);
+  const before = activeBlas();
+  try {
+    for (const path of matmulPaths) {
+      useBlas(path.blas);
+      for (const [sa, sb, ta, tb] of cases) {
+        const [cpu, wasm] = await onBoth(
+          [{ shape: sa, values: data(sa) }, { shape: sb, values: data(sb) }],
+          (a, b) => tf.matMul(a as tf.Tensor, b as tf.Tensor, ta, tb),
+        );
+        close(cpu, wasm, `${path.name}: a=[${sa}] b=[${sb}] tA=${ta} tB=${tb}`);
+      }
+    }
+  } finally {
+    useBlas(before);
   }
 });
 
 Deno.test("matMul gradients (transposed products) on wasm equal cpu", async () => {
   const sa = [6, 5], sb = [5, 4];
   const inputs = [{ shape: sa, values: data(sa) }, { shape: sb, values: data(sb) }];
-  for (const which of [0, 1]) {
-    const [cpu, wasm] = await onBoth(inputs, (a, b) => {
-      const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y).square().sum());
-      return g([a as tf.Tensor, b as tf.Tensor])[which] as tf.Tensor;
-    });
-    close(cpu, wasm, `grad ${which}`);
+  const before = activeBlas();
+  try {
+    for (const path of matmulPaths) {
+      useBlas(path.blas);
+      for (const which of [0, 1]) {
+        const [cpu, wasm] = await onBoth(inputs, (a, b) => {
+          const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y).square().sum());
+          return g([a as tf.Tensor, b as tf.Tensor])[which] as tf.Tensor;
+        });
+        close(cpu, wasm, `${path.name}: grad ${which}`);
+      }
+    }
+  } finally {
+    useBlas(before);
   }
 });
 

@@ -1,0 +1,116 @@
+/**
+ * Optional native sgemm: the system OpenBLAS through Deno FFI, called zero-copy on the WASM heap.
+ *
+ * Why: tfjs-wasm's XNNPACK matmul runs ≈ 24 GFLOP/s a thread; OpenBLAS ≈ 90 and uses every core
+ * (BACKEND-NOTES.md). It is an accelerator, never a requirement: without `--allow-ffi`, without the
+ * library (`apt-get install libopenblas0`), or with `IVAAN_BLAS=off`, `loadBlas` returns the reason
+ * and the kernels stay on the pure-WASM path. `IVAAN_BLAS=/path/to/lib.so` picks another library
+ * that exports `cblas_sgemm`; `OPENBLAS_NUM_THREADS` caps its threads as usual.
+ */
+
+const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+
+const CANDIDATES = [
+  "libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
+  "libopenblas.so",
+  "libopenblas.dylib",
+  "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+];
+
+const SYMBOLS = {
+  cblas_sgemm: {
+    // order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+    ],
+    result: "void",
+  },
+} as const;
+
+/** Row-major C[m, n] = op(A)[m, k] · op(B)[k, n]; each view starts at its matrix's first element. */
+export interface Blas {
+  /** the library that was opened, for logs and cache keys */
+  readonly library: string;
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+  ): void;
+}
+
+export type BlasLoad = { readonly blas: Blas } | { readonly unavailable: string };
+
+const readEnv = (name: string): string | undefined => {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: the defaults apply
+  }
+};
+
+const open = (library: string): Blas => {
+  const lib = Deno.dlopen(library, SYMBOLS);
+  const sgemm = lib.symbols.cblas_sgemm;
+  return {
+    library,
+    sgemm: (transA, transB, m, n, k, a, b, c) =>
+      // stored shapes: A is [m, k] or, transposed, [k, m]; B is [k, n] or [n, k]; C is [m, n]
+      sgemm(
+        ROW_MAJOR,
+        transA ? TRANS : NO_TRANS,
+        transB ? TRANS : NO_TRANS,
+        m,
+        n,
+        k,
+        1,
+        a,
+        transA ? m : k,
+        b,
+        transB ? k : n,
+        0,
+        c,
+        n,
+      ),
+  };
+};
+
+let loaded: BlasLoad | undefined;
+
+/** Opens the native BLAS once per process, or says why it is not used. */
+export const loadBlas = (): BlasLoad => {
+  if (loaded !== undefined) return loaded;
+  const choice = readEnv("IVAAN_BLAS");
+  if (choice === "off" || choice === "0") return loaded = { unavailable: "IVAAN_BLAS=off" };
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    return loaded = { unavailable: "no --allow-ffi permission" };
+  }
+  const tried: string[] = [];
+  for (const library of choice !== undefined && choice !== "" && choice !== "on" ? [choice] : CANDIDATES) {
+    try {
+      return loaded = { blas: open(library) };
+    } catch (e) {
+      tried.push(`${library}: ${e instanceof Error ? e.message.split("\n")[0] : e}`);
+    }
+  }
+  return loaded = { unavailable: `no OpenBLAS found (apt-get install libopenblas0); tried ${tried.join("; ")}` };
+};
