@@ -42,7 +42,10 @@ const SYMBOLS = {
   },
 } as const;
 
-/** Row-major C[m, n] = op(A)[m, k] · op(B)[k, n]; each view starts at its matrix's first element. */
+/**
+ * Row-major C[m, n] = op(A)[m, k] · op(B)[k, n] (+ C when `accumulate`); each view starts at its
+ * matrix's first element and is dense (leading dimensions are the natural ones).
+ */
 export interface Blas {
   /** the library that was opened, for logs and cache keys */
   readonly library: string;
@@ -55,6 +58,7 @@ export interface Blas {
     a: Float32Array,
     b: Float32Array,
     c: Float32Array,
+    accumulate?: boolean,
   ): void;
 }
 
@@ -73,7 +77,7 @@ const open = (library: string): Blas => {
   const sgemm = lib.symbols.cblas_sgemm;
   return {
     library,
-    sgemm: (transA, transB, m, n, k, a, b, c) =>
+    sgemm: (transA, transB, m, n, k, a, b, c, accumulate = false) =>
       // stored shapes: A is [m, k] or, transposed, [k, m]; B is [k, n] or [n, k]; C is [m, n]
       sgemm(
         ROW_MAJOR,
@@ -87,7 +91,7 @@ const open = (library: string): Blas => {
         transA ? m : k,
         b,
         transB ? k : n,
-        0,
+        accumulate ? 1 : 0,
         c,
         n,
       ),

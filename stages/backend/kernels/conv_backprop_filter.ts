@@ -9,6 +9,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { asWasm, f32, overrideWasmKernel } from "./_wasm.ts";
+import { activeBlas } from "./batch_matmul.ts";
+import { conv2dFilterGradStride1 } from "./conv_blas.ts";
+import { stride1Geometry } from "./conv2d.ts";
 
 export const registerConv2DBackpropFilter = (): void =>
   overrideWasmKernel({
@@ -22,6 +25,15 @@ export const registerConv2DBackpropFilter = (): void =>
         throw new Error(`Conv2DBackpropFilter (wasm): only NHWC is supported, found ${a.dataFormat}`);
       }
       const [kh, kw, ci, co] = a.filterShape;
+      const blas = activeBlas();
+      const g = blas === undefined || x.dtype !== "float32" ? undefined : stride1Geometry(x.shape, a.filterShape, a);
+      if (g !== undefined && blas !== undefined) {
+        // stride 1 with the native BLAS: shifted matrix products (conv_blas.ts)
+        const dw = conv2dFilterGradStride1(blas, f32(wasm, x), f32(wasm, dy), g);
+        const out = wasm.makeOutput([kh, kw, ci, co], "float32");
+        f32(wasm, out).set(dw);
+        return out;
+      }
       const info = tf.backend_util.computeConv2DInfo(
         x.shape as [number, number, number, number],
         a.filterShape,

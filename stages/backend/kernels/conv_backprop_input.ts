@@ -2,10 +2,43 @@
  * Conv2DBackpropInput for the WASM backend at stride 1: tfjs-wasm's own kernel is a scalar loop
  * (≈ 10× slower than the forward conv, BACKEND-NOTES.md). At stride 1 the input gradient is a plain
  * convolution of dy, padded by (k − 1 − pad) on each side, with the filter rotated by 180° and its
- * in/out channels swapped — which runs on the fast XNNPACK Conv2D. Other strides keep the original.
+ * in/out channels swapped — which runs on the fast XNNPACK Conv2D, or straight on the native BLAS
+ * (shifted GEMM, conv_blas.ts) when it is loaded — then at any stride, on dy spread out by the stride.
+ * Without BLAS, other strides keep the original.
  */
 import * as tf from "@tensorflow/tfjs";
 import { asWasm, f32, originalKernel, overrideWasmKernel } from "./_wasm.ts";
+import { activeBlas } from "./batch_matmul.ts";
+import { conv2dStride1 } from "./conv_blas.ts";
+
+/** dy [B, OH, OW, C] → [B, (OH − 1)·sh + 1, (OW − 1)·sw + 1, C] with zeros between the pixels. */
+const dilate = (dy: Float32Array, b: number, oh: number, ow: number, c: number, sh: number, sw: number) => {
+  const h = (oh - 1) * sh + 1, w = (ow - 1) * sw + 1;
+  const out = new Float32Array(b * h * w * c);
+  for (let n = 0; n < b; n++) {
+    for (let y = 0; y < oh; y++) {
+      for (let x = 0; x < ow; x++) {
+        const src = ((n * oh + y) * ow + x) * c;
+        out.set(dy.subarray(src, src + c), ((n * h + y * sh) * w + x * sw) * c);
+      }
+    }
+  }
+  return out;
+};
+
+/** [KH, KW, Ci, Co] → rotated by 180° with in/out swapped: [KH, KW, Co, Ci]. */
+const rotateFilter = (w: Float32Array, kh: number, kw: number, ci: number, co: number): Float32Array => {
+  const r = new Float32Array(w.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const src = ((kh - 1 - y) * kw + (kw - 1 - x)) * ci * co, dst = (y * kw + x) * co * ci;
+      for (let i = 0; i < ci; i++) {
+        for (let o = 0; o < co; o++) r[dst + o * ci + i] = w[src + i * co + o] as number;
+      }
+    }
+  }
+  return r;
+};
 
 export const registerConv2DBackpropInput = (): void => {
   const original = originalKernel(tf.Conv2DBackpropInput);
@@ -20,17 +53,42 @@ export const registerConv2DBackpropInput = (): void => {
       const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
       const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;
       const [sh, sw] = typeof a.strides === "number" ? [a.strides, a.strides] : a.strides;
-      if (sh !== 1 || sw !== 1 || a.dataFormat !== "NHWC") return original.kernelFunc(args);
+      if (a.dataFormat !== "NHWC") return original.kernelFunc(args);
       const [kh, kw] = filter.shape as [number, number, number, number];
       const info = tf.backend_util.computeConv2DInfo(
         a.inputShape,
         filter.shape as [number, number, number, number],
-        1,
+        [sh, sw],
         1,
         a.pad,
         a.dimRoundingMode,
       );
       const { top, left, bottom, right } = info.padInfo;
+      const blas = activeBlas();
+      if (blas !== undefined && dy.dtype === "float32") {
+        // any stride: dy with (stride − 1) zeros between its pixels, then the stride-1 rule
+        const [, , ci, co] = filter.shape as [number, number, number, number];
+        const [batch, height, width] = a.inputShape;
+        const [oh, ow] = [dy.shape[1] as number, dy.shape[2] as number];
+        const spread = sh === 1 && sw === 1 ? f32(wasm, dy) : dilate(f32(wasm, dy), batch, oh, ow, co, sh, sw);
+        const dx = conv2dStride1(blas, spread, rotateFilter(f32(wasm, filter), kh, kw, ci, co), {
+          batch,
+          inHeight: (oh - 1) * sh + 1,
+          inWidth: (ow - 1) * sw + 1,
+          inChannels: co,
+          outHeight: height,
+          outWidth: width,
+          outChannels: ci,
+          filterHeight: kh,
+          filterWidth: kw,
+          top: kh - 1 - top,
+          left: kw - 1 - left,
+        }); // [B, H, W, Ci]
+        const out = wasm.makeOutput([...a.inputShape], "float32");
+        f32(wasm, out).set(dx);
+        return out;
+      }
+      if (sh !== 1 || sw !== 1) return original.kernelFunc(args);
       const result = tf.tidy(() => {
         // copies: tensors made from the kernel's TensorInfos would share (and free) the caller's data
         const g = tf.tensor4d(f32(wasm, dy).slice(), dy.shape as [number, number, number, number]); // [B, OH, OW, Co]

@@ -45,6 +45,19 @@ const close = (cpu: Float32Array, wasm: Float32Array, what: string) => {
   assert.ok(worst <= 1e-5, `${what}: relative error ${worst}`);
 };
 
+/** Runs `f` once per matmul path (pure WASM, then native BLAS where it loads), restoring the active one. */
+const onEveryPath = async (f: (path: string) => Promise<void>) => {
+  const before = activeBlas();
+  try {
+    for (const path of matmulPaths) {
+      useBlas(path.blas);
+      await f(path.name);
+    }
+  } finally {
+    useBlas(before);
+  }
+};
+
 Deno.test("wasm uses the native BLAS exactly when it loads, and says which", () => {
   assert.equal(activeBlas(), "blas" in native ? native.blas : undefined);
   assert.match(backend.matmul, "blas" in native ? /^OpenBLAS \(/ : /^XNNPACK \(.+\)$/);
@@ -125,26 +138,57 @@ Deno.test("matMul gradients (transposed products) on wasm equal cpu", async () =
   }
 });
 
-Deno.test("Conv2DBackpropFilter on wasm equals cpu: kernel 1/3/5, strides 1/2/3, same/valid", async () => {
-  for (
-    const [k, s, pad, ci, co] of [
-      [3, 1, "same", 3, 4],
-      [3, 2, "same", 2, 5],
-      [3, 3, "valid", 4, 2],
-      [1, 1, "valid", 5, 3],
-      [5, 2, "valid", 3, 3],
-      [2, 2, "same", 3, 2],
-    ] as const
-  ) {
-    const xs = [2, 11, 9, ci], fs = [k, k, ci, co];
-    const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
-    const [cpu, wasm] = await onBoth(inputs, (x, w) => {
-      const g = tf.grad((f: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, s, pad).square().sum());
-      return g(w as tf.Tensor);
-    });
-    close(cpu, wasm, `x=[${xs}] f=[${fs}] s=${s} ${pad}`);
-  }
-});
+Deno.test("Conv2DBackpropFilter on wasm equals cpu: kernel 1/3/5, strides 1/2/3, same/valid, every matmul path", () =>
+  onEveryPath(async (path) => {
+    for (
+      const [k, s, pad, ci, co] of [
+        [3, 1, "same", 3, 4],
+        [3, 2, "same", 2, 5],
+        [3, 3, "valid", 4, 2],
+        [1, 1, "valid", 5, 3],
+        [5, 2, "valid", 3, 3],
+        [2, 2, "same", 3, 2],
+      ] as const
+    ) {
+      const xs = [2, 11, 9, ci], fs = [k, k, ci, co];
+      const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
+      const [cpu, wasm] = await onBoth(inputs, (x, w) => {
+        const g = tf.grad((f: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, s, pad).square().sum());
+        return g(w as tf.Tensor);
+      });
+      close(cpu, wasm, `${path}: x=[${xs}] f=[${fs}] s=${s} ${pad}`);
+    }
+  }));
+
+Deno.test("stride-1 Conv2D, its input and filter gradients on wasm equal cpu with ≥ 16 channels, every matmul path", () =>
+  onEveryPath(async (path) => {
+    type Pad = "same" | "valid" | [[number, number], [number, number], [number, number], [number, number]];
+    const cases: Array<[number, Pad, number, number]> = [
+      [3, "same", 16, 20],
+      [1, "valid", 18, 16],
+      [5, "valid", 16, 17],
+      [2, "same", 17, 16],
+      [3, [[0, 0], [1, 2], [0, 1], [0, 0]], 16, 16],
+    ];
+    for (const [k, pad, ci, co] of cases) {
+      const xs = [2, 9, 11, ci], fs = [k, k, ci, co];
+      const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
+      const what = `${path}: x=[${xs}] f=[${fs}] ${JSON.stringify(pad)}`;
+      const conv = (x: tf.Tensor, w: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, pad);
+      const [cpu, wasm] = await onBoth(inputs, (x, w) => conv(x as tf.Tensor, w as tf.Tensor));
+      close(cpu, wasm, `${what} forward`);
+      for (const which of [0, 1]) {
+        const [gc, gw] = await onBoth(
+          inputs,
+          (x, w) =>
+            tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([x as tf.Tensor, w as tf.Tensor])[
+              which
+            ] as tf.Tensor,
+        );
+        close(gc, gw, `${what} gradient ${which === 0 ? "dx" : "dw"}`);
+      }
+    }
+  }));
 
 Deno.test("UnsortedSegmentSum (gather's gradient) on wasm equals cpu", async () => {
   const table = [7, 4];
@@ -179,22 +223,32 @@ Deno.test("the replacement kernels leak no tensors", async () => {
   tf.dispose([x, w]);
 });
 
-Deno.test("Conv2DBackpropInput on wasm equals cpu: stride 1 (fast path) and 2/3 (original), same/valid", async () => {
-  for (
-    const [k, s, pad] of [[3, 1, "same"], [1, 1, "valid"], [5, 1, "valid"], [2, 1, "same"], [3, 2, "same"], [
-      3,
-      3,
-      "valid",
-    ]] as const
-  ) {
-    const xs = [2, 10, 9, 3], fs = [k, k, 3, 4];
-    const [cpu, wasm] = await onBoth([{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }], (x, w) => {
-      const g = tf.grad((a: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, w as tf.Tensor4D, s, pad).square().sum());
-      return g(x as tf.Tensor);
-    });
-    close(cpu, wasm, `x=[${xs}] f=[${fs}] s=${s} ${pad}`);
-  }
-});
+Deno.test("Conv2DBackpropInput on wasm equals cpu: stride 1 (fast path) and 2/3 (original), same/valid, every matmul path", () =>
+  onEveryPath(async (path) => {
+    for (
+      const [k, s, pad] of [
+        [3, 1, "same"],
+        [1, 1, "valid"],
+        [5, 1, "valid"],
+        [2, 1, "same"],
+        [3, 2, "same"],
+        [4, 2, "same"],
+        [3, 2, "valid"],
+        [
+          3,
+          3,
+          "valid",
+        ],
+      ] as const
+    ) {
+      const xs = [2, 10, 9, 3], fs = [k, k, 3, 4];
+      const [cpu, wasm] = await onBoth([{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }], (x, w) => {
+        const g = tf.grad((a: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, w as tf.Tensor4D, s, pad).square().sum());
+        return g(x as tf.Tensor);
+      });
+      close(cpu, wasm, `${path}: x=[${xs}] f=[${fs}] s=${s} ${pad}`);
+    }
+  }));
 
 Deno.test("GatherV2 on wasm equals cpu: axis 0, 1 and 2, 1-D and 2-D indices", async () => {
   const xs = [5, 6, 7];

@@ -3,6 +3,7 @@
  * tested against the `cpu` backend (kernels_test.ts). Registration is idempotent.
  */
 import { registerBatchMatMul } from "./batch_matmul.ts";
+import { registerConv2D } from "./conv2d.ts";
 import { registerConv2DBackpropFilter } from "./conv_backprop_filter.ts";
 import { registerConv2DBackpropInput } from "./conv_backprop_input.ts";
 import { registerGather } from "./gather.ts";
@@ -15,6 +16,7 @@ export const registerWasmKernels = (): void => {
   if (registered) return;
   registered = true;
   registerBatchMatMul();
+  registerConv2D();
   registerConv2DBackpropFilter();
   registerConv2DBackpropInput();
   registerGather();

@@ -1,0 +1,113 @@
+/**
+ * Stride-1 convolutions as sums of shifted matrix products on the native BLAS ("shifted GEMM").
+ *
+ * Pad the input once to P [B, Hp + 1, Wp, Ci] (Hp = OH + KH − 1, Wp = OW + KW − 1; the extra zero
+ * row absorbs the overrun below). For a kernel offset (kh, kw), the pixels P[b, oy + kh, ox + kw]
+ * for oy < OH and ox < Wp are ONE contiguous slice of P read as a matrix [OH·Wp, Ci] — its last
+ * KW − 1 columns wrap into the next row, so each product is computed on a "wide" output of width Wp
+ * whose extra columns are dropped (forward) or multiplied by zero (filter gradient). No im2col
+ * buffer: each image costs KH·KW sgemm calls with K = Ci (forward) or K = OH·Wp (filter gradient).
+ */
+import type { Blas } from "./blas.ts";
+
+export interface Conv2DGeometry {
+  readonly batch: number;
+  readonly inHeight: number;
+  readonly inWidth: number;
+  readonly inChannels: number;
+  readonly outHeight: number;
+  readonly outWidth: number;
+  readonly outChannels: number;
+  readonly filterHeight: number;
+  readonly filterWidth: number;
+  /** zeros added above / left of the input */
+  readonly top: number;
+  readonly left: number;
+}
+
+/** x [B, H, W, Ci] → P [B, Hp + 1, Wp, Ci], zero-padded; rows of x that fall outside are dropped. */
+const padded = (x: Float32Array, g: Conv2DGeometry): { p: Float32Array; hp: number; wp: number } => {
+  const hp = g.outHeight + g.filterHeight - 1, wp = g.outWidth + g.filterWidth - 1, c = g.inChannels;
+  const p = new Float32Array(g.batch * (hp + 1) * wp * c);
+  const x0 = Math.max(0, -g.left), x1 = Math.min(g.inWidth, wp - g.left);
+  for (let b = 0; b < g.batch; b++) {
+    for (let y = 0; y < g.inHeight; y++) {
+      const py = y + g.top;
+      if (py < 0 || py >= hp || x1 <= x0) continue;
+      const src = ((b * g.inHeight + y) * g.inWidth) * c;
+      const dst = ((b * (hp + 1) + py) * wp + g.left) * c;
+      p.set(x.subarray(src + x0 * c, src + x1 * c), dst + x0 * c);
+    }
+  }
+  return { p, hp, wp };
+};
+
+/** out [B, OH, OW, Co] = conv(x [B, H, W, Ci], filter [KH, KW, Ci, Co]) at stride 1, dilation 1. */
+export const conv2dStride1 = (blas: Blas, x: Float32Array, filter: Float32Array, g: Conv2DGeometry): Float32Array => {
+  const { p, hp, wp } = padded(x, g);
+  const ci = g.inChannels, co = g.outChannels, rows = g.outHeight * wp;
+  const wide = new Float32Array(g.batch * rows * co); // [B, OH, Wp, Co]
+  for (let b = 0; b < g.batch; b++) {
+    const image = b * (hp + 1) * wp * ci;
+    const c = wide.subarray(b * rows * co, (b + 1) * rows * co);
+    for (let kh = 0; kh < g.filterHeight; kh++) {
+      for (let kw = 0; kw < g.filterWidth; kw++) {
+        const start = image + (kh * wp + kw) * ci;
+        const f = (kh * g.filterWidth + kw) * ci * co;
+        blas.sgemm(
+          false,
+          false,
+          rows,
+          co,
+          ci,
+          p.subarray(start, start + rows * ci),
+          filter.subarray(f, f + ci * co),
+          c,
+          true,
+        );
+      }
+    }
+  }
+  const out = new Float32Array(g.batch * g.outHeight * g.outWidth * co);
+  for (let r = 0; r < g.batch * g.outHeight; r++) {
+    out.set(wide.subarray(r * wp * co, (r * wp + g.outWidth) * co), r * g.outWidth * co);
+  }
+  return out;
+};
+
+/** dW [KH, KW, Ci, Co] of a stride-1 conv, from x [B, H, W, Ci] and dy [B, OH, OW, Co]. */
+export const conv2dFilterGradStride1 = (
+  blas: Blas,
+  x: Float32Array,
+  dy: Float32Array,
+  g: Conv2DGeometry,
+): Float32Array => {
+  const { p, hp, wp } = padded(x, g);
+  const ci = g.inChannels, co = g.outChannels, rows = g.outHeight * wp;
+  const dyWide = new Float32Array(g.batch * rows * co); // [B, OH, Wp, Co], zero past OW
+  for (let r = 0; r < g.batch * g.outHeight; r++) {
+    dyWide.set(dy.subarray(r * g.outWidth * co, (r + 1) * g.outWidth * co), r * wp * co);
+  }
+  const dw = new Float32Array(g.filterHeight * g.filterWidth * ci * co);
+  for (let kh = 0; kh < g.filterHeight; kh++) {
+    for (let kw = 0; kw < g.filterWidth; kw++) {
+      const f = (kh * g.filterWidth + kw) * ci * co;
+      const c = dw.subarray(f, f + ci * co);
+      for (let b = 0; b < g.batch; b++) {
+        const start = b * (hp + 1) * wp * ci + (kh * wp + kw) * ci;
+        blas.sgemm(
+          true,
+          false,
+          ci,
+          co,
+          rows,
+          p.subarray(start, start + rows * ci),
+          dyWide.subarray(b * rows * co, (b + 1) * rows * co),
+          c,
+          true,
+        );
+      }
+    }
+  }
+  return dw;
+};
