@@ -7,7 +7,6 @@ import { registerConv2D } from "./conv2d.ts";
 import { registerConv2DBackpropFilter } from "./conv_backprop_filter.ts";
 import { registerConv2DBackpropInput } from "./conv_backprop_input.ts";
 import { registerGather } from "./gather.ts";
-import { registerTopK } from "./topk.ts";
 import { registerUnsortedSegmentSum } from "./unsorted_segment_sum.ts";
 
 let registered = false;
@@ -21,6 +20,5 @@ export const registerWasmKernels = (): void => {
   registerConv2DBackpropFilter();
   registerConv2DBackpropInput();
   registerGather();
-  registerTopK();
   registerUnsortedSegmentSum();
 };
