@@ -1,10 +1,11 @@
 /**
  * Shared plumbing of the `tasks/` entry points: run a program as a CLI (exit codes, Ctrl-C,
- * one-line errors for user mistakes, a stack trace only for bugs), and resolve the cache directory.
+ * one-line errors for user mistakes, a stack trace only for bugs), resolve the cache directory, and
+ * the flags several tasks share.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime";
 import { Cause, Data, Effect, Option } from "effect";
-import { CliError } from "effect/cli";
+import { CliError, Flag } from "effect/cli";
 import { NodeFailed } from "../pipeline/errors.ts";
 
 /** A mistake in how a task was called (bad flag value, unknown key): printed as one line. */
@@ -36,6 +37,24 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
 /** Runs a task program: exit 0 on success, 1 on failure (with one clear line), 130 on Ctrl-C. */
 export const runTask = <E>(program: Effect.Effect<void, E>): void =>
   NodeRuntime.runMain(program.pipe(Effect.tapCause(report)), { disableErrorReporting: true });
+
+/** `--cache DIR`, resolved by `cacheDirectory`. */
+export const cacheFlag = Flag.String("cache").pipe(
+  Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
+  Flag.optional,
+);
+
+/** `--no-cache`: compute without touching the store. */
+export const noCacheFlag = Flag.Boolean("no-cache").pipe(
+  Flag.withDescription("Compute without reading or writing the cache"),
+  Flag.withDefault(false),
+);
+
+/** `--tiles N` for synthetic data sources. */
+export const tilesFlag = Flag.Int("tiles").pipe(
+  Flag.withDescription("Synthetic sources: number of tiles (default 256)"),
+  Flag.withDefault(256),
+);
 
 /** The cache directory: `--cache DIR`, else `$IVAAN_CACHE`, else `.ivaan-cache`. */
 export const cacheDirectory = (flag: Option.Option<string>): string =>

@@ -24,7 +24,7 @@ import {
   fitAttributes,
   fitSummary,
 } from "../stages/attributes/fit.ts";
-import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
+import { cacheDirectory, cacheFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
 import { Layer } from "effect";
 import sharp from "sharp";
 import { FileStore, Pipeline, Progress, Runner } from "../mod.ts";
@@ -213,18 +213,12 @@ export const report = Command.make("report", {
     Flag.withDescription("Entropy (MDLP) bins, or equal-count bins for the ablation (default entropy)"),
     Flag.withDefault("entropy" as const),
   ),
-  tiles: Flag.Int("tiles").pipe(
-    Flag.withDescription("Synthetic sources: number of tiles (default 256)"),
-    Flag.withDefault(256),
-  ),
+  tiles: tilesFlag,
   merge: Flag.Boolean("merge").pipe(
     Flag.withDescription("CoNSeP: merge the 7 classes into the standard 4"),
     Flag.withDefault(false),
   ),
-  cache: Flag.String("cache").pipe(
-    Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
-    Flag.optional,
-  ),
+  cache: cacheFlag,
 }, (f) =>
   Effect.gen(function* () {
     const parsed = parseSource(f.data, { tiles: f.tiles, merge: f.merge });

@@ -13,7 +13,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { FileStore, Gc, type Manifest, Store } from "../mod.ts";
-import { cacheDirectory, runTask, UsageError } from "./_main.ts";
+import { cacheDirectory, cacheFlag, runTask, UsageError } from "./_main.ts";
 
 const human = (bytes: number): string => {
   const units = ["B", "KB", "MB", "GB", "TB"];
@@ -24,10 +24,7 @@ const human = (bytes: number): string => {
 
 const root = Command.make("cache").pipe(
   Command.withSharedFlags({
-    cache: Flag.String("cache").pipe(
-      Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
-      Flag.optional,
-    ),
+    cache: cacheFlag,
   }),
   Command.withDescription("Inspect and tidy the content-addressed stage cache."),
 );

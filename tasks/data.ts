@@ -20,27 +20,17 @@ import { DatasetError } from "../stages/data/sample.ts";
 import { checkSourcePath, datasetSource, openDataset, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { datasetSplit, datasetSummary } from "../stages/data/stages.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
-import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
+import { cacheDirectory, cacheFlag, noCacheFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
 
 const root = Command.make("data").pipe(
   Command.withSharedFlags({
-    cache: Flag.String("cache").pipe(
-      Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
-      Flag.optional,
-    ),
-    noCache: Flag.Boolean("no-cache").pipe(
-      Flag.withDescription("Compute without reading or writing the cache"),
-      Flag.withDefault(false),
-    ),
+    cache: cacheFlag,
+    noCache: noCacheFlag,
   }),
   Command.withDescription(`Make, inspect and look at datasets. SOURCE is ${SOURCE_HELP}.`),
 );
 
 const sourceArgument = Argument.String("source").pipe(Argument.withDescription(`The dataset: ${SOURCE_HELP}`));
-const tilesFlag = Flag.Int("tiles").pipe(
-  Flag.withDescription("Synthetic sources: number of tiles (default 256)"),
-  Flag.withDefault(256),
-);
 const mergeFlag = Flag.Boolean("merge").pipe(
   Flag.withDescription("CoNSeP: merge the 7 classes into other/inflammatory/epithelial/spindle-shaped"),
   Flag.withDefault(false),

@@ -20,18 +20,12 @@ import {
   pannukeMarkdown,
   toJson,
 } from "../stages/evaluation/mod.ts";
-import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
+import { cacheDirectory, cacheFlag, noCacheFlag, runTask, UsageError, writeAtomic } from "./_main.ts";
 
 const root = Command.make("evaluate").pipe(
   Command.withSharedFlags({
-    cache: Flag.String("cache").pipe(
-      Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
-      Flag.optional,
-    ),
-    noCache: Flag.Boolean("no-cache").pipe(
-      Flag.withDescription("Compute without reading or writing the cache"),
-      Flag.withDefault(false),
-    ),
+    cache: cacheFlag,
+    noCache: noCacheFlag,
   }),
   Command.withDescription(
     "Evaluate predictions with the HoVer-Net / PanNuke metrics (PQ, AJI, Dice, detection and type F1, bPQ/mPQ).",

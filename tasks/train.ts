@@ -19,17 +19,14 @@ import { BACKENDS, layer as backendLayer, type TfBackend } from "../stages/backe
 import { loadBlas } from "../stages/backend/kernels/blas.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { continueTraining, trainBaseline, TrainingCheckpoints } from "../stages/model/stages.ts";
-import { cacheDirectory, runTask, UsageError, writeAtomic } from "./_main.ts";
+import { cacheDirectory, cacheFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
 
 const train = Command.make("train", {
   data: Flag.String("data").pipe(
     Flag.withDescription(`Training data: ${SOURCE_HELP} (default synthetic:0)`),
     Flag.withDefault("synthetic:0"),
   ),
-  tiles: Flag.Int("tiles").pipe(
-    Flag.withDescription("Synthetic sources: number of tiles (default 256)"),
-    Flag.withDefault(256),
-  ),
+  tiles: tilesFlag,
   merge: Flag.Boolean("merge").pipe(
     Flag.withDescription("CoNSeP: train on the standard 4 classes"),
     Flag.withDefault(false),
@@ -70,10 +67,7 @@ const train = Command.make("train", {
     Flag.withDescription("Print the plan (cached or not, and why) and stop"),
     Flag.withDefault(false),
   ),
-  cache: Flag.String("cache").pipe(
-    Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
-    Flag.optional,
-  ),
+  cache: cacheFlag,
 }, (f) =>
   Effect.gen(function* () {
     const parsed = parseSource(f.data, { tiles: f.tiles, merge: f.merge });
