@@ -40,4 +40,15 @@ export const overrideWasmKernel = (config: tf.KernelConfig): void => {
   tf.registerKernel(config);
 };
 
+/** A new float32 kernel output of `shape` holding a copy of `values` (computed off the heap). */
+export const outputFrom = (backend: WasmBackend, shape: number[], values: Float32Array): tf.TensorInfo => {
+  const out = backend.makeOutput(shape, "float32");
+  f32(backend, out).set(values);
+  return out;
+};
+
+/** A kernel attribute given as one number or a (height, width) pair, as a pair. */
+export const pairOf = (v: number | [number, number] | undefined): [number, number] =>
+  v === undefined ? [1, 1] : typeof v === "number" ? [v, v] : v;
+
 export const sizeOf = (shape: ReadonlyArray<number>): number => shape.reduce((a, b) => a * b, 1);

@@ -32,35 +32,42 @@ const transposeInto = (src: Float32Array, srcOffset: number, rows: number, cols:
   }
 };
 
-/** Every batch as one sgemm straight on the WASM heap (no copies, no transposes). */
+/** Sizes of a (batched, broadcast) product op(A)[…, m, k] · op(B)[…, k, n]. */
+interface Product {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  readonly batchA: number;
+  readonly batchB: number;
+  readonly batch: number;
+  readonly outShape: number[];
+}
+
+const productOf = (a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): Product => {
+  const ra = a.shape.length, rb = b.shape.length;
+  const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(b.shape.slice(0, -2));
+  const m = a.shape[transposeA ? ra - 1 : ra - 2] as number, k = a.shape[transposeA ? ra - 2 : ra - 1] as number;
+  const n = b.shape[transposeB ? rb - 2 : rb - 1] as number;
+  const broadcast = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return { m, k, n, batchA, batchB, batch: Math.max(batchA, batchB), outShape: [...broadcast, m, n] };
+};
+
+/** Every batch as one sgemm straight on the WASM heap (no copies, no transposes); p has no empty size. */
 const blasProduct = (
-  blas: Blas | undefined,
+  blas: Blas,
   wasm: ReturnType<typeof asWasm>,
   a: tf.TensorInfo,
   b: tf.TensorInfo,
   transposeA: boolean,
   transposeB: boolean,
+  p: Product,
 ): tf.TensorInfo => {
-  const ra = a.shape.length, rb = b.shape.length;
-  const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(b.shape.slice(0, -2));
-  const m = a.shape[transposeA ? ra - 1 : ra - 2] as number, k = a.shape[transposeA ? ra - 2 : ra - 1] as number;
-  const n = b.shape[transposeB ? rb - 2 : rb - 1] as number;
-  const batch = Math.max(batchA, batchB);
-  const outShape = [
-    ...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)),
-    m,
-    n,
-  ];
-  const out = wasm.makeOutput(outShape, "float32");
+  const { m, k, n } = p;
+  const out = wasm.makeOutput(p.outShape, "float32");
   // views taken after the allocation: growing the heap detaches older ones
   const av = f32(wasm, a), bv = f32(wasm, b), cv = f32(wasm, out);
-  if (m === 0 || n === 0 || k === 0) {
-    cv.fill(0); // empty product (cblas rejects a leading dimension of 0)
-    return out;
-  }
-  if (blas === undefined) throw new Error("BatchMatMul: no native BLAS for a non-empty product");
-  for (let i = 0; i < batch; i++) {
-    const ia = batchA === 1 ? 0 : i, ib = batchB === 1 ? 0 : i;
+  for (let i = 0; i < p.batch; i++) {
+    const ia = p.batchA === 1 ? 0 : i, ib = p.batchB === 1 ? 0 : i;
     blas.sgemm(
       transposeA,
       transposeB,
@@ -87,26 +94,21 @@ export const registerBatchMatMul = (): void => {
       const wasm = asWasm(backend);
       const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
       const transposeA = attrs?.transposeA === true, transposeB = attrs?.transposeB === true;
-      const ra = a.shape.length, rb = b.shape.length;
-      const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(b.shape.slice(0, -2));
-      const inner = a.shape[transposeA ? ra - 2 : ra - 1] as number;
-      if (nativeBlas !== undefined && a.dtype === "float32" && b.dtype === "float32" || inner === 0) {
-        // tfjs-wasm leaves the output of an empty (k = 0) product uninitialised; blasProduct zero-fills it
-        return blasProduct(nativeBlas, wasm, a, b, transposeA, transposeB);
+      const p = productOf(a, b, transposeA, transposeB);
+      const { m, k, n, batchA, batchB, batch } = p;
+      if (m === 0 || n === 0 || k === 0) {
+        // tfjs-wasm leaves the output of a k = 0 product uninitialised, and cblas rejects empty sizes
+        const empty = wasm.makeOutput(p.outShape, a.dtype);
+        wasm.typedArrayFromHeap(empty).fill(0);
+        return empty;
+      }
+      if (nativeBlas !== undefined && a.dtype === "float32" && b.dtype === "float32") {
+        return blasProduct(nativeBlas, wasm, a, b, transposeA, transposeB, p);
       }
       if (!transposeA && !transposeB && batchA === 1 && batchB === 1 || a.dtype !== "float32") {
         return plain({ inputs, backend, attrs: { transposeA, transposeB } });
       }
-      const m = transposeA ? a.shape[ra - 1] as number : a.shape[ra - 2] as number;
-      const k = transposeA ? a.shape[ra - 2] as number : a.shape[ra - 1] as number;
-      const n = transposeB ? b.shape[rb - 2] as number : b.shape[rb - 1] as number;
-      const batch = Math.max(batchA, batchB);
-      const outShape = [
-        ...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)),
-        m,
-        n,
-      ];
-      const out = wasm.makeOutput(outShape, "float32");
+      const out = wasm.makeOutput(p.outShape, "float32");
       for (let i = 0; i < batch; i++) {
         // fresh buffers per batch: tfjs-wasm caches the packed right operand by tensor id
         const a2 = wasm.makeOutput([m, k], "float32"), b2 = wasm.makeOutput([k, n], "float32");

@@ -5,12 +5,9 @@
  * XNNPACK kernel.
  */
 import * as tf from "@tensorflow/tfjs";
-import { asWasm, f32, originalKernel, overrideWasmKernel } from "./_wasm.ts";
+import { asWasm, f32, originalKernel, outputFrom, overrideWasmKernel, pairOf } from "./_wasm.ts";
 import { activeBlas } from "./batch_matmul.ts";
 import { type Conv2DGeometry, conv2dStride1 } from "./conv_blas.ts";
-
-const pair = (v: number | [number, number] | undefined): [number, number] =>
-  v === undefined ? [1, 1] : typeof v === "number" ? [v, v] : v;
 
 /** The stride-1 geometry of a conv, or undefined when the shifted-GEMM path does not apply. */
 export const stride1Geometry = (
@@ -24,7 +21,7 @@ export const stride1Geometry = (
     dimRoundingMode?: tf.Conv2DAttrs["dimRoundingMode"];
   },
 ): Conv2DGeometry | undefined => {
-  const [sh, sw] = pair(attrs.strides), [dh, dw] = pair(attrs.dilations);
+  const [sh, sw] = pairOf(attrs.strides), [dh, dw] = pairOf(attrs.dilations);
   const [kh, kw, ci, co] = filterShape;
   if (sh !== 1 || sw !== 1 || dh !== 1 || dw !== 1 || (attrs.dataFormat ?? "NHWC") !== "NHWC") return undefined;
   if (kh * kw > 49 || xShape.length !== 4) return undefined;
@@ -66,9 +63,7 @@ export const registerConv2D = (): void => {
       if (g === undefined || blas === undefined) return original.kernelFunc(args);
       const wasm = asWasm(args.backend);
       const result = conv2dStride1(blas, f32(wasm, x), f32(wasm, filter), g);
-      const out = wasm.makeOutput([g.batch, g.outHeight, g.outWidth, g.outChannels], "float32");
-      f32(wasm, out).set(result);
-      return out;
+      return outputFrom(wasm, [g.batch, g.outHeight, g.outWidth, g.outChannels], result);
     },
   });
 };

@@ -8,7 +8,7 @@
  * Conv2D kernel. The result [Ci, KH', KW', Co] is cropped to KH×KW and transposed to HWIO.
  */
 import * as tf from "@tensorflow/tfjs";
-import { asWasm, f32, overrideWasmKernel } from "./_wasm.ts";
+import { asWasm, f32, outputFrom, overrideWasmKernel } from "./_wasm.ts";
 import { activeBlas } from "./batch_matmul.ts";
 import { conv2dFilterGradStride1 } from "./conv_blas.ts";
 import { stride1Geometry } from "./conv2d.ts";
@@ -29,10 +29,7 @@ export const registerConv2DBackpropFilter = (): void =>
       const g = blas === undefined || x.dtype !== "float32" ? undefined : stride1Geometry(x.shape, a.filterShape, a);
       if (g !== undefined && blas !== undefined) {
         // stride 1 with the native BLAS: shifted matrix products (conv_blas.ts)
-        const dw = conv2dFilterGradStride1(blas, f32(wasm, x), f32(wasm, dy), g);
-        const out = wasm.makeOutput([kh, kw, ci, co], "float32");
-        f32(wasm, out).set(dw);
-        return out;
+        return outputFrom(wasm, [kh, kw, ci, co], conv2dFilterGradStride1(blas, f32(wasm, x), f32(wasm, dy), g));
       }
       const info = tf.backend_util.computeConv2DInfo(
         x.shape as [number, number, number, number],
@@ -56,8 +53,7 @@ export const registerConv2DBackpropFilter = (): void =>
         return tf.transpose(cropped, [1, 2, 0, 3]); // [KH, KW, Ci, Co]
       });
       // copy into a kernel-owned output so that no intermediate tensor outlives the kernel
-      const out = wasm.makeOutput([kh, kw, ci, co], "float32");
-      f32(wasm, out).set(result.dataSync() as Float32Array);
+      const out = outputFrom(wasm, [kh, kw, ci, co], result.dataSync() as Float32Array);
       result.dispose();
       return out;
     },

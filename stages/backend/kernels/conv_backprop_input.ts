@@ -7,7 +7,7 @@
  * Without BLAS, other strides keep the original.
  */
 import * as tf from "@tensorflow/tfjs";
-import { asWasm, f32, originalKernel, overrideWasmKernel } from "./_wasm.ts";
+import { asWasm, f32, originalKernel, outputFrom, overrideWasmKernel, pairOf } from "./_wasm.ts";
 import { activeBlas } from "./batch_matmul.ts";
 import { conv2dStride1 } from "./conv_blas.ts";
 
@@ -52,7 +52,7 @@ export const registerConv2DBackpropInput = (): void => {
       const wasm = asWasm(backend);
       const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
       const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;
-      const [sh, sw] = typeof a.strides === "number" ? [a.strides, a.strides] : a.strides;
+      const [sh, sw] = pairOf(a.strides);
       if (a.dataFormat !== "NHWC") return original.kernelFunc(args);
       const [kh, kw] = filter.shape as [number, number, number, number];
       const info = tf.backend_util.computeConv2DInfo(
@@ -84,9 +84,7 @@ export const registerConv2DBackpropInput = (): void => {
           top: kh - 1 - top,
           left: kw - 1 - left,
         }); // [B, H, W, Ci]
-        const out = wasm.makeOutput([...a.inputShape], "float32");
-        f32(wasm, out).set(dx);
-        return out;
+        return outputFrom(wasm, [...a.inputShape], dx);
       }
       if (sh !== 1 || sw !== 1) return original.kernelFunc(args);
       const result = tf.tidy(() => {
@@ -97,8 +95,7 @@ export const registerConv2DBackpropInput = (): void => {
         const padded = tf.pad(g, [[0, 0], [kh - 1 - top, kh - 1 - bottom], [kw - 1 - left, kw - 1 - right], [0, 0]]); // [B, OH + KH − 1 + …, …, Co]
         return tf.conv2d(padded as tf.Tensor4D, rotated, 1, "valid"); // [B, H, W, Ci]
       });
-      const out = wasm.makeOutput([...a.inputShape], "float32");
-      f32(wasm, out).set(result.dataSync() as Float32Array);
+      const out = outputFrom(wasm, [...a.inputShape], result.dataSync() as Float32Array);
       result.dispose();
       return out;
     },
