@@ -19,6 +19,22 @@ const instanceCases: InstanceCase[] = JSON.parse(await Deno.readTextFile(`${fixt
 const near = (a: number | null, b: number | null, what: string) =>
   b === null ? assert.equal(a, null, what) : assert.ok(Math.abs((a as number) - b) <= 1e-9, `${what}: ${a} vs ${b}`);
 
+/** `evaluate folder` on DIR/truth and DIR/pred, asserting exit code 0: its stdout and its JSON report. */
+const evaluateFolder = async (dir: string) => {
+  const r = await evaluate(
+    "--no-cache",
+    "folder",
+    "--true",
+    `${dir}/truth`,
+    "--pred",
+    `${dir}/pred`,
+    "--json",
+    `${dir}/f.json`,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  return { stdout: r.stdout, out: JSON.parse(await Deno.readTextFile(`${dir}/f.json`)) };
+};
+
 Deno.test("evaluate instances: Markdown on stdout, JSON equal to the golden values, cached rerun", () =>
   withTempDir(async (dir) => {
     const c = instanceCases.find((k) => k.expected.pq !== null && k.iou === 0.5) as InstanceCase;
@@ -92,18 +108,7 @@ Deno.test("evaluate folder: means over images (npy and 16-bit PNG maps) equal th
         await Deno.writeFile(`${dir}/pred/instances/img${i}.png`, png);
       }
     }
-    const r = await evaluate(
-      "--no-cache",
-      "folder",
-      "--true",
-      `${dir}/truth`,
-      "--pred",
-      `${dir}/pred`,
-      "--json",
-      `${dir}/f.json`,
-    );
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(await Deno.readTextFile(`${dir}/f.json`));
+    const { out } = await evaluateFolder(dir);
     assert.equal(out.images, 4);
     for (const key of ["pq", "dq", "sq", "aji", "ajiPlus", "dice"]) {
       near(out[key], cases.reduce((s, c) => s + (c.expected[key] as number), 0) / 4, key);
@@ -129,18 +134,7 @@ Deno.test("evaluate folder with classes: per-type F1 from JSON class tables and 
       `${dir}/pred/classes/a.png`,
       await Effect.runPromise(encodePng({ width: 40, height: 40, channels: 1, data: classMap })),
     );
-    const r = await evaluate(
-      "--no-cache",
-      "folder",
-      "--true",
-      `${dir}/truth`,
-      "--pred",
-      `${dir}/pred`,
-      "--json",
-      `${dir}/f.json`,
-    );
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(await Deno.readTextFile(`${dir}/f.json`));
+    const { stdout, out } = await evaluateFolder(dir);
     // pairs (1,1) and (2,1): F1_1 = 2·1/(2·1 + 2·1) = 0.5, F1_2 = 0/(0 + 2·1) = 0, accuracy 0.5
     assert.deepEqual(out.detection, {
       f1: 1,
@@ -150,7 +144,7 @@ Deno.test("evaluate folder with classes: per-type F1 from JSON class tables and 
       typeF1: { 1: 0.5, 2: 0 },
       clsF1: 0.25,
     });
-    assert.match(r.stdout, /\| class \| F1 \|/);
+    assert.match(stdout, /\| class \| F1 \|/);
   }));
 
 Deno.test("evaluate: bad input is one clear line naming the file and what was expected", () =>
