@@ -2,6 +2,15 @@
 import { Effect, Layer, Schema } from "effect";
 import { FileStore, json, MemoryStore, Progress, Stage, Store } from "../mod.ts";
 
+/** One case of tests/fixtures/evaluation/instances.json: two label maps, an IoU threshold, the golden metrics. */
+export interface InstanceCase {
+  name: string;
+  true: string;
+  pred: string;
+  iou: number;
+  expected: Record<string, number | null>;
+}
+
 export const Num = json(Schema.Number);
 export const Nums = json(Schema.Array(Schema.Number));
 export const Text = json(Schema.String);

@@ -2,18 +2,11 @@ import assert from "node:assert/strict";
 import { Effect } from "effect";
 import { encodeNpy } from "../pipeline/codec/npy.ts";
 import { encodePng } from "../pipeline/codec/png.ts";
-import { deno, withTempDir } from "./_helpers.ts";
+import { deno, type InstanceCase, withTempDir } from "./_helpers.ts";
 
 const fixtures = new URL("./fixtures/evaluation/", import.meta.url).pathname;
 const evaluate = (...args: string[]) => deno(["run", "-A", "tasks/evaluate.ts", ...args]);
 
-interface InstanceCase {
-  name: string;
-  true: string;
-  pred: string;
-  iou: number;
-  expected: Record<string, number | null>;
-}
 const instanceCases: InstanceCase[] = JSON.parse(await Deno.readTextFile(`${fixtures}instances.json`));
 
 const near = (a: number | null, b: number | null, what: string) =>

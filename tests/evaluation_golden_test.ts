@@ -15,6 +15,7 @@ import {
   pannukeEvaluation,
 } from "../stages/evaluation/mod.ts";
 import { readLabelMap } from "../stages/evaluation/maps.ts";
+import type { InstanceCase } from "./_helpers.ts";
 
 const dir = new URL("./fixtures/evaluation/", import.meta.url).pathname;
 const load = async <T>(name: string): Promise<T> => JSON.parse(await Deno.readTextFile(`${dir}${name}`));
@@ -38,14 +39,6 @@ const close = (actual: unknown, expected: unknown, path: string): void => {
     assert.deepEqual(actual, expected, path);
   }
 };
-
-interface InstanceCase {
-  name: string;
-  true: string;
-  pred: string;
-  iou: number;
-  expected: Record<string, number | null>;
-}
 
 Deno.test("instance metrics (PQ/DQ/SQ/TP/FP/FN/AJI/AJI+/Dice) match the golden fixtures", async () => {
   const cases = await load<InstanceCase[]>("instances.json");
