@@ -15,8 +15,7 @@ import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
 import { encodeSafetensors, type TensorFile } from "../pipeline/codec/safetensors.ts";
 import { FileStore, Pipeline, Progress, Runner, Source, type Store } from "../mod.ts";
-import { BACKENDS, layer as backendLayer, type TfBackend } from "../stages/backend/tf.ts";
-import { loadBlas } from "../stages/backend/kernels/blas.ts";
+import { BACKENDS, layer as backendLayer, TfBackend } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { continueTraining, trainBaseline, TrainingCheckpoints } from "../stages/model/stages.ts";
 import { cacheDirectory, cacheFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
@@ -105,21 +104,18 @@ const train = Command.make("train", {
           );
         }
         const started = performance.now();
-        const { outputs, report } = yield* Runner.run(pipeline, ["checkpoint"]).pipe(Effect.provide(layers));
+        const { outputs, report, backend } = yield* Effect.gen(function* () {
+          const run = yield* Runner.run(pipeline, ["checkpoint"]);
+          return { ...run, backend: yield* TfBackend };
+        }).pipe(Effect.provide(layers));
         const meta = outputs.checkpoint.metadata ?? {};
         const validation = JSON.parse(meta.validation ?? "{}") as Record<string, unknown>;
         const history = JSON.parse(meta.history ?? "[]") as Array<{ step: number; total: number; ms: number }>;
         const msPerStep = history.length === 0 ? NaN : history.reduce((s, h) => s + h.ms, 0) / history.length;
-        const native = loadBlas(); // the backend's own (cached) choice
-        const matmul = f.backend !== "wasm"
-          ? ""
-          : "blas" in native
-          ? ` (matrix products on OpenBLAS via FFI)`
-          : ` (matrix products on XNNPACK: ${native.unavailable})`;
         const summary = [
           `# Training summary`,
           "",
-          `- data: ${f.data}; preset ${f.preset}; ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${f.lr}; backend ${f.backend}${matmul}`,
+          `- data: ${f.data}; preset ${f.preset}; ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${f.lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
           `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
             history.at(-1)?.step
           }; ${msPerStep.toFixed(0)} ms per step`,
