@@ -12,7 +12,7 @@ import { activeBlas, useBlas } from "../stages/backend/kernels/batch_matmul.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import { initModel, MODEL_PRESETS } from "../stages/model/model.ts";
 import { parameterList } from "../stages/model/layers.ts";
-import { torchStepPeer } from "./torch_peer.ts";
+import { type PeerRow, torchStepPeer } from "./torch_peer.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "../stages/model/train_step.ts";
 import type { Row } from "./evaluation_bench.ts";
 
@@ -47,7 +47,7 @@ export const modelBench = async (): Promise<Row[]> => {
   const backend = await Effect.runPromise(initBackend("wasm"));
   const blas = activeBlas();
   const runs: Array<{ label: string; median: number; peakBytes: number; top: string }> = [];
-  if (blas !== undefined) runs.push({ label: "wasm + OpenBLAS matmul", ...(await timeStep()) });
+  if (blas !== undefined) runs.push({ label: "wasm + OpenBLAS matmul/conv", ...(await timeStep()) });
   useBlas(undefined);
   try {
     runs.push({ label: "pure wasm, 1 thread", ...(await timeStep()) });
@@ -55,10 +55,8 @@ export const modelBench = async (): Promise<Row[]> => {
     useBlas(blas);
   }
   const peers = await torchStepPeer();
-  const ratio = (median: number, row: Row | undefined): string => {
-    const seconds = row === undefined ? NaN : parseFloat(row.value);
-    return Number.isFinite(seconds) ? `${(median / 1000 / seconds).toFixed(1)}×` : "n/a";
-  };
+  const ratio = (median: number, row: PeerRow | undefined): string =>
+    row?.seconds === undefined ? "n/a" : `${(median / 1000 / row.seconds).toFixed(1)}×`;
   return [
     ...runs.map((r) => ({
       name: `training step, tiny baseline (batch 2, 256², ${r.label})`,

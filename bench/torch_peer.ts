@@ -28,7 +28,10 @@ const run = async (args: string[]): Promise<{ code: number; stdout: string; stde
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 };
 
-export const torchStepPeer = async (): Promise<Row[]> => {
+/** A peer row; `seconds` is the median step time when the run succeeded. */
+export type PeerRow = Row & { readonly seconds?: number };
+
+export const torchStepPeer = async (): Promise<PeerRow[]> => {
   const probe = await run(["-c", "import torch, scipy, numpy; print(torch.__version__)"]);
   if (probe === undefined || probe.code !== 0) {
     return [{
@@ -40,7 +43,7 @@ export const torchStepPeer = async (): Promise<Row[]> => {
     }];
   }
   const version = probe.stdout.trim().replace(/a0.*$|\+.*$/, "").split(".").slice(0, 2).join(".");
-  const rows: Row[] = [];
+  const rows: PeerRow[] = [];
   for (const threads of [1, 2]) {
     const unit = threads > 1 ? "threads" : "thread";
     const name = `peer: PyTorch ${version}, same architecture (tiny, batch 2), ${threads} ${unit}`;
@@ -53,6 +56,7 @@ export const torchStepPeer = async (): Promise<Row[]> => {
     rows.push({
       name,
       value: `${r.median_s.toFixed(2)} s`,
+      seconds: r.median_s,
       note: `median of 3 after a warm-up (${r.steps.map((s) => s.toFixed(2)).join(", ")} s); ` +
         `${(r.params / 1e6).toFixed(2)} M parameters; forward, Mask2Former loss (scipy matching, 4,096 points) ` +
         `with deep supervision, backward, clipping, AdamW; CPU float32, OMP_WAIT_POLICY=PASSIVE`,
