@@ -2,7 +2,8 @@
  * Model benchmark (run by `deno task bench`): one AdamW training step of the `tiny` baseline
  * (batch 2, 256² synthetic tiles, 4,096 loss points) on the WASM backend with our kernels, median of
  * 3 after a warm-up, and where the time goes (the five most expensive kernels of one step). Where the
- * native BLAS loads, the step is timed both with matrix products on OpenBLAS and on pure WASM; the
+ * native BLAS loads, the step is timed with matrix products on OpenBLAS (1 and 2 BLAS threads) and on
+ * pure WASM (one thread: tfjs-wasm has no threads under Deno); the
  * PyTorch peer of the same architecture runs in the same call.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -47,10 +48,20 @@ export const modelBench = async (): Promise<Row[]> => {
   const backend = await Effect.runPromise(initBackend("wasm"));
   const blas = activeBlas();
   const runs: Array<{ label: string; median: number; peakBytes: number; top: string }> = [];
-  if (blas !== undefined) runs.push({ label: "wasm + OpenBLAS matmul/conv", ...(await timeStep()) });
+  if (blas !== undefined) {
+    const threads = blas.threads();
+    for (const n of [1, 2]) {
+      blas.setThreads(n);
+      runs.push({
+        label: `wasm + OpenBLAS matmul/conv on ${n} ${n > 1 ? "threads" : "thread"}`,
+        ...(await timeStep()),
+      });
+    }
+    if (threads !== undefined) blas.setThreads(threads);
+  }
   useBlas(undefined);
   try {
-    runs.push({ label: "pure wasm, 1 thread", ...(await timeStep()) });
+    runs.push({ label: "pure wasm (1 thread: tfjs-wasm has no threads under Deno)", ...(await timeStep()) });
   } finally {
     useBlas(blas);
   }
@@ -63,7 +74,8 @@ export const modelBench = async (): Promise<Row[]> => {
       value: `${(r.median / 1000).toFixed(2)} s`,
       note: `median of 3; peak ${(r.peakBytes / 1e9).toFixed(2)} GB of tensors; top kernels: ${r.top}; ` +
         `${ratio(r.median, peers[0])} the PyTorch 1-thread step and ${ratio(r.median, peers[1])} the 2-thread step ` +
-        `measured below` + (r.label.startsWith("pure") ? "" : `; matmul: ${backend.matmul}`),
+        `measured below` +
+        (r.label.startsWith("pure") ? "" : `; matmul: ${backend.matmul.replace(/, \d+ threads/, "")}`),
     })),
     ...peers,
   ];

@@ -6,7 +6,8 @@ stages/model/: model.ts (MODEL_PRESETS.tiny), vit.ts (VIT_PRESETS.tiny: SAM's im
 patch 16, embed 192, depth 4, 3 heads, mlp 4, neck 128, window 8, global blocks [1, 3], decomposed
 relative positions, absolute positions), pixel_decoder.ts (simple pyramid + FPN, convolutional stem),
 transformer_decoder.ts (Mask2Former decoder, d 128, 120 queries, 3 layers, 4 heads, FFN 256, masked
-cross-attention), losses.ts + matcher.ts (Hungarian matching on 4,096 points with scipy, CE with
+cross-attention; queries started at nucleus centres as centers.ts: 1x1 centre head, 3x3 peak picking,
+projected content, sine positions, locality prior, CenterNet focal loss; fine masks at stride 2), losses.ts + matcher.ts (Hungarian matching on 4,096 points with scipy, CE with
 no-object weight 0.1, point BCE + dice on importance-sampled points, oversample 3, ratio 0.75, deep
 supervision over the 4 predictions, weights 2/5/5) and train_step.ts (Adam + decoupled weight decay 0.05
 on tensors of rank >= 2, lr 1e-4, global-norm clipping at 1).
@@ -123,18 +124,21 @@ class PixelDecoder(nn.Module):
         self.lateral = nn.ModuleList([nn.Conv2d(vit_channels, d, 1) for _ in range(4)])
         self.output = nn.ModuleList([nn.Conv2d(d, d, 3, padding=1) for _ in range(4)])
         self.mask_features = nn.Conv2d(d, d, 1)
+        self.fine_lateral, self.fine_output = nn.Conv2d(s, d, 1), nn.Conv2d(d, d, 1)  # fine masks (stride 2)
 
     def forward(self, image, vit):  # NCHW
         up = lambda x, f: F.interpolate(x, scale_factor=f, mode="nearest")
         s32 = self.lateral[0](F.max_pool2d(vit, 2, 2))
         s16 = self.lateral[1](vit)
         s8 = self.lateral[2](up(vit, 2))
-        s4 = self.lateral[3](up(vit, 4)) + F.relu(self.stem2(F.relu(self.stem1(image))))
+        stem1 = F.relu(self.stem1(image))
+        s4 = self.lateral[3](up(vit, 4)) + F.relu(self.stem2(stem1))
         o32 = F.relu(self.output[0](s32))
         o16 = F.relu(self.output[1](s16 + up(o32, 2)))
         o8 = F.relu(self.output[2](s8 + up(o16, 2)))
         o4 = F.relu(self.output[3](s4 + up(o8, 2)))
-        return self.mask_features(o4), [o32, o16, o8]
+        fine = F.relu(up(o4, 2) + self.fine_lateral(stem1))
+        return self.fine_output(fine), self.mask_features(o4), [o32, o16, o8]
 
 
 # ---------------------------------------------------------------- Mask2Former transformer decoder
@@ -180,20 +184,18 @@ class Decoder(nn.Module):
     def __init__(self, d, queries, layers, heads, ffn, classes):
         super().__init__()
         self.heads = heads
-        self.query_feat = nn.Parameter(torch.randn(queries, d))
-        self.query_pos = nn.Parameter(torch.randn(queries, d))
         self.level_embed = nn.Parameter(torch.randn(3, d))
         self.layers = nn.ModuleList([DecoderLayer(d, heads, ffn) for _ in range(layers)])
         self.norm = nn.LayerNorm(d)
         self.class_head = nn.Linear(d, classes + 1)
         self.mask_embed = nn.ModuleList([nn.Linear(d, d) for _ in range(3)])
 
-    def predict(self, queries, mask_features):  # [B, Q, D], [B, D, h, w]
+    def predict(self, queries, mask_features, prior):  # [B, Q, D], [B, D, h, w], [B, Q, h, w]
         x = self.norm(queries)
         logits = self.class_head(x)
         e = F.relu(self.mask_embed[0](x))
         e = self.mask_embed[2](F.relu(self.mask_embed[1](e)))
-        masks = torch.einsum("bqd,bdhw->bqhw", e, mask_features)
+        masks = torch.einsum("bqd,bdhw->bqhw", e, mask_features) + prior
         return logits, masks
 
     @staticmethod
@@ -203,16 +205,15 @@ class Decoder(nn.Module):
             m = m | ~m.any(-1, keepdim=True)
             return torch.where(m, 0.0, -1e9)  # [B, Q, hw]
 
-    def forward(self, levels, mask_features):
+    def forward(self, levels, mask_features, start):
         b = mask_features.shape[0]
         memories = []
         for i, lv in enumerate(levels):
             _, d, h, w = lv.shape
             value = lv.flatten(2).transpose(1, 2)  # [B, hw, D]
             memories.append((h, w, value, value + sine_positions(h, w, d) + self.level_embed[i]))
-        query_pos = self.query_pos[None].expand(b, -1, -1)
-        queries = self.query_feat[None].expand(b, -1, -1)
-        outputs = [self.predict(queries, mask_features)]
+        queries, query_pos, prior = start
+        outputs = [self.predict(queries, mask_features, prior)]
         for l, lp in enumerate(self.layers):
             h, w, value, key = memories[l % len(memories)]
             bias = self.attention_bias(outputs[-1][1], h, w)
@@ -220,8 +221,46 @@ class Decoder(nn.Module):
             qk = queries + query_pos
             queries = lp.self_norm(queries + lp.self_attn(qk, qk, queries))
             queries = lp.ffn_norm(queries + lp.ffn2(F.relu(lp.ffn1(queries))))
-            outputs.append(self.predict(queries, mask_features))
+            outputs.append(self.predict(queries, mask_features, prior))
         return outputs
+
+
+def sine_points(ys, xs, d):  # normalised (y, x) -> [N, D]
+    half = d // 2
+    i = torch.arange(half // 2, dtype=torch.float32)
+    freq = 1 / 10000 ** (2 * i / half)
+    ey, ex = ys[:, None] * 2 * math.pi * freq, xs[:, None] * 2 * math.pi * freq
+    y = torch.stack([ey.sin(), ey.cos()], -1).flatten(1)
+    x = torch.stack([ex.sin(), ex.cos()], -1).flatten(1)
+    return torch.cat([y, x], 1)
+
+
+class Centers(nn.Module):  # centers.ts
+    def __init__(self, d):
+        super().__init__()
+        self.head, self.content = nn.Conv2d(d, 1, 1), nn.Linear(d, d)
+        self.log_locality = nn.Parameter(torch.tensor([math.log(1 / 18)]))
+
+    def forward(self, mask_features, mh, mw):  # [B, D, h, w] -> logits [B, h, w], (content, positions, prior)
+        b, d, h, w = mask_features.shape
+        heat = self.head(mask_features)[:, 0]
+        with torch.no_grad():
+            peak = heat >= F.max_pool2d(heat[:, None], 3, 1, 1)[:, 0]
+            cells = (peak.double() * 1e6 + heat.double()).flatten(1).topk(QUERIES, dim=1).indices  # [B, Q]
+            ys, xs = (cells // w).float(), (cells % w).float()
+            positions = sine_points(((ys + 1) / h).flatten(), ((xs + 1) / w).flatten(), d).view(b, QUERIES, d)
+            gy, gx = torch.meshgrid(torch.arange(mh).float(), torch.arange(mw).float(), indexing="ij")
+            gy, gx = (gy + 0.5) * h / mh - 0.5, (gx + 0.5) * w / mw - 0.5  # mask cells in stride-4 cells
+            d2 = (gy[None, None] - ys[..., None, None]) ** 2 + (gx[None, None] - xs[..., None, None]) ** 2
+        feats = mask_features.flatten(2).transpose(1, 2)  # [B, hw, D]
+        content = self.content(torch.gather(feats, 1, cells[..., None].expand(-1, -1, d)))
+        return heat, (content, positions, -self.log_locality.exp() * d2)
+
+
+def center_focal_loss(logits, targets):  # centers.ts: CenterNet, alpha 2, beta 4
+    p, pos = logits.sigmoid(), (targets >= 1).float()
+    loss = pos * (1 - p) ** 2 * F.logsigmoid(logits) + (1 - pos) * (1 - targets) ** 4 * p**2 * F.logsigmoid(-logits)
+    return -loss.sum() / pos.sum().clamp(min=1)
 
 
 class Model(nn.Module):
@@ -232,11 +271,13 @@ class Model(nn.Module):
         self.vit = ViT()
         self.pixel_decoder = PixelDecoder(OUT_CHANS, D)
         self.decoder = Decoder(D, QUERIES, LAYERS, DEC_HEADS, FFN, CLASSES)
+        self.centers = Centers(D)
 
     def forward(self, images_nhwc):  # [B, H, W, 3] in 0-255
         x = (images_nhwc.permute(0, 3, 1, 2) - self.mean) / self.std
-        mask_features, levels = self.pixel_decoder(x, self.vit(x))
-        return self.decoder(levels, mask_features)  # [(logits [B, Q, C+1], masks [B, Q, H/4, W/4])] × 4
+        mask_features, coarse, levels = self.pixel_decoder(x, self.vit(x))
+        heat, start = self.centers(coarse, mask_features.shape[2], mask_features.shape[3])
+        return self.decoder(levels, mask_features, start), heat  # [(logits [B, Q, C+1], masks [B, Q, H/2, W/2])] × 4
 
 
 # ---------------------------------------------------------------- Mask2Former loss (matcher + criterion)
@@ -301,7 +342,7 @@ def mask_former_loss(outputs, targets, gen):
 def synthetic_batch(rng):
     images = rng.uniform(0, 255, (BATCH, IMG, IMG, 3)).astype(np.float32)
     yy, xx = np.mgrid[0:IMG, 0:IMG].astype(np.float32)
-    targets = []
+    targets, heats = [], []
     for _ in range(BATCH):
         n = int(rng.integers(55, 66))  # ≈ 60 nuclei, like a synthetic tile (≈ 66)
         cy, cx = rng.uniform(0, IMG, n), rng.uniform(0, IMG, n)
@@ -314,7 +355,18 @@ def synthetic_batch(rng):
             masks[i] = (u * u + v * v) <= 1
         classes = torch.as_tensor(rng.integers(0, CLASSES, n), dtype=torch.long)
         targets.append((classes, torch.from_numpy(masks)))
-    return torch.from_numpy(images), targets
+        # centre targets (as centers.ts, built outside the step as batchOf does): Gaussians at centroids
+        h4 = IMG // 4
+        gy, gx = np.mgrid[0:h4, 0:h4].astype(np.float32)
+        heat = np.zeros((h4, h4), np.float32)
+        for i in range(n):
+            area = max(1.0, masks[i].sum())
+            ty, tx = (cy[i] + 0.5) / 4 - 0.5, (cx[i] + 0.5) / 4 - 0.5
+            sigma = max(0.5, math.sqrt(area / math.pi) / 4 / 3)
+            heat = np.maximum(heat, np.exp(-((gy - ty) ** 2 + (gx - tx) ** 2) / (2 * sigma**2)))
+            heat[min(h4 - 1, max(0, round(ty))), min(h4 - 1, max(0, round(tx)))] = 1
+        heats.append(heat)
+    return torch.from_numpy(images), targets, torch.from_numpy(np.stack(heats))
 
 
 # ---------------------------------------------------------------- the step
@@ -328,12 +380,13 @@ def main():
          {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
         lr=LR,
     )
-    images, targets = synthetic_batch(np.random.default_rng(0))
+    images, targets, heats = synthetic_batch(np.random.default_rng(0))
     gen = torch.Generator().manual_seed(0)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = mask_former_loss(model(images), targets, gen)
+        outputs, heat = model(images)
+        loss = mask_former_loss(outputs, targets, gen) + center_focal_loss(heat, heats)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, CLIP)
         optimizer.step()

@@ -3,11 +3,13 @@
  * on a held-out split.
  *
  *   deno task train [--data SOURCE] [--preset tiny] [--steps N] [--batch B] [--seed S] [--lr X]
- *                   [--backend wasm|cpu|webgpu|node] [--out DIR] [--checkpoint-every N]
+ *                   [--no-stem] [--queries learned|centers] [--backend wasm|cpu|webgpu|node] [--threads N]
+ *                   [--out DIR] [--checkpoint-every N]
  *                   [--resume CHECKPOINT] [--explain] [--cache DIR]
  *
  * With no arguments: the `tiny` preset on the synthetic default (`synthetic:0`, 256 tiles).
- * Writes OUT/checkpoint.safetensors, OUT/metrics.json and OUT/summary.md. The run is a cached
+ * Writes OUT/checkpoint.safetensors, OUT/metrics.json, OUT/summary.md and the held-out split in PanNuke's
+ * layout (OUT/heldout/masks.npy, pred.npy, types.npy, for `deno task evaluate pannuke`). The run is a cached
  * stage: the same data, config, seed and backend reuse the stored checkpoint.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices";
@@ -18,6 +20,9 @@ import { FileStore, Pipeline, Progress, Runner, Source, type Store } from "../mo
 import { BACKENDS, layer as backendLayer, TfBackend } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { continueTraining, trainBaseline, TrainingCheckpoints } from "../stages/model/stages.ts";
+import { defaultLearningRate, modelOf } from "../stages/model/train.ts";
+import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
+import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
 import { cacheDirectory, cacheFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
 
 const train = Command.make("train", {
@@ -43,10 +48,33 @@ const train = Command.make("train", {
     Flag.withDescription("Seed of initialisation, split, order and augmentation (default 0)"),
     Flag.withDefault(0),
   ),
-  lr: Flag.Finite("lr").pipe(Flag.withDescription("AdamW learning rate (default 1e-4)"), Flag.withDefault(1e-4)),
+  lr: Flag.Finite("lr").pipe(
+    Flag.withDescription(
+      "AdamW learning rate (default: 1e-3 for tiny and micro, trained from scratch; 1e-4 for the SAM presets, as the paper)",
+    ),
+    Flag.optional,
+  ),
   backend: Flag.Literals("backend", BACKENDS).pipe(
     Flag.withDescription("tfjs backend (default wasm); a backend that cannot start is an error"),
     Flag.withDefault("wasm" as const),
+  ),
+  noStem: Flag.Boolean("no-stem").pipe(
+    Flag.withDescription(
+      "Ablation: no convolutional stem at stride 4 (the pyramid's s4 level comes from the ViT alone)",
+    ),
+    Flag.withDefault(false),
+  ),
+  queries: Flag.Literals("queries", ["learned", "centers"] as const).pipe(
+    Flag.withDescription(
+      "Where the decoder's queries start: Mask2Former's learned ones, or predicted nucleus centres (default: the preset's; tiny and micro use centers)",
+    ),
+    Flag.optional,
+  ),
+  threads: Flag.Int("threads").pipe(
+    Flag.withDescription(
+      "Threads of the native BLAS on wasm (default: the library's own, one per core); tfjs-wasm's own kernels run on one thread under Deno",
+    ),
+    Flag.optional,
   ),
   out: Flag.String("out").pipe(
     Flag.withDescription("Output folder (default runs/train)"),
@@ -76,8 +104,22 @@ const train = Command.make("train", {
         message: `--steps and --batch must be positive, found ${f.steps} and ${f.batch}`,
       });
     }
+    const threads = Option.getOrUndefined(f.threads);
+    if (threads !== undefined && threads < 1) {
+      return yield* new UsageError({ message: `--threads must be at least 1, found ${threads}` });
+    }
     yield* checkSourcePath(parsed.ref);
-    const config = { preset: f.preset, steps: f.steps, batch: f.batch, seed: f.seed, learningRate: f.lr };
+    const queries = Option.getOrUndefined(f.queries);
+    const lr = Option.getOrElse(f.lr, () => defaultLearningRate(f.preset));
+    const config = {
+      preset: f.preset,
+      steps: f.steps,
+      batch: f.batch,
+      seed: f.seed,
+      learningRate: lr,
+      stem: !f.noStem,
+      ...(queries === undefined ? {} : { queries }),
+    };
     const resume = Option.getOrUndefined(f.resume);
     if (resume !== undefined && !(yield* Effect.promise(() => Deno.stat(resume).then((s) => s.isFile, () => false)))) {
       return yield* new UsageError({ message: `--resume: ${resume} is not a checkpoint file` });
@@ -86,12 +128,12 @@ const train = Command.make("train", {
     const layers = Layer.mergeAll(
       FileStore.layer(cacheDirectory(f.cache)),
       Progress.auto,
-      backendLayer(f.backend),
+      backendLayer(f.backend, threads === undefined ? {} : { threads }),
       f.checkpointEvery > 0 ? TrainingCheckpoints.toDirectory(f.out, f.checkpointEvery) : TrainingCheckpoints.none,
     );
     /** Explains or runs a pipeline whose `checkpoint` node is the trained model, then writes OUT. */
     const execute = <
-      Nodes extends { readonly checkpoint: TensorFile },
+      Nodes extends { readonly checkpoint: TensorFile; readonly heldout: TensorFile },
       E,
       R extends Store | Progress | TfBackend | TrainingCheckpoints,
     >(
@@ -100,12 +142,12 @@ const train = Command.make("train", {
       Effect.gen(function* () {
         if (f.explain) {
           return yield* Console.log(
-            Runner.formatPlan(yield* Runner.explain(pipeline, ["checkpoint"]).pipe(Effect.provide(layers))),
+            Runner.formatPlan(yield* Runner.explain(pipeline, ["checkpoint", "heldout"]).pipe(Effect.provide(layers))),
           );
         }
         const started = performance.now();
         const { outputs, report, backend } = yield* Effect.gen(function* () {
-          const run = yield* Runner.run(pipeline, ["checkpoint"]);
+          const run = yield* Runner.run(pipeline, ["checkpoint", "heldout"]);
           return { ...run, backend: yield* TfBackend };
         }).pipe(Effect.provide(layers));
         const meta = outputs.checkpoint.metadata ?? {};
@@ -115,7 +157,9 @@ const train = Command.make("train", {
         const summary = [
           `# Training summary`,
           "",
-          `- data: ${f.data}; preset ${f.preset}; ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${f.lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
+          `- data: ${f.data}; preset ${f.preset} (${modelOf(config).queries} queries, ${
+            config.stem ? "with" : "without"
+          } the stem); ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
           `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
             history.at(-1)?.step
           }; ${msPerStep.toFixed(0)} ms per step`,
@@ -129,28 +173,64 @@ const train = Command.make("train", {
         });
         yield* writeAtomic(`${f.out}/checkpoint.safetensors`, encodeSafetensors(outputs.checkpoint));
         yield* writeAtomic(`${f.out}/metrics.json`, JSON.stringify({ validation, history }, null, 1) + "\n");
-        yield* writeAtomic(`${f.out}/summary.md`, summary);
+        const heldout = yield* writeHeldout(`${f.out}/heldout`, outputs.heldout);
+        yield* writeAtomic(`${f.out}/summary.md`, `${summary}${heldout}\n`);
         const cached = report.find((s) => s.node === "checkpoint")?.status === "hit";
-        yield* Console.log(summary);
+        yield* Console.log(`${summary}${heldout}`);
         yield* Console.log(
           `${cached ? "(from the cache) " : ""}wrote ${f.out}/checkpoint.safetensors, metrics.json and summary.md in ${
             ((performance.now() - started) / 1000).toFixed(0)
           } s`,
         );
       });
+    const heldout = { inputs: { dataset: "dataset", checkpoint: "checkpoint" }, config } as const;
     yield* resume === undefined
-      ? execute(data.node("checkpoint", trainBaseline, { inputs: { dataset: "dataset" }, config }))
+      ? execute(
+        data.node("checkpoint", trainBaseline, { inputs: { dataset: "dataset" }, config })
+          .node("heldout", heldoutPredictions, heldout),
+      )
       : execute(
         data.source("resume", Source.file(resume)).node("checkpoint", continueTraining, {
           inputs: { dataset: "dataset", checkpoint: "resume" },
           config,
-        }),
+        }).node("heldout", heldoutPredictions, heldout),
       );
   })).pipe(
     Command.withDescription(
       "Train the Mask2Former-style baseline and evaluate it on a held-out split. Example: deno task train --data synthetic:0 --steps 300 --out runs/synth",
     ),
   );
+
+/**
+ * Writes the held-out predictions in PanNuke's layout (masks.npy = truth, pred.npy, types.npy) under
+ * `dir`, and returns the summary line saying how to score them; a dataset with more than 5 classes
+ * has no PanNuke layout (the line says so).
+ */
+const writeHeldout = (dir: string, file: TensorFile) =>
+  Effect.gen(function* () {
+    const meta = file.metadata ?? {};
+    const classes = JSON.parse(meta.classes ?? "[]") as string[];
+    if (classes.length > PANNUKE_CHANNELS) {
+      return `- held-out predictions: not written in PanNuke's layout (${classes.length} classes > ${PANNUKE_CHANNELS})`;
+    }
+    const truth = file.tensors.truth, pred = file.tensors.prediction;
+    if (truth?.dtype !== "I32" || pred?.dtype !== "I32") {
+      return yield* new UsageError({ message: "held-out predictions: the cache entry lacks its instance maps" });
+    }
+    const [n, h, w] = truth.shape as [number, number, number];
+    const maps = (data: Int32Array, classesOf: number[][]) =>
+      classesOf.map((classOf, t) => ({ instances: data.subarray(t * h * w, (t + 1) * h * w), classOf }));
+    yield* Effect.tryPromise({
+      try: () => Deno.mkdir(dir, { recursive: true }),
+      catch: (e) => new UsageError({ message: `cannot create ${dir}: ${e instanceof Error ? e.message : e}` }),
+    });
+    const layout = (data: Int32Array, key: string) =>
+      encodeNpy(panNukeLayout(maps(data, JSON.parse(meta[key] ?? "[]")), h, w), [n, h, w, PANNUKE_CHANNELS + 1]);
+    yield* writeAtomic(`${dir}/masks.npy`, layout(truth.data, "truthClasses"));
+    yield* writeAtomic(`${dir}/pred.npy`, layout(pred.data, "predictionClasses"));
+    yield* writeAtomic(`${dir}/types.npy`, encodeStringsNpy(JSON.parse(meta.organs ?? "[]") as string[]));
+    return `- held-out predictions (${n} tiles, PanNuke layout): deno task evaluate pannuke --true ${dir}/masks.npy --pred ${dir}/pred.npy --types ${dir}/types.npy`;
+  });
 
 if (import.meta.main) {
   runTask(train.pipe(Command.run({ version: "0.1.0" }), Effect.provide(NodeServices.layer)));

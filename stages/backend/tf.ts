@@ -11,7 +11,8 @@
  * binaries are loaded from the package's own dist/ folder (resolved through the module resolver).
  * Threads: under Deno tfjs-wasm detects Node and runs single-threaded; see BACKEND-NOTES.md. On
  * `wasm`, matrix products go to the system OpenBLAS through FFI when it can be opened (multi-threaded,
- * ≈ 4× XNNPACK's speed); otherwise they stay on WASM and `matmul` says why.
+ * ≈ 4× XNNPACK's speed; `threads` sets its thread count); otherwise they stay on WASM and `matmul`
+ * says why.
  */
 import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
@@ -44,8 +45,16 @@ export class TfBackend extends Context.Service<TfBackend, TfBackendShape>()("iva
 
 const wasmDist = (): string => new URL(".", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
 
+/** Backend options: `threads` for the native BLAS (the WASM kernels are single-threaded under Deno). */
+export interface BackendOptions {
+  readonly threads?: number;
+}
+
 /** Starts `name` (or fails with BackendUnavailable). */
-export const initBackend = (name: BackendName): Effect.Effect<TfBackendShape, BackendUnavailable> =>
+export const initBackend = (
+  name: BackendName,
+  options: BackendOptions = {},
+): Effect.Effect<TfBackendShape, BackendUnavailable> =>
   Effect.gen(function* () {
     const fail = (reason: string) => new BackendUnavailable({ backend: name, reason });
     let matmul = "backend's own kernels";
@@ -55,8 +64,14 @@ export const initBackend = (name: BackendName): Effect.Effect<TfBackendShape, Ba
       registerWasmKernels();
       const native = loadBlas();
       useBlas("blas" in native ? native.blas : undefined);
-      matmul = "blas" in native ? `OpenBLAS (${native.blas.library}) via FFI` : `XNNPACK (${native.unavailable})`;
-      if ("blas" in native) tag = "wasm+openblas";
+      if ("blas" in native) {
+        if (options.threads !== undefined && !native.blas.setThreads(options.threads)) {
+          return yield* fail(`${native.blas.library} cannot set its thread count (not OpenBLAS?)`);
+        }
+        const threads = native.blas.threads();
+        matmul = `OpenBLAS (${native.blas.library}) via FFI${threads === undefined ? "" : `, ${threads} threads`}`;
+        tag = "wasm+openblas";
+      } else matmul = `XNNPACK, 1 thread (${native.unavailable})`;
     } else if (name === "webgpu") {
       const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
       if (gpu === undefined) return yield* fail("navigator.gpu is missing in this Deno");
@@ -91,5 +106,5 @@ export const initBackend = (name: BackendName): Effect.Effect<TfBackendShape, Ba
   });
 
 /** A layer that starts the backend `name`. */
-export const layer = (name: BackendName): Layer.Layer<TfBackend, BackendUnavailable> =>
-  Layer.effect(TfBackend, initBackend(name));
+export const layer = (name: BackendName, options: BackendOptions = {}): Layer.Layer<TfBackend, BackendUnavailable> =>
+  Layer.effect(TfBackend, initBackend(name, options));

@@ -1,6 +1,9 @@
 /**
  * From one image's predictions to instances (Mask2Former's panoptic inference): a query is kept
- * when its most likely class is a real class with probability > `scoreThreshold`; every pixel goes
+ * when its most likely class is a real class with probability > `scoreThreshold` (`score: "class"`,
+ * Mask2Former's rule) or when it is an object with probability 1 − p(no object) > `scoreThreshold`
+ * (`score: "objectness"`: a nucleus whose class is uncertain between look-alike classes is still a
+ * nucleus; its label is the most likely real class); every pixel goes
  * to the kept query with the largest score × mask probability (so instances never overlap); a
  * query's segment is dropped when it keeps less than `overlapThreshold` of its own mask
  * (probability ≥ `maskThreshold`), or nothing. Masks are upsampled bilinearly to the image size.
@@ -8,13 +11,26 @@
 import * as tf from "@tensorflow/tfjs";
 
 export interface DecodeOptions {
+  /** what the threshold and the per-pixel argmax read: the best class probability, or 1 − p(no object) */
+  readonly score: "class" | "objectness";
   readonly scoreThreshold: number;
   readonly maskThreshold: number;
   readonly overlapThreshold: number;
 }
 
-// Mask2Former, panoptic_inference: object_mask_threshold 0.8, overlap_threshold 0.8 (we default to 0.5 / 0.8)
-export const defaultDecodeOptions: DecodeOptions = { scoreThreshold: 0.5, maskThreshold: 0.5, overlapThreshold: 0.8 };
+/**
+ * Mask2Former's panoptic_inference uses the class rule, object_mask_threshold 0.8 and
+ * overlap_threshold 0.8. For dense nuclei we default to objectness > 0.5 and overlap 0.5: on the
+ * training tiles of a synthetic run (step 900, tiny) that raised bPQ from 0.30 to 0.38 and
+ * detection F1 from 0.68 to 0.90 — at 0.8, touching nuclei whose masks still bleed into each other
+ * were dropped. Mask2Former's rule is `{ score: "class", overlapThreshold: 0.8 }`.
+ */
+export const defaultDecodeOptions: DecodeOptions = {
+  score: "objectness",
+  scoreThreshold: 0.5,
+  maskThreshold: 0.5,
+  overlapThreshold: 0.5,
+};
 
 export interface DecodedInstances {
   readonly instances: Int32Array; // [H, W], 0 = background, ids 1..n
@@ -34,11 +50,15 @@ export const decodeInstances = (
   const probs = tf.tidy(() => tf.softmax(logits).dataSync()); // [Q·(C+1)]
   const kept: Array<{ query: number; label: number; score: number }> = [];
   for (let i = 0; i < q; i++) {
+    const noObject = probs[i * c1 + classes] as number;
     let label = 0, best = -1;
-    for (let c = 0; c < c1; c++) {
+    // objectness: the best real class labels the nucleus; class: the no-object class competes too
+    const candidates = options.score === "objectness" ? classes : c1;
+    for (let c = 0; c < candidates; c++) {
       if ((probs[i * c1 + c] as number) > best) [best, label] = [probs[i * c1 + c] as number, c];
     }
-    if (label < classes && best > options.scoreThreshold) kept.push({ query: i, label, score: best });
+    const score = options.score === "objectness" ? 1 - noObject : best;
+    if (label < classes && score > options.scoreThreshold) kept.push({ query: i, label, score });
   }
   const n = height * width;
   const instances = new Int32Array(n);

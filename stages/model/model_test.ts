@@ -8,13 +8,31 @@ import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "./train_s
 
 await Effect.runPromise(initBackend("wasm"));
 
-Deno.test("micro model: predictions of every decoder layer have the Mask2Former shapes", () => {
+Deno.test("micro model: predictions of every decoder layer have the Mask2Former shapes (fine masks: stride 2)", () => {
   const config = MODEL_PRESETS.micro;
   const params = initModel(config, 5, 1);
   const images = tf.zeros([2, 64, 64, 3]) as tf.Tensor4D;
-  const shapes = tf.tidy(() => applyModel(params, config, 5, images).map((p) => [p.logits.shape, p.masks.shape]));
+  const shapes = tf.tidy(() =>
+    applyModel(params, config, 5, images).predictions.map((p) => [p.logits.shape, p.masks.shape])
+  );
   // one prediction before the first layer and one after each of the 2 layers
-  assert.deepEqual(shapes, Array(3).fill([[2, 8, 6], [2, 8, 16, 16]]));
+  assert.deepEqual(shapes, Array(3).fill([[2, 8, 6], [2, 8, 32, 32]]));
+  images.dispose();
+});
+
+Deno.test("micro model as Mask2Former (learned queries, stride-4 masks): no centre head, learned query parameters", () => {
+  const config = { ...MODEL_PRESETS.micro, queries: "learned" as const, maskStride: 4 as const };
+  const params = initModel(config, 5, 1);
+  assert.equal(params.centers, undefined);
+  assert.equal(params.pixelDecoder.fineOutput, undefined);
+  assert.deepEqual(params.decoder.queryFeat?.shape, [8, 32]);
+  const images = tf.zeros([1, 64, 64, 3]) as tf.Tensor4D;
+  const out = tf.tidy(() => {
+    const o = applyModel(params, config, 5, images);
+    return { centers: o.centers, shapes: o.predictions.map((p) => p.masks.shape) };
+  });
+  assert.equal(out.centers, undefined);
+  assert.deepEqual(out.shapes, Array(3).fill([1, 8, 16, 16]));
   images.dispose();
 });
 

@@ -33,6 +33,9 @@ export const TrainConfig = Schema.Struct({
   clipNorm: Schema.Number.pipe(Schema.withDecodingDefaultKey(Effect.succeed(1))),
   valFraction: Schema.Number.pipe(Schema.withDecodingDefaultKey(Effect.succeed(0.2))),
   points: Schema.Int.pipe(Schema.withDecodingDefaultKey(Effect.succeed(4096))),
+  /** ablations of the preset: without the convolutional stem; learned or centre-started queries */
+  stem: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
+  queries: Schema.optionalKey(Schema.Literals(["learned", "centers"])),
 });
 export type TrainConfig = typeof TrainConfig.Type;
 
@@ -83,13 +86,14 @@ const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFil
         (checkpoints) =>
           track("training", config.steps, (progress) =>
             Effect.tryPromise({
-              try: async () => {
+              try: async (signal) => {
                 const started = performance.now();
                 let done = 0, reported = 0;
                 const size = MODEL_PRESETS[config.preset].vit.img_size;
                 const full = { ...config, size };
                 const result = await trainModel(ds, full, {
                   ...(resume === undefined ? {} : { resume }),
+                  signal,
                   checkpointEvery: checkpoints.every,
                   onCheckpoint: checkpoints.save,
                   onStep: (log) => {
@@ -99,7 +103,7 @@ const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFil
                     const note =
                       `loss ${log.total.toFixed(2)} (cls ${log.class.toFixed(2)} bce ${log.mask.toFixed(2)} dice ${
                         log.dice.toFixed(2)
-                      }) ` +
+                      }${log.center > 0 ? ` ctr ${log.center.toFixed(2)}` : ""}) ` +
                       `${(1 / perStep).toFixed(2)} steps/s ETA ${Math.floor(eta / 60)}m${
                         String(eta % 60).padStart(2, "0")
                       }s`;
@@ -130,7 +134,7 @@ const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFil
 /** Trains the baseline from scratch (its tile size is the preset's ViT img_size). */
 export const trainBaseline = Stage.make({
   name: "model.train",
-  version: 2,
+  version: 3, // 3: tiny starts its queries at predicted nucleus centres
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec },
   output: safetensors,
@@ -141,7 +145,7 @@ export const trainBaseline = Stage.make({
 /** Continues a training run from one of its checkpoints up to `steps` (same config otherwise). */
 export const continueTraining = Stage.make({
   name: "model.train.continue",
-  version: 1,
+  version: 2, // 2: as model.train 3
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, checkpoint: fileRefCodec },
   output: safetensors,

@@ -14,7 +14,7 @@ import { dominantClass, stratifiedSplit } from "../data/splits.ts";
 import { centroids, detectionScores, emptyPairing, pairImage } from "../evaluation/detection.ts";
 import { instanceMetrics } from "../evaluation/instance_metrics.ts";
 import { nanMean } from "../evaluation/pannuke.ts";
-import { decodeInstances, defaultDecodeOptions } from "./decoding.ts";
+import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./decoding.ts";
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
 import { batchOf, disposeBatch, trainStep } from "./train_step.ts";
 
@@ -31,7 +31,23 @@ export interface TrainConfig {
   readonly valFraction: number;
   /** points per mask for matching and the mask losses (Mask2Former: 12,544) */
   readonly points: number;
+  /** the preset's convolutional stem (false: the ablation without it) */
+  readonly stem: boolean;
+  /** where the queries start, when not the preset's choice */
+  readonly queries?: ModelConfig["queries"];
 }
+
+/** AdamW's learning rate by preset: the small CPU presets train from scratch (1e-3), the SAM sizes as the paper (1e-4). */
+export const defaultLearningRate = (preset: TrainConfig["preset"]): number =>
+  preset === "micro" || preset === "tiny" ? 1e-3 : 1e-4;
+
+/** The model a training config describes: its preset with the config's ablations. */
+export const modelOf = (config: Pick<TrainConfig, "preset" | "stem" | "queries">): ModelConfig => {
+  const preset = MODEL_PRESETS[config.preset];
+  // fine masks are built on the stem: the ablation without it predicts at Mask2Former's stride 4
+  const maskStride = config.stem ? preset.maskStride : 4;
+  return { ...preset, stem: config.stem, queries: config.queries ?? preset.queries, maskStride };
+};
 
 export interface StepLog {
   readonly step: number;
@@ -39,6 +55,8 @@ export interface StepLog {
   readonly class: number;
   readonly mask: number;
   readonly dice: number;
+  /** centre heat-map loss (0 for learned queries) */
+  readonly center: number;
   readonly ms: number;
 }
 
@@ -53,7 +71,7 @@ export interface Validation {
 }
 
 /** Square crops of `size` tiling a sample (the whole sample when it already has that size). */
-const tilesOf = (s: Sample, size: number): Sample[] => {
+export const tilesOf = (s: Sample, size: number): Sample[] => {
   if (s.height === size && s.width === size) return [s];
   const out: Sample[] = [];
   for (let y = 0; y + size <= s.height; y += size) {
@@ -63,14 +81,20 @@ const tilesOf = (s: Sample, size: number): Sample[] => {
 };
 
 /** Predicts one tile and returns its decoded instances. */
-export const predictTile = (params: ModelParams<tf.Tensor>, config: ModelConfig, classes: number, s: Sample) => {
+export const predictTile = (
+  params: ModelParams<tf.Tensor>,
+  config: ModelConfig,
+  classes: number,
+  s: Sample,
+  decode: DecodeOptions = defaultDecodeOptions,
+) => {
   const [logits, masks] = tf.tidy(() => {
     const images = tf.tensor4d(Float32Array.from(s.image), [1, s.height, s.width, 3]); // [1, H, W, 3]
-    const last = applyModel(params, config, classes, images).at(-1);
+    const last = applyModel(params, config, classes, images).predictions.at(-1);
     if (last === undefined) throw new Error("model produced no prediction");
     return [tf.squeeze(last.logits, [0]) as tf.Tensor2D, tf.squeeze(last.masks, [0]) as tf.Tensor3D]; // [Q, C+1], [Q, H/4, W/4]
   });
-  const decoded = decodeInstances(logits, masks, s.height, s.width, defaultDecodeOptions);
+  const decoded = decodeInstances(logits, masks, s.height, s.width, decode);
   tf.dispose([logits, masks]);
   return decoded;
 };
@@ -81,11 +105,12 @@ export const validate = (
   config: ModelConfig,
   classNames: ReadonlyArray<string>,
   tiles: ReadonlyArray<Sample>,
+  decode: DecodeOptions = defaultDecodeOptions,
 ): Validation => {
   const pqs: number[] = [], ajis: number[] = [];
   const pairing = emptyPairing();
   for (const s of tiles) {
-    const d = predictTile(params, config, classNames.length, s);
+    const d = predictTile(params, config, classNames.length, s, decode);
     const m = instanceMetrics(s.instances, d.instances);
     pqs.push(m.pq);
     ajis.push(m.aji);
@@ -124,6 +149,8 @@ export interface TrainHooks {
   /** called with a full checkpoint every `checkpointEvery` steps */
   readonly onCheckpoint?: (step: number, file: TensorFile) => Promise<void>;
   readonly checkpointEvery?: number;
+  /** stops the run between steps once aborted (Ctrl-C) */
+  readonly signal?: AbortSignal;
 }
 
 const OPTIMIZER = "optimizer/";
@@ -211,7 +238,7 @@ export const trainModel = async (
   validation: Validation;
   split: { train: number[]; val: number[] };
 }> => {
-  const model = MODEL_PRESETS[config.preset];
+  const model = modelOf(config);
   const classes = ds.classes.length;
   const params = initModel(model, classes, config.seed);
   const split = await splitDataset(ds, config);
@@ -262,6 +289,9 @@ export const trainModel = async (
   }
   const epochs = new Map<number, number[]>();
   for (let step = first; step <= config.steps; step++) {
+    // a step is seconds of synchronous work: give signal handlers (Ctrl-C) a turn of the event loop
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    hooks.signal?.throwIfAborted();
     const picked: Sample[] = [];
     for (let j = 0; j < config.batch; j++) {
       const rng = mulberry32(deriveSeed(config.seed, step * 4096 + j));
@@ -287,6 +317,7 @@ export const trainModel = async (
       weightDecay: config.weightDecay,
       clipNorm: config.clipNorm,
       loss: { points: config.points, seed: config.seed + step },
+      weightCenter: 1,
     });
     disposeBatch(batch);
     const log = {
@@ -295,6 +326,7 @@ export const trainModel = async (
       class: parts.class,
       mask: parts.mask,
       dice: parts.dice,
+      center: parts.center,
       ms: performance.now() - started,
     };
     history.push(log);

@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Sample } from "../data/sample.ts";
+import { CENTER_STRIDE, centerFocalLoss, centerTargets } from "./centers.ts";
 import { parameterList } from "./layers.ts";
 import { type LossOptions, maskFormerLoss } from "./losses.ts";
 import type { InstanceTargets } from "./matcher.ts";
@@ -16,14 +17,23 @@ export interface TrainOptions {
   /** clip the global gradient norm to this value (0 = off) */
   readonly clipNorm: number;
   readonly loss: Partial<LossOptions>;
+  /** weight of the centre heat-map focal loss (models with centre queries) */
+  readonly weightCenter: number;
 }
 
-export const defaultTrainOptions: TrainOptions = { learningRate: 1e-4, weightDecay: 0.05, clipNorm: 1, loss: {} };
+export const defaultTrainOptions: TrainOptions = {
+  learningRate: 1e-4,
+  weightDecay: 0.05,
+  clipNorm: 1,
+  loss: {},
+  weightCenter: 1,
+};
 
-/** A batch: images [B, H, W, 3] in 0–255 and, per image, instance classes and masks [N, H, W]. */
+/** A batch: images [B, H, W, 3] in 0–255, per image instance classes and masks [N, H, W], centre targets. */
 export interface Batch {
   readonly images: tf.Tensor4D;
   readonly targets: ReadonlyArray<InstanceTargets>;
+  readonly centers: tf.Tensor3D; // [B, H/4, W/4] CenterNet heat map of the kept instances
 }
 
 /** Builds a batch from samples of one size (class −1 nuclei are left out of the targets). */
@@ -31,26 +41,44 @@ export const batchOf = (samples: ReadonlyArray<Sample>): Batch => {
   const [h, w] = [samples[0]?.height ?? 0, samples[0]?.width ?? 0];
   const pixels = new Float32Array(samples.length * h * w * 3);
   samples.forEach((s, i) => pixels.set(s.image, i * h * w * 3));
-  const targets = samples.map((s) => {
+  const [ch, cw] = [Math.ceil(h / CENTER_STRIDE), Math.ceil(w / CENTER_STRIDE)];
+  const centers = new Float32Array(samples.length * ch * cw);
+  const targets = samples.map((s, i) => {
     const ids = Array.from({ length: s.classOf.length - 1 }, (_, k) => k + 1).filter((id) =>
       (s.classOf[id] as number) >= 0
     );
     const masks = new Float32Array(ids.length * h * w);
     const slot = new Int32Array(s.classOf.length).fill(-1);
     ids.forEach((id, k) => (slot[id] = k));
+    const kept = new Int32Array(h * w);
     for (let p = 0; p < h * w; p++) {
       const k = slot[s.instances[p] as number] as number;
-      if (k >= 0) masks[k * h * w + p] = 1;
+      if (k >= 0) [masks[k * h * w + p], kept[p]] = [1, k + 1];
     }
+    centers.set(centerTargets(kept, h, w, CENTER_STRIDE), i * ch * cw);
     return {
       classes: Int32Array.from(ids, (id) => s.classOf[id] as number),
       masks: tf.tensor3d(masks, [ids.length, h, w]),
     };
   });
-  return { images: tf.tensor4d(pixels, [samples.length, h, w, 3]), targets };
+  return {
+    images: tf.tensor4d(pixels, [samples.length, h, w, 3]),
+    targets,
+    centers: tf.tensor3d(centers, [samples.length, ch, cw]),
+  };
 };
 
-export const disposeBatch = (b: Batch): void => tf.dispose([b.images, ...b.targets.map((t) => t.masks)]);
+export const disposeBatch = (b: Batch): void => tf.dispose([b.images, b.centers, ...b.targets.map((t) => t.masks)]);
+
+/** The loss parts of a step (plain numbers; `center` is 0 for models with learned queries). */
+export interface StepLosses {
+  readonly total: number;
+  readonly class: number;
+  readonly mask: number;
+  readonly dice: number;
+  readonly center: number;
+  readonly gradNorm: number;
+}
 
 /** One AdamW step; returns the loss parts (plain numbers). */
 export const trainStep = (
@@ -60,19 +88,22 @@ export const trainStep = (
   optimizer: tf.Optimizer,
   batch: Batch,
   options: TrainOptions,
-): { total: number; class: number; mask: number; dice: number; gradNorm: number } => {
+): StepLosses => {
   const variables = parameterList(params).filter((t): t is tf.Variable => t instanceof tf.Variable);
-  let parts = { total: 0, class: 0, mask: 0, dice: 0, gradNorm: 0 };
+  let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, gradNorm: 0 };
   tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
-      const loss = maskFormerLoss(applyModel(params, config, classes, batch.images), batch.targets, options.loss);
+      const output = applyModel(params, config, classes, batch.images);
+      const loss = maskFormerLoss(output.predictions, batch.targets, options.loss);
+      const center = output.centers === undefined ? tf.scalar(0) : centerFocalLoss(output.centers, batch.centers);
       parts = {
         ...parts,
         class: loss.parts.class.dataSync()[0] as number,
         mask: loss.parts.mask.dataSync()[0] as number,
         dice: loss.parts.dice.dataSync()[0] as number,
+        center: center.dataSync()[0] as number,
       };
-      return loss.total;
+      return tf.add(loss.total, tf.mul(center, options.weightCenter)) as tf.Scalar;
     }, variables);
     parts.total = value.dataSync()[0] as number;
     const norm = Math.sqrt(

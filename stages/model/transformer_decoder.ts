@@ -47,8 +47,9 @@ interface LayerParams<P extends tf.Tensor> {
 }
 
 export interface DecoderParams<P extends tf.Tensor = tf.Variable> {
-  readonly queryFeat: P; // [Q, D]
-  readonly queryPos: P; // [Q, D]
+  /** learned queries (absent when every call brings its own `StartingQueries`) */
+  readonly queryFeat?: P; // [Q, D]
+  readonly queryPos?: P; // [Q, D]
   readonly levelEmbed: P; // [3, D]
   readonly layers: ReadonlyArray<LayerParams<P>>;
   readonly norm: NormParams<P>;
@@ -69,9 +70,10 @@ const initAttention = (init: Initializer, d: number): AttentionParams<tf.Variabl
   out: initLinear(init, d, d),
 });
 
-export const initDecoder = (init: Initializer, c: DecoderConfig): DecoderParams => ({
-  queryFeat: init.truncNormal([c.queries, c.d], 1),
-  queryPos: init.truncNormal([c.queries, c.d], 1),
+export const initDecoder = (init: Initializer, c: DecoderConfig, learnedQueries = true): DecoderParams => ({
+  ...(learnedQueries
+    ? { queryFeat: init.truncNormal([c.queries, c.d], 1), queryPos: init.truncNormal([c.queries, c.d], 1) }
+    : {}),
   levelEmbed: init.truncNormal([3, c.d], 1),
   layers: Array.from({ length: c.layers }, () => ({
     cross: initAttention(init, c.d),
@@ -87,23 +89,30 @@ export const initDecoder = (init: Initializer, c: DecoderConfig): DecoderParams 
   maskEmbed: [0, 1, 2].map(() => initLinear(init, c.d, c.d)),
 });
 
-/** 2-D sine positional encoding of an h×w grid (DETR's), [h·w, D]; constant, no gradient. */
-const sinePositions = (h: number, w: number, d: number): tf.Tensor2D => {
-  const half = d / 2, out = new Float32Array(h * w * d);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      for (let i = 0; i < half / 2; i++) {
-        const freq = 1 / 10000 ** ((2 * i) / half);
-        const base = (y * w + x) * d;
-        const ey = ((y + 1) / h) * 2 * Math.PI, ex = ((x + 1) / w) * 2 * Math.PI;
-        out[base + 2 * i] = Math.sin(ey * freq);
-        out[base + 2 * i + 1] = Math.cos(ey * freq);
-        out[base + half + 2 * i] = Math.sin(ex * freq);
-        out[base + half + 2 * i + 1] = Math.cos(ex * freq);
-      }
+/**
+ * DETR's 2-D sine encoding of points with normalised coordinates (ys, xs): [N, D], the first half
+ * encodes y, the second x; constant, no gradient.
+ */
+export const sineEncoding = (ys: Float32Array, xs: Float32Array, d: number): tf.Tensor2D => {
+  const half = d / 2, out = new Float32Array(ys.length * d);
+  for (let n = 0; n < ys.length; n++) {
+    const ey = (ys[n] as number) * 2 * Math.PI, ex = (xs[n] as number) * 2 * Math.PI, base = n * d;
+    for (let i = 0; i < half / 2; i++) {
+      const freq = 1 / 10000 ** ((2 * i) / half);
+      out[base + 2 * i] = Math.sin(ey * freq);
+      out[base + 2 * i + 1] = Math.cos(ey * freq);
+      out[base + half + 2 * i] = Math.sin(ex * freq);
+      out[base + half + 2 * i + 1] = Math.cos(ex * freq);
     }
   }
-  return tf.tensor2d(out, [h * w, d]);
+  return tf.tensor2d(out, [ys.length, d]);
+};
+
+/** The sine encoding of an h×w grid's cells, row-major: [h·w, D], cell (y, x) at ((y+1)/h, (x+1)/w). */
+const sinePositions = (h: number, w: number, d: number): tf.Tensor2D => {
+  const ys = new Float32Array(h * w), xs = new Float32Array(h * w);
+  for (let i = 0; i < h * w; i++) [ys[i], xs[i]] = [(Math.floor(i / w) + 1) / h, ((i % w) + 1) / w];
+  return sineEncoding(ys, xs, d);
 };
 
 /**
@@ -135,15 +144,21 @@ const attention = (
   return tf.reshape(linear(merged as tf.Tensor2D, p.out), [b, lq, d]); // [B, Lq, D]
 };
 
-/** Class logits and mask logits from the current query features. */
-const predict = (p: DecoderParams<tf.Tensor>, queries: tf.Tensor3D, maskFeatures: tf.Tensor4D): Prediction => {
+/** Class logits and mask logits (plus the optional mask prior [B, Q, h·w]) from the current query features. */
+const predict = (
+  p: DecoderParams<tf.Tensor>,
+  queries: tf.Tensor3D,
+  maskFeatures: tf.Tensor4D,
+  maskPrior?: tf.Tensor3D,
+): Prediction => {
   const [b, q, d] = queries.shape, [, h, w] = maskFeatures.shape;
   const x = layerNorm(tf.reshape(queries, [b * q, d]) as tf.Tensor2D, p.norm, 1e-5); // [B·Q, D]
   const logits = tf.reshape(linear(x, p.classHead), [b, q, -1]) as tf.Tensor3D; // [B, Q, C+1]
   let e = x;
   p.maskEmbed.forEach((lp, i) => (e = i < 2 ? tf.relu(linear(e, lp)) : linear(e, lp))); // [B·Q, D]
   const pixels = tf.reshape(maskFeatures, [b, h * w, d]); // [B, HW, D]
-  const masks = tf.matMul(tf.reshape(e, [b, q, d]), pixels, false, true); // [B, Q, HW]
+  const products = tf.matMul(tf.reshape(e, [b, q, d]), pixels, false, true); // [B, Q, HW]
+  const masks = maskPrior === undefined ? products : tf.add(products, maskPrior); // [B, Q, HW]
   return { logits, masks: tf.reshape(masks, [b, q, h, w]) };
 };
 
@@ -166,12 +181,23 @@ const attentionBias = (masks: tf.Tensor4D, h: number, w: number): tf.Tensor3D =>
   return tf.tensor3d(bias, [b, q, h * w]);
 };
 
+/**
+ * Image-dependent starting queries (centers.ts) instead of the learned ones: content and positions
+ * [B, Q, D], and a prior [B, Q, h·w] added to every prediction's mask logits.
+ */
+export interface StartingQueries {
+  readonly content: tf.Tensor3D;
+  readonly positions: tf.Tensor3D;
+  readonly maskPrior: tf.Tensor3D;
+}
+
 /** Runs the decoder; returns the predictions before the first layer and after every layer. */
 export const applyDecoder = (
   p: DecoderParams<tf.Tensor>,
   c: DecoderConfig,
   levels: ReadonlyArray<tf.Tensor4D>,
   maskFeatures: tf.Tensor4D,
+  start?: StartingQueries,
 ): Prediction[] => {
   const b = maskFeatures.shape[0];
   const memories = levels.map((lv, i) => {
@@ -184,9 +210,14 @@ export const applyDecoder = (
       key: tf.add(tf.reshape(lv, [b, h * w, d]), pos) as tf.Tensor3D,
     };
   });
-  const queryPos = tf.tile(tf.expandDims(p.queryPos, 0), [b, 1, 1]) as tf.Tensor3D; // [B, Q, D]
-  let queries = tf.tile(tf.expandDims(p.queryFeat, 0), [b, 1, 1]) as tf.Tensor3D; // [B, Q, D]
-  const outputs: Prediction[] = [predict(p, queries, maskFeatures)];
+  const learned = (t: tf.Tensor | undefined) => {
+    if (t === undefined) throw new RangeError("applyDecoder: a decoder without learned queries needs starting queries");
+    return tf.tile(tf.expandDims(t, 0), [b, 1, 1]) as tf.Tensor3D; // [B, Q, D]
+  };
+  const queryPos = start?.positions ?? learned(p.queryPos); // [B, Q, D]
+  let queries = start?.content ?? learned(p.queryFeat); // [B, Q, D]
+  const prior = start?.maskPrior;
+  const outputs: Prediction[] = [predict(p, queries, maskFeatures, prior)];
   const norm = (x: tf.Tensor3D, np: NormParams<tf.Tensor>) => layerNorm(x, np, 1e-5);
   p.layers.forEach((lp, l) => {
     const m = memories[l % memories.length] as (typeof memories)[number];
@@ -198,7 +229,7 @@ export const applyDecoder = (
     const [, q, d] = queries.shape;
     const hidden = tf.relu(linear(tf.reshape(queries, [b * q, d]), lp.ffn1)); // [B·Q, F]
     queries = norm(tf.add(queries, tf.reshape(linear(hidden, lp.ffn2), [b, q, d])) as tf.Tensor3D, lp.ffnNorm); // [B, Q, D]
-    outputs.push(predict(p, queries, maskFeatures));
+    outputs.push(predict(p, queries, maskFeatures, prior));
   });
   return outputs;
 };

@@ -82,53 +82,73 @@ const blasProduct = (
   return out;
 };
 
+/** tfjs-wasm's own BatchMatMul (XNNPACK for plain 2-D products), captured when ours replaces it. */
+let xnnpackMatMul: tf.KernelFunc | undefined;
+
+/**
+ * op(a)[…, m, k] · op(b)[…, k, n] → a new [...batch, m, n] output on the fastest path: the native
+ * BLAS when loaded, else XNNPACK on plain 2-D slices. The body of our BatchMatMul, shared with
+ * _FusedMatMul (fused_matmul.ts); needs `registerBatchMatMul` to have run.
+ */
+export const fastBatchMatMul = (
+  backend: object,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+): tf.TensorInfo => {
+  const plain = xnnpackMatMul;
+  if (plain === undefined) throw new Error("fastBatchMatMul: registerBatchMatMul has not run");
+  const wasm = asWasm(backend);
+  const p = productOf(a, b, transposeA, transposeB);
+  const { m, k, n, batchA, batchB, batch } = p;
+  if (m === 0 || n === 0 || k === 0) {
+    // tfjs-wasm leaves the output of a k = 0 product uninitialised, and cblas rejects empty sizes
+    const empty = wasm.makeOutput(p.outShape, a.dtype);
+    wasm.typedArrayFromHeap(empty).fill(0);
+    return empty;
+  }
+  if (nativeBlas !== undefined && a.dtype === "float32" && b.dtype === "float32") {
+    return blasProduct(nativeBlas, wasm, a, b, transposeA, transposeB, p);
+  }
+  if (!transposeA && !transposeB && batchA === 1 && batchB === 1 || a.dtype !== "float32") {
+    return plain({ inputs: { a, b }, backend, attrs: { transposeA, transposeB } }) as tf.TensorInfo;
+  }
+  const out = wasm.makeOutput(p.outShape, "float32");
+  for (let i = 0; i < batch; i++) {
+    // fresh buffers per batch: tfjs-wasm caches the packed right operand by tensor id
+    const a2 = wasm.makeOutput([m, k], "float32"), b2 = wasm.makeOutput([k, n], "float32");
+    // a slice [m, k] (transposed from [k, m] when asked); b slice [k, n]
+    const ia = batchA === 1 ? 0 : i, ib = batchB === 1 ? 0 : i;
+    if (transposeA) transposeInto(f32(wasm, a), ia * m * k, k, m, f32(wasm, a2));
+    else f32(wasm, a2).set(f32(wasm, a).subarray(ia * m * k, (ia + 1) * m * k));
+    if (transposeB) transposeInto(f32(wasm, b), ib * k * n, n, k, f32(wasm, b2));
+    else f32(wasm, b2).set(f32(wasm, b).subarray(ib * k * n, (ib + 1) * k * n));
+    const product = plain({
+      inputs: { a: a2, b: b2 },
+      backend,
+      attrs: { transposeA: false, transposeB: false },
+    }) as tf.TensorInfo;
+    f32(wasm, out).set(f32(wasm, product), i * m * n);
+    wasm.disposeData(product.dataId);
+    wasm.disposeData(a2.dataId);
+    wasm.disposeData(b2.dataId);
+  }
+  return out;
+};
+
 export const registerBatchMatMul = (): void => {
   const original = originalKernel(tf.BatchMatMul);
   if (original === undefined) throw new Error("tfjs-wasm has no BatchMatMul kernel to wrap");
-  const plain = original.kernelFunc;
+  // captured once: a second registration must not take our own kernel for XNNPACK's
+  xnnpackMatMul ??= original.kernelFunc;
   overrideWasmKernel({
     kernelName: tf.BatchMatMul,
     backendName: "wasm",
     ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
     kernelFunc: ({ inputs, backend, attrs }) => {
-      const wasm = asWasm(backend);
       const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-      const transposeA = attrs?.transposeA === true, transposeB = attrs?.transposeB === true;
-      const p = productOf(a, b, transposeA, transposeB);
-      const { m, k, n, batchA, batchB, batch } = p;
-      if (m === 0 || n === 0 || k === 0) {
-        // tfjs-wasm leaves the output of a k = 0 product uninitialised, and cblas rejects empty sizes
-        const empty = wasm.makeOutput(p.outShape, a.dtype);
-        wasm.typedArrayFromHeap(empty).fill(0);
-        return empty;
-      }
-      if (nativeBlas !== undefined && a.dtype === "float32" && b.dtype === "float32") {
-        return blasProduct(nativeBlas, wasm, a, b, transposeA, transposeB, p);
-      }
-      if (!transposeA && !transposeB && batchA === 1 && batchB === 1 || a.dtype !== "float32") {
-        return plain({ inputs, backend, attrs: { transposeA, transposeB } });
-      }
-      const out = wasm.makeOutput(p.outShape, "float32");
-      for (let i = 0; i < batch; i++) {
-        // fresh buffers per batch: tfjs-wasm caches the packed right operand by tensor id
-        const a2 = wasm.makeOutput([m, k], "float32"), b2 = wasm.makeOutput([k, n], "float32");
-        // a slice [m, k] (transposed from [k, m] when asked); b slice [k, n]
-        const ia = batchA === 1 ? 0 : i, ib = batchB === 1 ? 0 : i;
-        if (transposeA) transposeInto(f32(wasm, a), ia * m * k, k, m, f32(wasm, a2));
-        else f32(wasm, a2).set(f32(wasm, a).subarray(ia * m * k, (ia + 1) * m * k));
-        if (transposeB) transposeInto(f32(wasm, b), ib * k * n, n, k, f32(wasm, b2));
-        else f32(wasm, b2).set(f32(wasm, b).subarray(ib * k * n, (ib + 1) * k * n));
-        const product = plain({
-          inputs: { a: a2, b: b2 },
-          backend,
-          attrs: { transposeA: false, transposeB: false },
-        }) as tf.TensorInfo;
-        f32(wasm, out).set(f32(wasm, product), i * m * n);
-        wasm.disposeData(product.dataId);
-        wasm.disposeData(a2.dataId);
-        wasm.disposeData(b2.dataId);
-      }
-      return out;
+      return fastBatchMatMul(backend, a, b, attrs?.transposeA === true, attrs?.transposeB === true);
     },
   });
 };

@@ -5,7 +5,8 @@
  * (BACKEND-NOTES.md). It is an accelerator, never a requirement: without `--allow-ffi`, without the
  * library (`apt-get install libopenblas0`), or with `IVAAN_BLAS=off`, `loadBlas` returns the reason
  * and the kernels stay on the pure-WASM path. `IVAAN_BLAS=/path/to/lib.so` picks another library
- * that exports `cblas_sgemm`; `OPENBLAS_NUM_THREADS` caps its threads as usual.
+ * that exports `cblas_sgemm`; `OPENBLAS_NUM_THREADS` caps its threads as usual, and `setThreads`
+ * changes them at run time where the library exports `openblas_set_num_threads`.
  */
 
 const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
@@ -40,6 +41,8 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
+  openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
 } as const;
 
 /**
@@ -49,6 +52,10 @@ const SYMBOLS = {
 export interface Blas {
   /** the library that was opened, for logs and cache keys */
   readonly library: string;
+  /** the library's thread count, when it says (OpenBLAS does) */
+  threads(): number | undefined;
+  /** sets the thread count; false when the library cannot (not OpenBLAS) */
+  setThreads(n: number): boolean;
   sgemm(
     transA: boolean,
     transB: boolean,
@@ -75,8 +82,15 @@ const readEnv = (name: string): string | undefined => {
 const open = (library: string): Blas => {
   const lib = Deno.dlopen(library, SYMBOLS);
   const sgemm = lib.symbols.cblas_sgemm;
+  const { openblas_set_num_threads: setThreads, openblas_get_num_threads: getThreads } = lib.symbols;
   return {
     library,
+    threads: () => getThreads === null ? undefined : getThreads(),
+    setThreads: (n) => {
+      if (setThreads === null) return false;
+      setThreads(n);
+      return true;
+    },
     sgemm: (transA, transB, m, n, k, a, b, c, accumulate = false) =>
       // stored shapes: A is [m, k] or, transposed, [k, m]; B is [k, n] or [n, k]; C is [m, n]
       sgemm(

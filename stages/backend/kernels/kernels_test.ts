@@ -271,3 +271,217 @@ Deno.test("GatherV2 on wasm equals cpu: axis 0, 1 and 2, 1-D and 2-D indices", a
   );
   close(cpu, wasm, "1-D");
 });
+
+Deno.test("Sum on wasm equals cpu: leading axes 1/2/3 of rank 2–4 ± keepDims; other axes and int32 via the original", async () => {
+  const cases: Array<[number[], number[]]> = [
+    [[6, 5], [0]],
+    [[6, 5], [0, 1]], // a full reduction: the original
+    [[4, 3, 5], [0]],
+    [[4, 3, 5], [1, 0]],
+    [[3, 4, 5, 6], [0, 1, 2]],
+    [[3, 4, 5, 6], [-4, -3]],
+    [[40, 7, 9], [0, 1]], // many rows into one accumulator row
+    [[3, 4, 5], [1]], // not leading: the original
+    [[3, 4, 5, 6], [0, 2]], // not leading: the original
+  ];
+  for (const [shape, axes] of cases) {
+    for (const keepDims of [false, true]) {
+      const [cpu, wasm] = await onBoth([{ shape, values: data(shape) }], (x) => tf.sum(x as tf.Tensor, axes, keepDims));
+      const what = `x=[${shape}] axes=[${axes}] keepDims=${keepDims}`;
+      close(cpu, wasm, what);
+      const reduced = axes.map((a) => (a + shape.length) % shape.length);
+      const expected = keepDims
+        ? shape.map((d, i) => reduced.includes(i) ? 1 : d)
+        : shape.filter((_, i) => !reduced.includes(i));
+      assert.deepEqual(tf.tidy(() => tf.sum(tf.zeros(shape), axes, keepDims).shape), expected, `${what}: shape`);
+    }
+  }
+  const ints = [5, 4, 3];
+  const [cpu, wasm] = await onBoth(
+    [{ shape: ints, values: data(ints) }],
+    (x) => tf.sum((x as tf.Tensor).mul(50).round().cast("int32"), [0, 1]).cast("float32"),
+  );
+  close(cpu, wasm, "int32 x=[5,4,3] axes=[0,1]");
+});
+
+type FusedCase = {
+  a: number[];
+  b: number[];
+  transposeA: boolean;
+  transposeB: boolean;
+  bias?: number[];
+  activation: "linear" | "relu" | "relu6" | "prelu" | "leakyrelu" | "sigmoid" | "elu";
+  prelu?: number[];
+};
+
+Deno.test("_FusedMatMul on wasm equals cpu: transposes, batches, bias broadcasts, every activation, every matmul path", () =>
+  onEveryPath(async (path) => {
+    const cases: FusedCase[] = [
+      { a: [7, 5], b: [5, 3], transposeA: false, transposeB: false, bias: [3], activation: "relu" },
+      { a: [5, 7], b: [5, 3], transposeA: true, transposeB: false, bias: [3], activation: "relu6" },
+      { a: [7, 5], b: [3, 5], transposeA: false, transposeB: true, bias: [1, 3], activation: "elu" },
+      { a: [5, 7], b: [3, 5], transposeA: true, transposeB: true, bias: [7, 3], activation: "sigmoid" },
+      { a: [4, 6, 5], b: [4, 5, 3], transposeA: false, transposeB: false, bias: [3], activation: "leakyrelu" },
+      { a: [4, 5, 6], b: [4, 3, 5], transposeA: true, transposeB: true, bias: [6, 1], activation: "linear" },
+      { a: [1, 6, 5], b: [4, 5, 3], transposeA: false, transposeB: false, bias: [3], activation: "prelu", prelu: [3] },
+      {
+        a: [2, 3, 6, 5],
+        b: [2, 3, 5, 4],
+        transposeA: false,
+        transposeB: false,
+        bias: [4],
+        activation: "prelu",
+        prelu: [6, 4],
+      },
+      { a: [4, 6, 5], b: [1, 3, 5], transposeA: false, transposeB: true, activation: "relu" },
+      { a: [4, 6, 5], b: [5, 3], transposeA: false, transposeB: false, activation: "linear" },
+      { a: [70, 33], b: [70, 41], transposeA: true, transposeB: false, bias: [41], activation: "relu" },
+    ];
+    for (const c of cases) {
+      const shapes = [c.a, c.b, ...(c.bias === undefined ? [] : [c.bias]), ...(c.prelu === undefined ? [] : [c.prelu])];
+      const [cpu, wasm] = await onBoth(shapes.map((shape) => ({ shape, values: data(shape) })), (a, b, ...rest) => {
+        const bias = c.bias === undefined ? undefined : rest[0];
+        const preluActivationWeights = c.prelu === undefined ? undefined : rest[rest.length - 1];
+        return tf.fused.matMul({
+          a: (a as tf.Tensor).mul(4), // |values| beyond 6, for relu6
+          b: b as tf.Tensor,
+          transposeA: c.transposeA,
+          transposeB: c.transposeB,
+          activation: c.activation,
+          leakyreluAlpha: 0.15,
+          ...(bias === undefined ? {} : { bias }),
+          ...(preluActivationWeights === undefined ? {} : { preluActivationWeights }),
+        });
+      });
+      close(cpu, wasm, `${path}: ${JSON.stringify(c)}`);
+    }
+  }));
+
+Deno.test("fused matMul gradients (bias + relu, bias + linear) on wasm equal cpu, every matmul path", () =>
+  onEveryPath(async (path) => {
+    const cases: Array<[number[], number[], boolean, boolean]> = [
+      [[6, 5], [5, 4], false, false],
+      [[5, 6], [4, 5], true, true],
+      [[3, 6, 5], [3, 4, 5], false, true],
+    ];
+    for (const [sa, sb, ta, tb] of cases) {
+      const inputs = [sa, sb, [4]].map((shape) => ({ shape, values: data(shape) }));
+      // relu takes tfjs-core's unfused path under a gradient; linear keeps _FusedMatMul and sums the bias gradient
+      for (const activation of ["relu", "linear"] as const) {
+        for (const which of [0, 1, 2]) {
+          const [cpu, wasm] = await onBoth(inputs, (a, b, bias) => {
+            const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) =>
+              tf.fused.matMul({ a: x, b: y, transposeA: ta, transposeB: tb, bias: z, activation }).square().sum();
+            return tf.grads(f)([a as tf.Tensor, b as tf.Tensor, bias as tf.Tensor])[which] as tf.Tensor;
+          });
+          close(cpu, wasm, `${path}: a=[${sa}] b=[${sb}] tA=${ta} tB=${tb} ${activation} grad ${which}`);
+        }
+      }
+    }
+  }));
+
+type Pad = "same" | "valid" | number | [[number, number], [number, number], [number, number], [number, number]];
+
+Deno.test("depthwiseConv2d gradients on wasm equal cpu: kernel 3/5, strides 1/2/3, same/valid/explicit, multiplier 1/2", async () => {
+  const cases: Array<[number, number, Pad, number]> = [
+    [3, 1, "same", 1],
+    [3, 2, "same", 2],
+    [3, 3, "valid", 1],
+    [5, 1, "valid", 2],
+    [5, 2, "same", 1],
+    [5, 3, "same", 2],
+    [3, 2, "valid", 2],
+    [3, 3, "same", 1],
+    [3, 1, 1, 2],
+    [3, 2, [[0, 0], [1, 2], [0, 1], [0, 0]], 1],
+  ];
+  for (const [k, s, pad, m] of cases) {
+    const xs = [2, 9, 11, 3], fs = [k, k, 3, m];
+    const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
+    for (const which of [0, 1]) {
+      const [cpu, wasm] = await onBoth(inputs, (x, w) => {
+        const f = (a: tf.Tensor, b: tf.Tensor) =>
+          tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, pad).square().sum();
+        return tf.grads(f)([x as tf.Tensor, w as tf.Tensor])[which] as tf.Tensor;
+      });
+      close(cpu, wasm, `x=[${xs}] f=[${fs}] s=${s} ${JSON.stringify(pad)} ${which === 0 ? "dx" : "dw"}`);
+    }
+  }
+});
+
+/** A filter [K, K, C, M] dilated by 2 → [2K − 1, 2K − 1, C, M], zeros between the taps. */
+const dilateBy2 = (w: Float32Array, k: number, cm: number): Float32Array => {
+  const kd = 2 * k - 1, out = new Float32Array(kd * kd * cm);
+  for (let y = 0; y < k; y++) {
+    for (let x = 0; x < k; x++) out.set(w.subarray((y * k + x) * cm, (y * k + x + 1) * cm), (2 * y * kd + 2 * x) * cm);
+  }
+  return out;
+};
+
+Deno.test("depthwise backprop kernels on wasm with dilation 2 equal cpu's on the zero-dilated filter", async () => {
+  for (const [pad, m] of [["same", 1], ["valid", 2]] as const) {
+    const k = 3, kd = 2 * k - 1, xs = [2, 9, 10, 3] as [number, number, number, number];
+    const [oh, ow] = pad === "same" ? [9, 10] : [9 - kd + 1, 10 - kd + 1];
+    const ys = [2, oh, ow, 3 * m], w = data([k, k, 3, m]);
+    const inputs = [{ shape: xs, values: data(xs) }, { shape: ys, values: data(ys) }];
+    const [cpuDx, wasmDx] = await onBoth(inputs, (_x, dy) => {
+      const dilated = tf.getBackend() === "cpu";
+      const filter = dilated ? tf.tensor4d(dilateBy2(w, k, 3 * m), [kd, kd, 3, m]) : tf.tensor4d(w, [k, k, 3, m]);
+      const attrs = { strides: 1, dilations: dilated ? 1 : 2, pad, inputShape: xs };
+      return tf.engine().runKernel(
+        tf.DepthwiseConv2dNativeBackpropInput,
+        { dy: dy as tf.Tensor, filter },
+        attrs,
+      ) as tf.Tensor;
+    });
+    close(cpuDx, wasmDx, `dx ${pad} m=${m}`);
+    const [cpuDw, wasmDw] = await onBoth(inputs, (x, dy) => {
+      const dilated = tf.getBackend() === "cpu";
+      const attrs = {
+        strides: 1,
+        dilations: dilated ? 1 : 2,
+        pad,
+        filterShape: dilated ? [kd, kd, 3, m] : [k, k, 3, m],
+      };
+      const g = tf.engine().runKernel(
+        tf.DepthwiseConv2dNativeBackpropFilter,
+        { x: x as tf.Tensor, dy: dy as tf.Tensor },
+        attrs,
+      ) as tf.Tensor;
+      return dilated ? tf.stridedSlice(g, [0, 0, 0, 0], [kd, kd, 3, m], [2, 2, 1, 1]) : g;
+    });
+    close(cpuDw, wasmDw, `dw ${pad} m=${m}`);
+  }
+});
+
+Deno.test("the new kernels (leading-axes Sum, _FusedMatMul, depthwise backprops) leak no tensors or buffers", async () => {
+  await tf.setBackend("wasm");
+  const x = tf.tensor(data([2, 8, 8, 3]), [2, 8, 8, 3]) as tf.Tensor4D,
+    w = tf.tensor(data([3, 3, 3, 2]), [3, 3, 3, 2]) as tf.Tensor4D,
+    a = tf.tensor(data([3, 6, 5]), [3, 6, 5]),
+    b = tf.tensor(data([3, 4, 5]), [3, 4, 5]),
+    bias = tf.tensor(data([4]), [4]),
+    alpha = tf.tensor(data([4]), [4]);
+  const step = () =>
+    tf.tidy(() => {
+      const [dx, dw] = tf.grads((p: tf.Tensor, q: tf.Tensor) =>
+        tf.depthwiseConv2d(p as tf.Tensor4D, q as tf.Tensor4D, 2, "same").sum()
+      )([x, w]);
+      const fused = tf.fused.matMul({
+        a,
+        b,
+        transposeB: true,
+        bias,
+        activation: "prelu",
+        preluActivationWeights: alpha,
+      });
+      const sums = [tf.sum(x, [0, 1, 2]), tf.sum(x, [0, 1], true), tf.sum(fused, 0)];
+      return tf.addN([dx, dw, fused, ...sums].map((t) => (t as tf.Tensor).sum())).dataSync();
+    });
+  step();
+  const before = tf.memory();
+  for (let i = 0; i < 3; i++) step();
+  assert.equal(tf.memory().numTensors, before.numTensors);
+  assert.equal(tf.memory().numDataBuffers, before.numDataBuffers);
+  tf.dispose([x, w, a, b, bias, alpha]);
+});

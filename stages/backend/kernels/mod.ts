@@ -6,7 +6,13 @@ import { registerBatchMatMul } from "./batch_matmul.ts";
 import { registerConv2D } from "./conv2d.ts";
 import { registerConv2DBackpropFilter } from "./conv_backprop_filter.ts";
 import { registerConv2DBackpropInput } from "./conv_backprop_input.ts";
+import {
+  registerDepthwiseConv2dNativeBackpropFilter,
+  registerDepthwiseConv2dNativeBackpropInput,
+} from "./depthwise_backprop.ts";
+import { registerFusedMatMul } from "./fused_matmul.ts";
 import { registerGather } from "./gather.ts";
+import { registerSum } from "./sum.ts";
 import { registerUnsortedSegmentSum } from "./unsorted_segment_sum.ts";
 
 let registered = false;
@@ -16,9 +22,13 @@ export const registerWasmKernels = (): void => {
   if (registered) return;
   registered = true;
   registerBatchMatMul();
+  registerFusedMatMul(); // after BatchMatMul: it runs the product on BatchMatMul's fast path
   registerConv2D();
   registerConv2DBackpropFilter();
   registerConv2DBackpropInput();
+  registerDepthwiseConv2dNativeBackpropFilter();
+  registerDepthwiseConv2dNativeBackpropInput();
   registerGather();
+  registerSum();
   registerUnsortedSegmentSum();
 };
