@@ -17,8 +17,38 @@ import { type PeerRow, torchStepPeer } from "./torch_peer.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "../stages/model/train_step.ts";
 import type { Row } from "./evaluation_bench.ts";
 
-/** Median of 3 timed steps after a warm-up, and the five most expensive kernels of one more step. */
-const timeStep = async (): Promise<{ median: number; peakBytes: number; top: string }> => {
+const size = (shape: ReadonlyArray<number>) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Multiply-add FLOPs (×2) of one profiled kernel: matrix products and convolutions, which are
+ * where the arithmetic is; element-wise kernels count 0. The profile has shapes, not attributes:
+ * a product's inner size is |a's last two axes| / m, whichever of them is transposed.
+ */
+export const kernelFlops = (
+  name: string,
+  inputs: ReadonlyArray<ReadonlyArray<number>>,
+  output: ReadonlyArray<number>,
+) => {
+  const [a, b] = [inputs[0] ?? [], inputs[1] ?? []];
+  switch (name) {
+    case "BatchMatMul":
+    case "_FusedMatMul": {
+      const m = output.at(-2) ?? 0, k = m === 0 ? 0 : size(a.slice(-2)) / m;
+      return 2 * size(output) * k;
+    }
+    case "Conv2D": // [x, filter [kh, kw, ci, co]] → y
+      return 2 * size(output) * size(b.slice(0, 3));
+    case "Conv2DBackpropFilter": // [x, dy] → filter [kh, kw, ci, co]
+      return 2 * size(b) * size(output.slice(0, 3));
+    case "Conv2DBackpropInput": // [dy, filter [kh, kw, ci, co]] → dx
+      return 2 * size(a) * size(b.slice(0, 3));
+    default:
+      return 0;
+  }
+};
+
+/** Median of 3 timed steps after a warm-up, the five most expensive kernels and the FLOPs of one more step. */
+const timeStep = async (): Promise<{ median: number; peakBytes: number; top: string; flops: number }> => {
   const config = MODEL_PRESETS.tiny;
   const params = initModel(config, 5, 1);
   const batch = batchOf([syntheticSample(1, 0), syntheticSample(1, 1)]);
@@ -33,7 +63,9 @@ const timeStep = async (): Promise<{ median: number; peakBytes: number; top: str
   }
   const profile = await tf.profile(() => void trainStep(params, config, 5, optimizer, batch, options));
   const byKernel = new Map<string, number>();
+  let flops = 0;
   for (const k of profile.kernels) {
+    flops += kernelFlops(k.name, k.inputShapes, k.outputShapes[0] ?? []);
     byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + (Number(await k.kernelTimeMs) || 0));
   }
   const top = [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([n, ms]) => `${n} ${ms.toFixed(0)} ms`)
@@ -41,13 +73,13 @@ const timeStep = async (): Promise<{ median: number; peakBytes: number; top: str
   disposeBatch(batch);
   optimizer.dispose();
   tf.dispose(parameterList(params));
-  return { median: times.sort((a, b) => a - b)[1] as number, peakBytes: profile.peakBytes, top };
+  return { median: times.sort((a, b) => a - b)[1] as number, peakBytes: profile.peakBytes, top, flops };
 };
 
 export const modelBench = async (): Promise<Row[]> => {
   const backend = await Effect.runPromise(initBackend("wasm"));
   const blas = activeBlas();
-  const runs: Array<{ label: string; median: number; peakBytes: number; top: string }> = [];
+  const runs: Array<{ label: string; median: number; peakBytes: number; top: string; flops: number }> = [];
   if (blas !== undefined) {
     const threads = blas.threads();
     for (const n of [1, 2]) {
@@ -68,15 +100,23 @@ export const modelBench = async (): Promise<Row[]> => {
   const peers = await torchStepPeer();
   const ratio = (median: number, row: PeerRow | undefined): string =>
     row?.seconds === undefined ? "n/a" : `${(median / 1000 / row.seconds).toFixed(1)}×`;
+  // the same architecture and shapes on every path and in the peer: the same FLOPs. A kernel that
+  // calls other kernels (pure WASM's conv gradients run convolutions) shows up twice in a profile,
+  // so the smallest count over the paths is the one that counts each product once.
+  const flops = Math.min(...runs.map((r) => r.flops));
+  const rate = (seconds: number) => `${(flops / seconds / 1e9).toFixed(1)} GFLOP/s`;
   return [
     ...runs.map((r) => ({
       name: `training step, tiny baseline (batch 2, 256², ${r.label})`,
       value: `${(r.median / 1000).toFixed(2)} s`,
-      note: `median of 3; peak ${(r.peakBytes / 1e9).toFixed(2)} GB of tensors; top kernels: ${r.top}; ` +
+      note:
+        `median of 3; ${(r.flops / 1e9).toFixed(1)} GFLOP of products and convolutions, ${
+          rate(r.median / 1000)
+        }; peak ${(r.peakBytes / 1e9).toFixed(2)} GB of tensors; top kernels: ${r.top}; ` +
         `${ratio(r.median, peers[0])} the PyTorch 1-thread step and ${ratio(r.median, peers[1])} the 2-thread step ` +
         `measured below` +
         (r.label.startsWith("pure") ? "" : `; matmul: ${backend.matmul.replace(/, \d+ threads/, "")}`),
     })),
-    ...peers,
+    ...peers.map((p) => p.seconds === undefined ? p : { ...p, note: `${p.note}; ${rate(p.seconds)}` }),
   ];
 };

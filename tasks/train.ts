@@ -58,6 +58,12 @@ const train = Command.make("train", {
     Flag.withDescription("tfjs backend (default wasm); a backend that cannot start is an error"),
     Flag.withDefault("wasm" as const),
   ),
+  schedule: Flag.Literals("schedule", ["step", "constant"] as const).pipe(
+    Flag.withDescription(
+      "Learning-rate schedule (default step: Mask2Former's ×0.1 at 89 % and 96 % of the steps; constant: no decay)",
+    ),
+    Flag.withDefault("step" as const),
+  ),
   noStem: Flag.Boolean("no-stem").pipe(
     Flag.withDescription(
       "Ablation: no convolutional stem at stride 4 (the pyramid's s4 level comes from the ViT alone)",
@@ -118,6 +124,7 @@ const train = Command.make("train", {
       seed: f.seed,
       learningRate: lr,
       stem: !f.noStem,
+      schedule: f.schedule,
       ...(queries === undefined ? {} : { queries }),
     };
     const resume = Option.getOrUndefined(f.resume);

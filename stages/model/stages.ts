@@ -36,6 +36,7 @@ export const TrainConfig = Schema.Struct({
   /** ablations of the preset: without the convolutional stem; learned or centre-started queries */
   stem: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
   queries: Schema.optionalKey(Schema.Literals(["learned", "centers"])),
+  schedule: Schema.Literals(["constant", "step"]).pipe(Schema.withDecodingDefaultKey(Effect.succeed("step" as const))),
 });
 export type TrainConfig = typeof TrainConfig.Type;
 
