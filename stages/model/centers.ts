@@ -16,6 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { conv, type ConvParams, initConv, type Initializer, initLinear, linear, type LinearParams } from "./layers.ts";
+import { sineEncoding } from "./transformer_decoder.ts";
 
 /** The stride of the mask features, the centre heat map and its targets. */
 export const CENTER_STRIDE = 4;
@@ -93,7 +94,6 @@ export const proposalQueries = (
   maskFeatures: tf.Tensor4D,
   peaks: Peaks,
   k: number,
-  encode: (ys: Float32Array, xs: Float32Array, d: number) => tf.Tensor2D,
   maskSize: readonly [number, number] = [maskFeatures.shape[1], maskFeatures.shape[2]],
 ): { content: tf.Tensor3D; positions: tf.Tensor3D; maskPrior: tf.Tensor3D } => {
   const [b, h, w, d] = maskFeatures.shape, [mh, mw] = maskSize, fy = mh / h, fx = mw / w;
@@ -105,7 +105,7 @@ export const proposalQueries = (
     ys[i] = ((peaks.yx[2 * i] as number) + 1) / h; // the normalisation of the levels' sine positions
     xs[i] = ((peaks.yx[2 * i + 1] as number) + 1) / w;
   }
-  const positions = tf.reshape(encode(ys, xs, d), [b, k, d]) as tf.Tensor3D; // [B, K, D]
+  const positions = tf.reshape(sineEncoding(ys, xs, d), [b, k, d]) as tf.Tensor3D; // [B, K, D]
   const squared = new Float32Array(b * k * mh * mw);
   for (let i = 0; i < b * k; i++) {
     const py = peaks.yx[2 * i] as number, px = peaks.yx[2 * i + 1] as number;

@@ -82,7 +82,7 @@ Deno.test("proposalQueries: projected features at the peaks, their sine position
   const init = initializer(5), p = initCenters(init, 8);
   const features = tf.tensor4d(Array.from({ length: 2 * 3 * 3 * 8 }, (_, i) => Math.sin(i)), [2, 3, 3, 8]);
   const peaks = { cells: Int32Array.from([4, 0, 8, 5]), yx: Float32Array.from([1, 1, 0, 0, 2, 2, 1, 2]) };
-  const out = proposalQueries(p, features, peaks, 2, sineEncoding);
+  const out = proposalQueries(p, features, peaks, 2);
   assert.deepEqual(out.content.shape, [2, 2, 8]);
   // image 1, query 0 is cell 8 of image 1 → row 9 + 8 = 17 of the flattened features
   const row = tf.slice(tf.reshape(features, [18, 8]), [17, 0], [1, 8]);
@@ -102,7 +102,7 @@ Deno.test("proposalQueries on a finer mask grid (stride 2): distances in stride-
   const p = initCenters(initializer(6), 4);
   const features = tf.zeros([1, 3, 3, 4]) as tf.Tensor4D;
   const peaks = { cells: Int32Array.from([4]), yx: Float32Array.from([1, 1]) };
-  const { maskPrior } = proposalQueries(p, features, peaks, 1, sineEncoding, [6, 6]);
+  const { maskPrior } = proposalQueries(p, features, peaks, 1, [6, 6]);
   assert.deepEqual(maskPrior.shape, [1, 1, 36]);
   // fine cell (2, 2) has its centre at (2 + 0.5)/2 − 0.5 = 0.75 stride-4 cells: d² = 2 · 0.25² = 0.125
   close([maskPrior.dataSync()[2 * 6 + 2] as number], [-0.125 / 18]);

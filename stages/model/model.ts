@@ -21,7 +21,6 @@ import {
   type DecoderParams,
   initDecoder,
   type Prediction,
-  sineEncoding,
 } from "./transformer_decoder.ts";
 import { applyPixelDecoder, initPixelDecoder, type PixelDecoderParams } from "./pixel_decoder.ts";
 import { applyViT, initViT, VIT_PRESETS, type ViTConfig, type ViTParams } from "./vit.ts";
@@ -55,6 +54,17 @@ export interface ModelOutput {
 }
 
 const SAM_MEAN = [123.675, 116.28, 103.53] as const, SAM_STD = [58.395, 57.12, 57.375] as const;
+
+/** A SAM-sized preset: the paper's decoder (200 learned queries, 9 layers) and stride-4 masks. */
+const samPreset = (vit: ViTConfig): ModelConfig => ({
+  vit,
+  decoder: { d: 256, queries: 200, layers: 9, heads: 8, ffn: 2048 },
+  stem: true,
+  queries: "learned",
+  maskStride: 4,
+  pixelMean: SAM_MEAN,
+  pixelStd: SAM_STD,
+});
 
 /**
  * Named presets. `tiny` trains on 2 CPU cores; its 120 queries exceed the nuclei of a 256² tile
@@ -92,33 +102,9 @@ export const MODEL_PRESETS: Readonly<Record<"micro" | "tiny" | "vit_b" | "vit_l"
     pixelMean: SAM_MEAN,
     pixelStd: SAM_STD,
   },
-  vit_b: {
-    vit: VIT_PRESETS.vit_b,
-    decoder: { d: 256, queries: 200, layers: 9, heads: 8, ffn: 2048 },
-    stem: true,
-    queries: "learned",
-    maskStride: 4,
-    pixelMean: SAM_MEAN,
-    pixelStd: SAM_STD,
-  },
-  vit_l: {
-    vit: VIT_PRESETS.vit_l,
-    decoder: { d: 256, queries: 200, layers: 9, heads: 8, ffn: 2048 },
-    stem: true,
-    queries: "learned",
-    maskStride: 4,
-    pixelMean: SAM_MEAN,
-    pixelStd: SAM_STD,
-  },
-  vit_h: {
-    vit: VIT_PRESETS.vit_h,
-    decoder: { d: 256, queries: 200, layers: 9, heads: 8, ffn: 2048 },
-    stem: true,
-    queries: "learned",
-    maskStride: 4,
-    pixelMean: SAM_MEAN,
-    pixelStd: SAM_STD,
-  },
+  vit_b: samPreset(VIT_PRESETS.vit_b),
+  vit_l: samPreset(VIT_PRESETS.vit_l),
+  vit_h: samPreset(VIT_PRESETS.vit_h),
 };
 
 /** Fresh parameters for `classes` nucleus classes (the decoder adds the no-object class). */
@@ -148,6 +134,6 @@ export const applyModel = (
   const centers = centerLogits(params.centers, coarse); // [B, H/4, W/4]
   const peaks = selectPeaks(centers, decoder.queries);
   const maskSize = [maskFeatures.shape[1], maskFeatures.shape[2]] as const;
-  const start = proposalQueries(params.centers, coarse, peaks, decoder.queries, sineEncoding, maskSize);
+  const start = proposalQueries(params.centers, coarse, peaks, decoder.queries, maskSize);
   return { predictions: applyDecoder(params.decoder, decoder, levels, maskFeatures, start), centers };
 };
