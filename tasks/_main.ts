@@ -56,6 +56,14 @@ export const tilesFlag = Flag.Int("tiles").pipe(
   Flag.withDefault(256),
 );
 
+/** `--merge` for CoNSeP sources: its 7 classes merged into the standard 4. */
+export const mergeFlag = Flag.Boolean("merge").pipe(
+  Flag.withDescription(
+    "CoNSeP: merge the 7 classes into the standard 4 (other, inflammatory, epithelial, spindle-shaped)",
+  ),
+  Flag.withDefault(false),
+);
+
 /** The cache directory: `--cache DIR`, else `$IVAAN_CACHE`, else `.ivaan-cache`. */
 export const cacheDirectory = (flag: Option.Option<string>): string =>
   Option.getOrElse(flag, () => Deno.env.get("IVAAN_CACHE") || ".ivaan-cache");

@@ -24,7 +24,7 @@ import {
   fitAttributes,
   fitSummary,
 } from "../stages/attributes/fit.ts";
-import { cacheDirectory, cacheFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
+import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
 import { Layer } from "effect";
 import sharp from "sharp";
 import { FileStore, Pipeline, Progress, Runner } from "../mod.ts";
@@ -214,10 +214,7 @@ export const report = Command.make("report", {
     Flag.withDefault("entropy" as const),
   ),
   tiles: tilesFlag,
-  merge: Flag.Boolean("merge").pipe(
-    Flag.withDescription("CoNSeP: merge the 7 classes into the standard 4"),
-    Flag.withDefault(false),
-  ),
+  merge: mergeFlag,
   cache: cacheFlag,
 }, (f) =>
   Effect.gen(function* () {

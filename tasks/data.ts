@@ -20,7 +20,16 @@ import { DatasetError } from "../stages/data/sample.ts";
 import { checkSourcePath, datasetSource, openDataset, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { datasetSplit, datasetSummary } from "../stages/data/stages.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
-import { cacheDirectory, cacheFlag, noCacheFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
+import {
+  cacheDirectory,
+  cacheFlag,
+  mergeFlag,
+  noCacheFlag,
+  runTask,
+  tilesFlag,
+  UsageError,
+  writeAtomic,
+} from "./_main.ts";
 
 const root = Command.make("data").pipe(
   Command.withSharedFlags({
@@ -31,10 +40,6 @@ const root = Command.make("data").pipe(
 );
 
 const sourceArgument = Argument.String("source").pipe(Argument.withDescription(`The dataset: ${SOURCE_HELP}`));
-const mergeFlag = Flag.Boolean("merge").pipe(
-  Flag.withDescription("CoNSeP: merge the 7 classes into other/inflammatory/epithelial/spindle-shaped"),
-  Flag.withDefault(false),
-);
 
 const parse = (text: string, tiles: number, merge: boolean) => {
   const parsed = parseSource(text, { tiles, merge });

@@ -23,7 +23,7 @@ import { continueTraining, trainBaseline, TrainingCheckpoints } from "../stages/
 import { defaultLearningRate, modelOf } from "../stages/model/train.ts";
 import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
 import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
-import { cacheDirectory, cacheFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
+import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
 
 const train = Command.make("train", {
   data: Flag.String("data").pipe(
@@ -31,10 +31,7 @@ const train = Command.make("train", {
     Flag.withDefault("synthetic:0"),
   ),
   tiles: tilesFlag,
-  merge: Flag.Boolean("merge").pipe(
-    Flag.withDescription("CoNSeP: train on the standard 4 classes"),
-    Flag.withDefault(false),
-  ),
+  merge: mergeFlag,
   preset: Flag.Literals("preset", ["micro", "tiny", "vit_b", "vit_l", "vit_h"]).pipe(
     Flag.withDescription("Model size (default tiny: CPU training)"),
     Flag.withDefault("tiny" as const),
