@@ -13,7 +13,15 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { deriveSeed, mulberry32 } from "../data/random.ts";
-import { type InstanceTargets, type Match, matchQueries, pointSample, randomPoints } from "./matcher.ts";
+import {
+  type InstanceTargets,
+  type Match,
+  matchQueries,
+  pointSample,
+  randomPoints,
+  sampleTargets,
+  sampleValues,
+} from "./matcher.ts";
 
 /** One decoder layer's predictions. */
 export interface DecoderOutput {
@@ -90,8 +98,9 @@ const checkShapes = (outputs: ReadonlyArray<DecoderOutput>, targets: ReadonlyArr
 };
 
 /**
- * Importance-sampled points for `masks` `[M, h, w]` logits: `oversample·P` uniform candidates,
- * the `⌊ratio·P⌋` with the smallest `|logit|`, then uniform points for the rest → flat `[M, P, 2]`.
+ * Importance-sampled points for `masks` `[R, h, w]` logits — the `M` masks `rows` (default all):
+ * `oversample·P` uniform candidates, the `⌊ratio·P⌋` with the smallest `|logit|` (in candidate
+ * order), then uniform points for the rest → flat `[M, P, 2]`. Reads values; records no gradient.
  */
 // Mask2Former, point_features.py: get_uncertain_point_coords_with_randomness, uncertainty = −|logit|
 export const uncertainPoints = (
@@ -100,28 +109,69 @@ export const uncertainPoints = (
   points: number,
   oversample: number,
   importanceRatio: number,
+  rows?: Int32Array,
 ): Float32Array => {
-  const M = masks.shape[0];
-  const S = Math.floor(points * oversample), U = Math.floor(importanceRatio * points), R = points - U;
+  const [R, h, w] = masks.shape;
+  const M = rows?.length ?? R;
+  const S = Math.floor(points * oversample), U = Math.floor(importanceRatio * points), rest = points - U;
   if (M === 0) return new Float32Array(0);
   const candidates = randomPoints(rng, M * S);
-  const chosen = tf.tidy(() => {
-    const coords = tf.tensor3d(candidates, [M, S, 2]); // [M, S, 2]
-    const uncertainty = tf.neg(tf.abs(pointSample(masks, coords))); // [M, S]
-    return tf.topk(uncertainty, U).indices; // [M, U]
-  });
-  const top = chosen.dataSync();
-  chosen.dispose();
+  const logits = sampleValues(masks.dataSync(), { K: M, P: S, h, w, xy: candidates, shared: false, rows }); // [M, S]
   const out = new Float32Array(M * points * 2);
   for (let m = 0; m < M; m++) {
-    for (let u = 0; u < U; u++) {
-      const s = top[m * U + u] as number;
+    const chosen = mostUncertain(logits.subarray(m * S, (m + 1) * S), U);
+    chosen.forEach((s, u) => {
       out[(m * points + u) * 2] = candidates[(m * S + s) * 2] as number;
       out[(m * points + u) * 2 + 1] = candidates[(m * S + s) * 2 + 1] as number;
-    }
-    out.set(randomPoints(rng, R), (m * points + U) * 2);
+    });
+    out.set(randomPoints(rng, rest), (m * points + U) * 2);
   }
   return out;
+};
+
+/**
+ * Indices of the `k` values with the smallest `|logit|`, ascending; among equal values the lower
+ * index wins (as `tf.topk` on `−|logit|` picks them). A selection, not a sort: O(n) on average.
+ */
+export const mostUncertain = (logits: Float32Array, k: number): Int32Array => {
+  const n = logits.length;
+  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
+  if (k <= 0) return new Int32Array(0);
+  const abs = new Float32Array(n);
+  for (let i = 0; i < n; i++) abs[i] = Math.abs(logits[i] as number);
+  const cut = kthSmallest(abs.slice(), k - 1);
+  let below = 0;
+  for (let i = 0; i < n; i++) if ((abs[i] as number) < cut) below++;
+  let ties = k - below;
+  const out = new Int32Array(k);
+  let j = 0;
+  for (let i = 0; i < n && j < k; i++) {
+    const a = abs[i] as number;
+    if (a < cut || (a === cut && ties-- > 0)) out[j++] = i;
+  }
+  return out;
+};
+
+/** The `r`-th smallest value (0-based) of `a`, reordering `a` in place (Hoare's quickselect). */
+const kthSmallest = (a: Float32Array, r: number): number => {
+  let lo = 0, hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >> 1] as number;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while ((a[i] as number) < pivot) i++;
+      while ((a[j] as number) > pivot) j--;
+      if (i <= j) {
+        const t = a[i] as number;
+        a[i++] = a[j] as number;
+        a[j--] = t;
+      }
+    }
+    if (r <= j) hi = j;
+    else if (r >= i) lo = i;
+    else return a[r] as number;
+  }
+  return a[r] as number;
 };
 
 /** Matching and point selection of every layer and image; reads values, records nothing to keep. */
@@ -145,10 +195,16 @@ export const planLoss = (
         points: o.points,
         seed: deriveSeed(o.seed, stream),
       });
-      const matched = tf.tidy(() => tf.gather(imageMasks, tf.tensor1d(match.queryIndex, "int32"))); // [M, h, w]
       const rng = mulberry32(deriveSeed(o.seed, stream + 1));
-      const coords = uncertainPoints(matched as tf.Tensor3D, rng, o.points, o.oversample, o.importanceRatio);
-      tf.dispose([imageLogits, imageMasks, matched]);
+      const coords = uncertainPoints(
+        imageMasks as tf.Tensor3D,
+        rng,
+        o.points,
+        o.oversample,
+        o.importanceRatio,
+        match.queryIndex,
+      );
+      tf.dispose([imageLogits, imageMasks]);
       return { ...match, coords };
     })
   );
@@ -207,18 +263,18 @@ export const lossFromPlan = (
         coords.set(image.coords, offset);
         offset += image.coords.length;
       });
-      const flatMasks = tf.reshape(masks, [B * Q, h, w]); // [B·Q, h, w]
-      const matched = tf.gather(flatMasks, tf.tensor1d(flatIndex, "int32")) as tf.Tensor3D; // [M, h, w]
-      const x = pointSample(matched, tf.tensor3d(coords, [M, o.points, 2])); // [M, P]
-      const t = tf.concat(
-        images.flatMap((image, b) => {
-          const m = image.queryIndex.length, target = targets[b];
-          if (m === 0 || target === undefined) return [];
-          const sel = tf.gather(target.masks, tf.tensor1d(image.targetIndex, "int32")) as tf.Tensor3D; // [m, H, W]
-          return [pointSample(sel, tf.tensor3d(image.coords, [m, o.points, 2]))]; // [m, P]
-        }),
-        0,
-      ); // [M, P]
+      const flatMasks = tf.reshape(masks, [B * Q, h, w]) as tf.Tensor3D; // [B·Q, h, w]
+      const x = pointSample(flatMasks, tf.tensor3d(coords, [M, o.points, 2]), Int32Array.from(flatIndex)); // [M, P]
+      const targetValues = new Float32Array(M * o.points);
+      let row = 0;
+      images.forEach((image, b) => {
+        const m = image.queryIndex.length, target = targets[b];
+        if (m === 0 || target === undefined) return;
+        const layout = { K: m, P: o.points, xy: image.coords, shared: false, rows: image.targetIndex };
+        targetValues.set(sampleTargets(target.masks, layout), row * o.points);
+        row += m;
+      });
+      const t = tf.tensor2d(targetValues, [M, o.points]); // [M, P]
       // BCE with logits: softplus(x) − x·t, mean over points
       const bce = tf.mean(tf.sub(tf.softplus(x), tf.mul(x, t)), 1); // [M]
       const p = tf.sigmoid(x); // [M, P]

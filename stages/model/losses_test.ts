@@ -12,6 +12,7 @@ import {
   lossFromPlan,
   type LossPlan,
   maskFormerLoss,
+  mostUncertain,
   planLoss,
   uncertainPoints,
 } from "./losses.ts";
@@ -222,6 +223,21 @@ Deno.test("uncertainPoints P=200 keeps the 150 most uncertain candidates (logit 
     assert.ok(xs.slice(150).some((x) => x > 0.6), `mask ${m}: the uniform points miss the certain half`);
   }
   masks.dispose();
+});
+
+Deno.test("mostUncertain equals a stable sort by |logit| on 200 random rows with ties, k from 0 to n", () => {
+  const rng = mulberry32(21);
+  for (let trial = 0; trial < 200; trial++) {
+    const n = 1 + Math.floor(rng() * 40);
+    // few distinct values (and their negatives) so that ties are common
+    const logits = Float32Array.from({ length: n }, () => (Math.floor(rng() * 7) - 3) * 0.5);
+    const k = Math.floor(rng() * (n + 2));
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+      Math.abs(logits[a] as number) - Math.abs(logits[b] as number) || a - b
+    );
+    const expected = order.slice(0, k).sort((a, b) => a - b);
+    assert.deepEqual(Array.from(mostUncertain(logits, k)), expected, `trial ${trial}: n=${n} k=${k}`);
+  }
 });
 
 Deno.test("maskFormerLoss with no instances: class loss only, all queries no-object, mask parts 0", () => {

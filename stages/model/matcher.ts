@@ -55,36 +55,107 @@ export const randomPoints = (rng: Rng, count: number): Float32Array => {
 };
 
 /**
+ * The four bilinear taps of point `(x, y)` on an `h × w` grid into `index` / `weight` (4 each):
+ * flat indices into `[h·w]`; taps outside the grid get weight 0 (zero padding) and index 0.
+ */
+// PyTorch, grid_sample(align_corners=False): pixel x = ((gx + 1)·w − 1)/2 with gx = 2x − 1, i.e. x·w − ½
+const tapsAt = (x: number, y: number, h: number, w: number, index: Int32Array, weight: Float64Array): void => {
+  const px = x * w - 0.5, py = y * h - 0.5;
+  const x0 = Math.floor(px), y0 = Math.floor(py);
+  const fx = px - x0, fy = py - y0;
+  for (let k = 0; k < 4; k++) {
+    const r = y0 + (k >> 1), c = x0 + (k & 1);
+    const inside = r >= 0 && r < h && c >= 0 && c < w;
+    index[k] = inside ? r * w + c : 0;
+    weight[k] = inside ? (k & 1 ? fx : 1 - fx) * (k >> 1 ? fy : 1 - fy) : 0;
+  }
+};
+
+/**
  * The four bilinear taps of each point on an `h × w` grid: flat indices into `[h·w]` and weights,
  * both `[P, 4]`; taps outside the grid get weight 0 (zero padding) and a harmless index 0.
  */
-// PyTorch, grid_sample(align_corners=False): pixel x = ((gx + 1)·w − 1)/2 with gx = 2x − 1, i.e. x·w − ½
 export const bilinearTaps = (xy: Float32Array, h: number, w: number): { index: Int32Array; weight: Float32Array } => {
   const P = xy.length / 2;
   const index = new Int32Array(P * 4), weight = new Float32Array(P * 4);
+  const i4 = new Int32Array(4), w4 = new Float64Array(4);
   for (let p = 0; p < P; p++) {
-    const x = (xy[2 * p] as number) * w - 0.5, y = (xy[2 * p + 1] as number) * h - 0.5;
-    const x0 = Math.floor(x), y0 = Math.floor(y);
-    const fx = x - x0, fy = y - y0;
-    const taps: ReadonlyArray<readonly [number, number, number]> = [
-      [y0, x0, (1 - fx) * (1 - fy)],
-      [y0, x0 + 1, fx * (1 - fy)],
-      [y0 + 1, x0, (1 - fx) * fy],
-      [y0 + 1, x0 + 1, fx * fy],
-    ];
-    taps.forEach(([r, c, wt], k) => {
-      const inside = r >= 0 && r < h && c >= 0 && c < w;
-      index[4 * p + k] = inside ? r * w + c : 0;
-      weight[4 * p + k] = inside ? wt : 0;
-    });
+    tapsAt(xy[2 * p] as number, xy[2 * p + 1] as number, h, w, i4, w4);
+    index.set(i4, 4 * p);
+    weight.set(w4, 4 * p);
   }
   return { index, weight };
 };
 
+/** Where `K` masks of `h × w` are read: mask `k` is row `rows[k]` (default `k`) of the data, with its own or shared points. */
+export interface SampleLayout {
+  readonly K: number;
+  readonly P: number;
+  readonly h: number;
+  readonly w: number;
+  /** flat `(x, y)`: `[P, 2]` when `shared`, else `[K, P, 2]` */
+  readonly xy: Float32Array;
+  readonly shared: boolean;
+  readonly rows: Int32Array | undefined;
+}
+
+/** Bilinear values `[K·P]` of `data` (rows of `h·w`) at the points of `layout`. */
+export const sampleValues = (data: ArrayLike<number>, layout: SampleLayout): Float32Array => {
+  const { K, P, h, w, xy, shared, rows } = layout;
+  const out = new Float32Array(K * P);
+  const i4 = new Int32Array(4), w4 = new Float64Array(4);
+  for (let k = 0; k < K; k++) {
+    const base = (rows === undefined ? k : rows[k] as number) * h * w, from = shared ? 0 : k * P * 2;
+    for (let p = 0; p < P; p++) {
+      const x = xy[from + 2 * p] as number, y = xy[from + 2 * p + 1] as number;
+      const px = x * w - 0.5, py = y * h - 0.5;
+      const x0 = Math.floor(px), y0 = Math.floor(py);
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) { // all four taps inside: the common case
+        const fx = px - x0, fy = py - y0, i = base + y0 * w + x0;
+        const top = (1 - fx) * (data[i] as number) + fx * (data[i + 1] as number);
+        const bottom = (1 - fx) * (data[i + w] as number) + fx * (data[i + w + 1] as number);
+        out[k * P + p] = (1 - fy) * top + fy * bottom;
+        continue;
+      }
+      tapsAt(x, y, h, w, i4, w4);
+      let v = 0;
+      for (let t = 0; t < 4; t++) v += (w4[t] as number) * (data[base + (i4[t] as number)] as number);
+      out[k * P + p] = v;
+    }
+  }
+  return out;
+};
+
+/** The gradient of `sampleValues` for `dy` `[K·P]`: the tap weights scatter-added into `[size]`. */
+const scatterValues = (dy: ArrayLike<number>, layout: SampleLayout, size: number): Float32Array => {
+  const { K, P, h, w, xy, shared, rows } = layout;
+  const grad = new Float32Array(size);
+  const i4 = new Int32Array(4), w4 = new Float64Array(4);
+  for (let k = 0; k < K; k++) {
+    const base = (rows === undefined ? k : rows[k] as number) * h * w, from = shared ? 0 : k * P * 2;
+    for (let p = 0; p < P; p++) {
+      const g = dy[k * P + p] as number;
+      if (g === 0) continue;
+      tapsAt(xy[from + 2 * p] as number, xy[from + 2 * p + 1] as number, h, w, i4, w4);
+      for (let t = 0; t < 4; t++) {
+        const i = base + (i4[t] as number);
+        grad[i] = (grad[i] as number) + (w4[t] as number) * g;
+      }
+    }
+  }
+  return grad;
+};
+
 /**
- * Bilinear values of `masks` `[K, h, w]` at points `coords` — `[P, 2]` shared by all masks or
- * `[K, P, 2]` one set per mask, `(x, y)` in `[0, 1]` — as `[K, P]` (float32). Differentiable in
- * `masks`; the coordinates are read as constants.
+ * Bilinear values of `masks` `[R, h, w]` at points `coords` — `[P, 2]` shared by all masks or
+ * `[K, P, 2]` one set per mask, `(x, y)` in `[0, 1]` — as `[K, P]` (float32), where mask `k` is
+ * `masks[rows[k]]` (default: every mask, `K = R`). Differentiable in `masks`; the coordinates are
+ * read as constants.
+ *
+ * Why plain loops: the values are read once (`dataSync`) and each point touches four numbers; as
+ * tensor ops (gather of the taps, multiply, sum, and a scatter for the gradient) the same work was
+ * a third of the loss's time on the WASM backend, and tfjs's own gather gradient
+ * (UnsortedSegmentSum) costs segments × indices on the `cpu` backend.
  *
  * @example
  * ```ts
@@ -95,8 +166,13 @@ export const bilinearTaps = (xy: Float32Array, h: number, w: number): { index: I
  * ```
  */
 // Mask2Former, point_features.py: point_sample = grid_sample(2·coords − 1, align_corners=False)
-export const pointSample = (masks: tf.Tensor3D, coords: tf.Tensor2D | tf.Tensor3D): tf.Tensor2D => {
-  const [K, h, w] = masks.shape;
+export const pointSample = (
+  masks: tf.Tensor3D,
+  coords: tf.Tensor2D | tf.Tensor3D,
+  rows?: Int32Array,
+): tf.Tensor2D => {
+  const [R, h, w] = masks.shape;
+  const K = rows?.length ?? R;
   const shared = coords.rank === 2;
   const P = shared ? coords.shape[0] : coords.shape[1];
   const last = coords.shape[coords.rank - 1];
@@ -105,41 +181,50 @@ export const pointSample = (masks: tf.Tensor3D, coords: tf.Tensor2D | tf.Tensor3
       `pointSample: coords must be [P, 2] or [${K}, P, 2] for masks [${masks.shape}], got [${coords.shape}]`,
     );
   }
-  const xy = Float32Array.from(coords.dataSync());
+  const bad = rows?.find((r) => r < 0 || r >= R);
+  if (bad !== undefined) throw new RangeError(`pointSample: row ${bad} outside the ${R} masks`);
   if (K === 0 || P === 0) return tf.zeros([K, P]); // [K, P]
-  const index = new Int32Array(K * P * 4), weight = new Float32Array(K * P * 4);
-  const sharedTaps = shared ? bilinearTaps(xy, h, w) : undefined;
-  for (let k = 0; k < K; k++) {
-    const t = sharedTaps ?? bilinearTaps(xy.subarray(k * P * 2, (k + 1) * P * 2), h, w);
-    for (let i = 0; i < P * 4; i++) index[k * P * 4 + i] = (t.index[i] as number) + k * h * w;
-    weight.set(t.weight, k * P * 4);
-  }
-  return tf.tidy(() =>
-    tf.reshape(sampleTaps(tf.reshape(tf.cast(masks, "float32"), [K * h * w]), index, weight), [K, P])
-  ); // [K, P]
-};
-
-/**
- * `Σ_tap weight·values[index]` per point, `[K·h·w]` → `[K·P]`, with its gradient as one
- * scatter-add: tfjs's own gradient of `gather` (UnsortedSegmentSum) costs segments × indices on
- * the `cpu` backend — 0.44 s for 3 masks of 32×32 at 512 points, hours at Mask2Former's sizes.
- */
-const sampleTaps = (values: tf.Tensor, index: Int32Array, weight: Float32Array): tf.Tensor1D => {
-  const n = index.length, size = values.size;
+  const layout: SampleLayout = { K, P, h, w, xy: Float32Array.from(coords.dataSync()), shared, rows };
+  if (masks.dtype !== "float32") return tf.tensor2d(sampleValues(masks.dataSync(), layout), [K, P]); // [K, P]
   const sample = tf.customGrad((...inputs) => {
-    const x = inputs[0] as tf.Tensor; // [K·h·w]
-    const value = tf.tidy(() => {
-      const taps = tf.reshape(tf.gather(x, tf.tensor1d(index, "int32")), [n / 4, 4]); // [K·P, 4]
-      return tf.sum(tf.mul(taps, tf.tensor2d(weight, [n / 4, 4])), 1); // [K·P]
-    });
-    const gradFunc = (dy: tf.Tensor) =>
-      tf.tidy(() => {
-        const updates = tf.reshape(tf.mul(tf.reshape(dy, [n / 4, 1]), tf.tensor2d(weight, [n / 4, 4])), [n]); // [K·P·4]
-        return tf.scatterND(tf.tensor2d(index, [n, 1], "int32"), updates, [size]); // [K·h·w]
-      });
+    const x = inputs[0] as tf.Tensor3D; // [R, h, w]
+    const value = tf.tensor2d(sampleValues(x.dataSync(), layout), [K, P]); // [K, P]
+    const gradFunc = (dy: tf.Tensor) => tf.tensor3d(scatterValues(dy.dataSync(), layout, x.size), [R, h, w]);
     return { value, gradFunc };
   });
-  return sample(values) as tf.Tensor1D;
+  return sample(masks) as tf.Tensor2D;
+};
+
+/** `values` as bytes when every value is 0 or 1, else `undefined`. */
+const asBytes = (values: ArrayLike<number>): Uint8Array | undefined => {
+  const bytes = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    if (v !== 0 && v !== 1) return undefined;
+    bytes[i] = v;
+  }
+  return bytes;
+};
+
+/** Target mask values by tensor: tensors are immutable, so a tensor's values never go stale. */
+const targetValues = new WeakMap<tf.Tensor, ArrayLike<number>>();
+
+/**
+ * `pointSample` for target masks, which are constants: no gradient, and their values are read once
+ * per tensor rather than once per layer and image. Returns `[K, P]` values, flat.
+ */
+export const sampleTargets = (
+  masks: tf.Tensor3D,
+  layout: Omit<SampleLayout, "h" | "w">,
+): Float32Array => {
+  let values = targetValues.get(masks);
+  if (values === undefined) {
+    const read = masks.dataSync();
+    // 0/1 masks as bytes: a quarter of the memory, so the random reads of sampling miss the cache less
+    values = asBytes(read) ?? read;
+    targetValues.set(masks, values);
+  }
+  return sampleValues(values, { ...layout, h: masks.shape[1], w: masks.shape[2] });
 };
 
 /**
@@ -169,17 +254,21 @@ export const matchingCost = (
   const cost = tf.tidy(() => {
     const prob = tf.softmax(predLogits); // [Q, C+1]
     const classCost = tf.neg(tf.gather(prob, tf.tensor1d(targets.classes, "int32"), 1)); // [Q, N]
-    const out = pointSample(predMasks, coords); // [Q, P]
-    const tgt = pointSample(targets.masks, coords); // [N, P]
-    // BCE with logits x, label t: t·softplus(−x) + (1 − t)·softplus(x)
-    const pos = tf.softplus(tf.neg(out)); // [Q, P]
-    const neg = tf.softplus(out); // [Q, P]
-    const bce = tf.div(
-      tf.add(tf.matMul(pos, tgt, false, true), tf.matMul(neg, tf.sub(1, tgt), false, true)),
-      P,
-    ); // [Q, N]
+    const xy = Float32Array.from(coords.dataSync());
+    const [, h, w] = predMasks.shape;
+    // a decision, not a differentiated value: plain values, nothing recorded on a gradient tape
+    const out = tf.tensor2d(
+      sampleValues(predMasks.dataSync(), { K: Q, P, h, w, xy, shared: true, rows: undefined }),
+      [Q, P],
+    ); // [Q, P]
+    const tgt = tf.tensor2d(sampleTargets(targets.masks, { K: N, P, xy, shared: true, rows: undefined }), [N, P]); // [N, P]
+    // BCE with logits x, label t: t·softplus(−x) + (1 − t)·softplus(x) = softplus(x) − t·x, as
+    // softplus(−x) = softplus(x) − x: one softplus, and one product with the targets for BCE and dice
     const prob2 = tf.sigmoid(out); // [Q, P]
-    const numerator = tf.mul(2, tf.matMul(prob2, tgt, false, true)); // [Q, N]
+    const products = tf.matMul(tf.concat([out, prob2], 0), tgt, false, true); // [2Q, N]
+    const [xt, pt] = tf.split(products, 2, 0) as [tf.Tensor2D, tf.Tensor2D]; // [Q, N] each
+    const bce = tf.div(tf.sub(tf.sum(tf.softplus(out), 1, true), xt), P); // [Q, N]
+    const numerator = tf.mul(2, pt); // [Q, N]
     const denominator = tf.add(tf.sum(prob2, 1, true), tf.reshape(tf.sum(tgt, 1), [1, N])); // [Q, N]
     const dice = tf.sub(1, tf.div(tf.add(numerator, 1), tf.add(denominator, 1))); // [Q, N]
     return tf.addN([

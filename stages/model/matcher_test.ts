@@ -201,3 +201,22 @@ Deno.test("matchQueries N=0 → no pairs; leaves no tensors behind", () => {
   tf.dispose([predLogits, predMasks, targets.masks, empty.masks]);
   assert.equal(tf.memory().numTensors, before);
 });
+
+Deno.test("pointSample rows=[2,0] equals sampling the gathered masks, value and gradient", () => {
+  const rng = mulberry32(11);
+  const masks = tf.tensor3d(Array.from({ length: 3 * 4 * 5 }, () => rng() * 4 - 2), [3, 4, 5]); // [3, 4, 5]
+  const coords = tf.tensor3d(randomPoints(rng, 2 * 7), [2, 7, 2]); // [2, 7, 2]
+  const rows = Int32Array.of(2, 0);
+  const weights = tf.tensor2d(Array.from({ length: 14 }, () => rng()), [2, 7]); // [2, 7]
+  const viaRows = (m: tf.Tensor) => tf.sum(tf.mul(pointSample(m as tf.Tensor3D, coords, rows), weights));
+  const viaGather = (m: tf.Tensor) =>
+    tf.sum(tf.mul(pointSample(tf.gather(m, tf.tensor1d(rows, "int32")) as tf.Tensor3D, coords), weights));
+  const [a, b] = [viaRows(masks), viaGather(masks)];
+  close(a.dataSync()[0] as number, b.dataSync()[0] as number, 1e-6, "value");
+  const [ga, gb] = [tf.grad(viaRows)(masks), tf.grad(viaGather)(masks)];
+  const [da, db] = [ga.dataSync(), gb.dataSync()];
+  da.forEach((g, i) => close(g, db[i] as number, 1e-6, `gradient ${i}`));
+  assert.ok(Array.from(da.subarray(20, 40)).every((g) => g === 0), "row 1 is not sampled: zero gradient");
+  assert.throws(() => pointSample(masks, coords, Int32Array.of(3, 0)), /pointSample: row 3 outside the 3 masks/);
+  tf.dispose([masks, coords, weights, a, b, ga, gb]);
+});

@@ -106,9 +106,8 @@ export const trainStep = (
       return tf.add(loss.total, tf.mul(center, options.weightCenter)) as tf.Scalar;
     }, variables);
     parts.total = value.dataSync()[0] as number;
-    const norm = Math.sqrt(
-      Object.values(grads).reduce((s, g) => s + (tf.sum(tf.square(g)).dataSync()[0] as number), 0),
-    );
+    // one read for the global norm rather than one per parameter
+    const norm = Math.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0] as number);
     parts.gradNorm = norm;
     const scale = options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / norm : 1;
     const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, scale === 1 ? g : tf.mul(g, scale)]));

@@ -485,3 +485,54 @@ Deno.test("the new kernels (leading-axes Sum, _FusedMatMul, depthwise backprops)
   assert.equal(tf.memory().numDataBuffers, before.numDataBuffers);
   tf.dispose([x, w, a, b, bias, alpha]);
 });
+
+Deno.test("Transpose on wasm equals cpu: 2–6-D, random permutations, size-1 axes, float32/int32/bool", async () => {
+  const cases: Array<[number[], number[]]> = [
+    [[2, 256, 3, 3, 4], [2, 0, 3, 1, 4]], // attention's q/k/v split: contiguous tail
+    [[3, 2, 3, 25, 4], [1, 3, 0, 2, 4]], // and back
+    [[2, 12, 13, 5], [0, 3, 1, 2]], // NHWC → NCHW: strided tail
+    [[37, 19], [1, 0]],
+    [[1, 4, 1, 5], [3, 1, 2, 0]], // size-1 axes dropped
+    [[4, 1, 5, 6], [0, 1, 2, 3]], // identity
+    [[2, 3, 4, 5], [0, 2, 3, 1]], // merged run (2, 3) moves as one
+    [[1, 1, 1], [2, 0, 1]],
+  ];
+  for (let i = 0; i < 12; i++) {
+    const rank = 2 + Math.floor(rand() * 5);
+    const shape = Array.from({ length: rank }, () => 1 + Math.floor(rand() * 5));
+    const perm = Array.from({ length: rank }, (_, a) => a).sort(() => rand() - 0.5);
+    cases.push([shape, perm]);
+  }
+  for (const [shape, perm] of cases) {
+    const what = `x=[${shape}] perm=[${perm}]`;
+    const [cpu, wasm] = await onBoth([{ shape, values: data(shape) }], (x) => tf.transpose(x as tf.Tensor, perm));
+    close(cpu, wasm, what);
+    const [ci, wi] = await onBoth(
+      [{ shape, values: data(shape) }],
+      (x) => tf.transpose((x as tf.Tensor).mul(100).round().cast("int32"), perm).cast("float32"),
+    );
+    close(ci, wi, `${what} int32`);
+    const [cb, wb] = await onBoth(
+      [{ shape, values: data(shape) }],
+      (x) => tf.transpose(tf.greater(x as tf.Tensor, 0), perm).cast("float32"),
+    );
+    close(cb, wb, `${what} bool`);
+    assert.deepEqual(tf.tidy(() => tf.transpose(tf.zeros(shape), perm).shape), perm.map((a) => shape[a]));
+  }
+});
+
+Deno.test("Identity on wasm shares the buffer: a clone outlives its source, no buffer is left behind", async () => {
+  await tf.setBackend("wasm");
+  const before = tf.memory();
+  const x = tf.tensor(data([3, 4]), [3, 4]);
+  const values = x.dataSync().slice();
+  const y = tf.clone(x);
+  assert.equal(tf.memory().numDataBuffers, before.numDataBuffers + 1, "the clone allocates no buffer");
+  x.dispose();
+  assert.deepEqual(y.dataSync(), values, "the clone keeps the values after its source is disposed");
+  const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(t, t)))(y); // gradients pass through Identity
+  assert.deepEqual(Array.from(g.dataSync()), Array.from(values, (v) => 2 * v));
+  tf.dispose([y, g]);
+  assert.equal(tf.memory().numTensors, before.numTensors);
+  assert.equal(tf.memory().numDataBuffers, before.numDataBuffers);
+});

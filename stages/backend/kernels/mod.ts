@@ -12,7 +12,9 @@ import {
 } from "./depthwise_backprop.ts";
 import { registerFusedMatMul } from "./fused_matmul.ts";
 import { registerGather } from "./gather.ts";
+import { registerIdentity } from "./identity.ts";
 import { registerSum } from "./sum.ts";
+import { registerTranspose } from "./transpose.ts";
 import { registerUnsortedSegmentSum } from "./unsorted_segment_sum.ts";
 
 let registered = false;
@@ -29,6 +31,8 @@ export const registerWasmKernels = (): void => {
   registerDepthwiseConv2dNativeBackpropFilter();
   registerDepthwiseConv2dNativeBackpropInput();
   registerGather();
+  registerIdentity();
   registerSum();
+  registerTranspose();
   registerUnsortedSegmentSum();
 };
