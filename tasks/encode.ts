@@ -1,15 +1,23 @@
 /**
- * `deno task encode image`: run SAM's image encoder with weights from a local safetensors file —
- * a check that our ViT reproduces a given checkpoint.
+ * `deno task encode image|text`: run SAM's image encoder or a CLIP text encoder with weights from a
+ * local safetensors file — a check that our modules reproduce a given checkpoint.
  *
  *   deno task encode image --weights W.safetensors --config C.json --image X.png --out OUT.npy
+ *   deno task encode text --weights W.safetensors --config C.json --ids IDS.npy --out OUT.npy
  *
- * C.json holds ImageEncoderViT's arguments (img_size, patch_size, in_chans, embed_dim, depth,
+ * image: C.json holds ImageEncoderViT's arguments (img_size, patch_size, in_chans, embed_dim, depth,
  * num_heads, mlp_ratio, out_chans, qkv_bias, use_abs_pos, use_rel_pos, window_size,
  * global_attn_indexes, layer_norm_eps) and optionally pixel_mean / pixel_std (SAM's by default);
  * unknown keys are ignored. A PNG/JPEG/TIFF is normalised with pixel_mean/std; a .npy ([H, W, 3] or
  * [1, H, W, 3] float) is taken as the already normalised input. OUT is float32 NHWC
  * [1, H/patch, W/patch, out_chans].
+ *
+ * text: W holds `CLIPTextModelWithProjection` (or whole `CLIPModel`) tensors under Hugging Face names;
+ * C.json is a CLIPTextConfig (vocab_size, max_position_embeddings, hidden_size, num_attention_heads,
+ * num_hidden_layers, intermediate_size, projection_dim, layer_norm_eps, hidden_act, eos_token_id;
+ * missing keys take CLIPTextConfig's defaults — ViT-B/32 sizes and eos_token_id 2, HF's legacy
+ * argmax pooling; unknown keys are ignored). IDS is an int32 or int64 .npy of token ids [B, T]
+ * (T ≤ max_position_embeddings, every row holding its eos); OUT is float32 [B, projection_dim].
  */
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import * as tf from "@tensorflow/tfjs";
@@ -21,6 +29,15 @@ import { schemaProblems } from "../pipeline/schema_problems.ts";
 import { BACKENDS, initBackend } from "../stages/backend/tf.ts";
 import { readRgb } from "../stages/data/image.ts";
 import { applyViT, loadSamEncoderWeights, type ViTConfig, vitVariables } from "../stages/model/vit.ts";
+import {
+  applyClipText,
+  type ClipTextConfig,
+  clipTextVariables,
+  eosPositions,
+  HIDDEN_ACTS,
+  LEGACY_EOS_TOKEN_ID,
+  loadClipTextWeights,
+} from "../stages/text/clip_text.ts";
 import { runTask, UsageError, writeAtomic } from "./_main.ts";
 
 const EncoderConfig = Schema.Struct({
@@ -44,11 +61,85 @@ const EncoderConfig = Schema.Struct({
   pixel_std: Schema.Array(Schema.Number).pipe(Schema.withDecodingDefaultKey(Effect.succeed([58.395, 57.12, 57.375]))),
 });
 
+const Size = (hfDefault: number) =>
+  Schema.Int.pipe(
+    Schema.check(Schema.isGreaterThanOrEqualTo(1)),
+    Schema.withDecodingDefaultKey(Effect.succeed(hfDefault)),
+  );
+
+/** CLIPTextConfig's keys, with its defaults (transformers configuration_clip.py). */
+const TextEncoderConfig = Schema.Struct({
+  vocab_size: Size(49408),
+  max_position_embeddings: Size(77),
+  hidden_size: Size(512),
+  num_attention_heads: Size(8),
+  num_hidden_layers: Size(12),
+  intermediate_size: Size(2048),
+  projection_dim: Size(512),
+  layer_norm_eps: Schema.Number.pipe(Schema.withDecodingDefaultKey(Effect.succeed(1e-5))),
+  hidden_act: Schema.Literals(HIDDEN_ACTS).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed("quick_gelu" as const)),
+  ),
+  eos_token_id: Schema.Int.pipe(
+    Schema.check(Schema.isGreaterThanOrEqualTo(0)),
+    Schema.withDecodingDefaultKey(Effect.succeed(2)),
+  ),
+});
+
 const fail = (message: string) => new UsageError({ message });
 const read = (path: string, flag: string) =>
   Effect.tryPromise({
     try: () => Deno.readFile(path),
     catch: (e) => fail(`${flag}: cannot read ${path} (${e instanceof Error ? e.message : e})`),
+  });
+
+/** Reads a JSON config file and decodes it with `schema`; problems are one `--config` line. */
+const readConfig = <S extends Schema.Top>(schema: S, path: string) =>
+  Effect.gen(function* () {
+    const text = new TextDecoder().decode(yield* read(path, "--config"));
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: () => fail(`--config ${path}: not valid JSON`),
+    });
+    return yield* Schema.decodeUnknownEffect(schema)(json, { errors: "all" }).pipe(
+      Effect.mapError((e) => fail(`--config ${path}: ${schemaProblems(e, json).join("; ")}`)),
+    );
+  });
+
+/** Token ids [B, T] from an int32/int64 .npy, checked against the config: the ids, B and T. */
+const readTokenIds = (path: string, config: ClipTextConfig) =>
+  Effect.gen(function* () {
+    const bytes = yield* read(path, "--ids");
+    const bad = (reason: string) => fail(`--ids ${path}: ${reason}`);
+    const a = yield* Effect.try({
+      try: () => decodeNpy(bytes, path),
+      catch: (e) => fail(`--ids ${e instanceof Error ? e.message : e}`),
+    });
+    if (a.dtype !== "i4" && a.dtype !== "i8") {
+      return yield* bad(`expected int32 or int64 token ids, found dtype ${a.dtype}`);
+    }
+    const [B = 0, T = 0] = a.shape;
+    if (a.shape.length !== 2 || B < 1 || T < 1) {
+      return yield* bad(`expected token ids [B, T] with B, T ≥ 1, found shape (${a.shape.join(", ")})`);
+    }
+    if (T > config.max_position_embeddings) {
+      return yield* bad(`${T} tokens a row exceed max_position_embeddings ${config.max_position_embeddings}`);
+    }
+    const data = a.data;
+    if (!ArrayBuffer.isView(data)) return yield* bad("expected numeric token ids");
+    const outside = data.findIndex((id: number) => !(id >= 0 && id < config.vocab_size)); // before any int32 wrap-around
+    if (outside >= 0) {
+      const [row, column] = [Math.floor(outside / T), outside % T];
+      return yield* bad(
+        `id ${data[outside]} at [${row}, ${column}] is outside the vocabulary [0, ${config.vocab_size})`,
+      );
+    }
+    const ids = Int32Array.from(data); // [B·T]
+    const noEos = eosPositions(ids, T, config.eos_token_id).indexOf(-1);
+    if (config.eos_token_id !== LEGACY_EOS_TOKEN_ID && noEos >= 0) {
+      return yield* bad(`row ${noEos} holds no eos_token_id ${config.eos_token_id}, where the encoder pools`);
+    }
+    return { ids, B, T };
   });
 
 const image = Command.make("image", {
@@ -66,14 +157,7 @@ const image = Command.make("image", {
   ),
 }, (f) =>
   Effect.gen(function* () {
-    const configText = new TextDecoder().decode(yield* read(f.config, "--config"));
-    const json = yield* Effect.try({
-      try: () => JSON.parse(configText) as unknown,
-      catch: () => fail(`--config ${f.config}: not valid JSON`),
-    });
-    const c = yield* Schema.decodeUnknownEffect(EncoderConfig)(json, { errors: "all" }).pipe(
-      Effect.mapError((e) => fail(`--config ${f.config}: ${schemaProblems(e, json).join("; ")}`)),
-    );
+    const c = yield* readConfig(EncoderConfig, f.config);
     const { pixel_mean: mean, pixel_std: std, ...rest } = c;
     const config: ViTConfig = { ...rest, global_attn_indexes: [...rest.global_attn_indexes] };
     const file = yield* decodeSafetensors(yield* read(f.weights, "--weights")).pipe(
@@ -115,10 +199,48 @@ const image = Command.make("image", {
     ),
   );
 
+const text = Command.make("text", {
+  weights: Flag.String("weights").pipe(
+    Flag.withDescription("CLIPTextModelWithProjection or CLIPModel checkpoint as safetensors (HF names)"),
+  ),
+  config: Flag.String("config").pipe(Flag.withDescription("JSON with CLIPTextConfig's keys (others are ignored)")),
+  ids: Flag.String("ids").pipe(Flag.withDescription("Token ids: int32 or int64 .npy [B, T]")),
+  out: Flag.String("out").pipe(Flag.withDescription("Output .npy: float32 [B, projection_dim]")),
+  backend: Flag.Literals("backend", BACKENDS).pipe(
+    Flag.withDescription("tfjs backend (default cpu: the numerical reference)"),
+    Flag.withDefault("cpu" as const),
+  ),
+}, (f) =>
+  Effect.gen(function* () {
+    const config: ClipTextConfig = yield* readConfig(TextEncoderConfig, f.config);
+    const { ids, B, T } = yield* readTokenIds(f.ids, config);
+    const file = yield* decodeSafetensors(yield* read(f.weights, "--weights")).pipe(
+      Effect.mapError((e) => fail(`--weights ${f.weights}: ${e.reason}`)),
+    );
+    yield* initBackend(f.backend);
+    const params = yield* loadClipTextWeights(file.tensors, config).pipe(
+      Effect.mapError((e) =>
+        e._tag === "ClipTextConfigError"
+          ? fail(`--config ${f.config}: ${e.field}: ${e.reason}`)
+          : fail(`--weights ${f.weights}: ${e.message}`)
+      ),
+    );
+    const input = tf.tensor2d(ids, [B, T], "int32"); // [B, T]
+    const output = applyClipText(params, config, input); // [B, P]
+    const data = output.dataSync() as Float32Array;
+    tf.dispose([input, output, ...clipTextVariables(params)]);
+    yield* writeAtomic(f.out, encodeNpy(data, [B, config.projection_dim]));
+    yield* Console.log(`wrote ${f.out}: float32 [${B}, ${config.projection_dim}] (${f.backend})`);
+  })).pipe(
+    Command.withDescription(
+      "Encode token ids with a CLIP text encoder. Example: deno task encode text --weights clip.safetensors --config text_config.json --ids ids.npy --out text.npy",
+    ),
+  );
+
 if (import.meta.main) {
   runTask(
     Command.make("encode").pipe(
-      Command.withSubcommands([image]),
+      Command.withSubcommands([image, text]),
       Command.run({ version: "0.1.0" }),
       Effect.provide(NodeServices.layer),
     ),

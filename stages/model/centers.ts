@@ -27,14 +27,17 @@ export interface CenterParams<P extends tf.Tensor = tf.Variable> {
   readonly logLocality: P; // [1] log γ of the prior −γ·d²
 }
 
-// CenterNet's heat-map bias: sigmoid(−2.19) ≈ 0.1, so the focal loss starts small; γ = 1/(2·3²): σ ≈ 3 cells (12 px)
-const HEAD_BIAS = -2.19, LOCALITY = 1 / 18;
+// CenterNet's heat-map bias: sigmoid(−2.19) ≈ 0.1 everywhere, with small head weights (σ 0.01, as
+// FCOS/RetinaNet's classification heads) so that the focal loss starts small instead of at 10²–10³
+// and the clipped gradient of the first steps is not spent on the heat map alone;
+// γ = 1/(2·3²): σ ≈ 3 cells (12 px)
+const HEAD_BIAS = -2.19, HEAD_SIGMA = 0.01, LOCALITY = 1 / 18;
 
-export const initCenters = (init: Initializer, d: number): CenterParams => {
-  const head = initConv(init, 1, d, 1);
-  head.bias?.assign(tf.fill([1], HEAD_BIAS));
-  return { head, content: initLinear(init, d, d), logLocality: tf.variable(tf.fill([1], Math.log(LOCALITY)), true) };
-};
+export const initCenters = (init: Initializer, d: number): CenterParams => ({
+  head: { weight: init.truncNormal([1, 1, d, 1], HEAD_SIGMA), bias: tf.variable(tf.fill([1], HEAD_BIAS), true) },
+  content: initLinear(init, d, d),
+  logLocality: tf.variable(tf.fill([1], Math.log(LOCALITY)), true),
+});
 
 /** Centre logits of every stride-4 cell: [B, h, w] from mask features [B, h, w, D]. */
 export const centerLogits = (p: CenterParams<tf.Tensor>, maskFeatures: tf.Tensor4D): tf.Tensor3D =>

@@ -29,7 +29,7 @@ export interface DecoderConfig {
   readonly classes: number; // C (the no-object class is C)
 }
 
-interface AttentionParams<P extends tf.Tensor> {
+export interface AttentionParams<P extends tf.Tensor> {
   readonly q: LinearParams<P>;
   readonly k: LinearParams<P>;
   readonly v: LinearParams<P>;
@@ -63,7 +63,7 @@ export interface Prediction {
   readonly masks: tf.Tensor4D; // [B, Q, H/4, W/4] logits
 }
 
-const initAttention = (init: Initializer, d: number): AttentionParams<tf.Variable> => ({
+export const initAttention = (init: Initializer, d: number): AttentionParams<tf.Variable> => ({
   q: initLinear(init, d, d),
   k: initLinear(init, d, d),
   v: initLinear(init, d, d),
@@ -119,7 +119,7 @@ const sinePositions = (h: number, w: number, d: number): tf.Tensor2D => {
  * Multi-head attention with 2-D matmuls per head batch: queries [B, Lq, D], keys/values [B, Lk, D],
  * optional additive bias [B, Lq, Lk] (0 or −1e9) shared by the heads.
  */
-const attention = (
+export const attention = (
   p: AttentionParams<tf.Tensor>,
   q: tf.Tensor3D,
   k: tf.Tensor3D,
