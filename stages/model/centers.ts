@@ -15,7 +15,7 @@
  * → `proposalQueries` (differentiable gather + projection, constant positions, the prior).
  */
 import * as tf from "@tensorflow/tfjs";
-import { conv, type ConvParams, initConv, type Initializer, initLinear, linear, type LinearParams } from "./layers.ts";
+import { conv, type ConvParams, type Initializer, initLinear, linear, type LinearParams } from "./layers.ts";
 import { sineEncoding } from "./transformer_decoder.ts";
 
 /** The stride of the mask features, the centre heat map and its targets. */
