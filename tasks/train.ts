@@ -3,7 +3,8 @@
  * on a held-out split.
  *
  *   deno task train [--data SOURCE] [--preset tiny] [--steps N] [--batch B] [--seed S] [--lr X]
- *                   [--no-stem] [--queries learned|centers] [--backend wasm|cpu|webgpu|node] [--threads N]
+ *                   [--no-stem] [--queries learned|centers] [--row baseline|vl_fixed|vl_fixed_sim]
+ *                   [--backend wasm|cpu|webgpu|node] [--threads N]
  *                   [--out DIR] [--checkpoint-every N]
  *                   [--resume CHECKPOINT] [--explain] [--cache DIR]
  *
@@ -20,7 +21,7 @@ import { FileStore, Pipeline, Progress, Runner, Source, type Store } from "../mo
 import { BACKENDS, layer as backendLayer, TfBackend } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { continueTraining, trainBaseline, TrainingCheckpoints } from "../stages/model/stages.ts";
-import { defaultLearningRate, modelOf } from "../stages/model/train.ts";
+import { ABLATION_ROWS, defaultLearningRate, modelOf } from "../stages/model/train.ts";
 import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
 import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
 import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
@@ -73,6 +74,12 @@ const train = Command.make("train", {
     ),
     Flag.optional,
   ),
+  row: Flag.Literals("row", ABLATION_ROWS).pipe(
+    Flag.withDescription(
+      "The paper's ablation row: baseline (default), vl_fixed (+ a jointly trained text tower and L_fix on the class prompts), vl_fixed_sim (+ category tokens and SIM, L_cent)",
+    ),
+    Flag.withDefault("baseline" as const),
+  ),
   threads: Flag.Int("threads").pipe(
     Flag.withDescription(
       "Threads of the native BLAS on wasm (default: the library's own, one per core); tfjs-wasm's own kernels run on one thread under Deno",
@@ -123,6 +130,7 @@ const train = Command.make("train", {
       stem: !f.noStem,
       schedule: f.schedule,
       ...(queries === undefined ? {} : { queries }),
+      ...(f.row === "baseline" ? {} : { row: f.row }),
     };
     const resume = Option.getOrUndefined(f.resume);
     if (resume !== undefined && !(yield* Effect.promise(() => Deno.stat(resume).then((s) => s.isFile, () => false)))) {
@@ -163,7 +171,7 @@ const train = Command.make("train", {
           "",
           `- data: ${f.data}; preset ${f.preset} (${modelOf(config).queries} queries, ${
             config.stem ? "with" : "without"
-          } the stem); ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
+          } the stem; row ${f.row}); ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
           `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
             history.at(-1)?.step
           }; ${msPerStep.toFixed(0)} ms per step`,

@@ -60,7 +60,7 @@ Deno.test("deno task train: ablations --no-stem and --queries learned, --threads
     const ablations = ["--no-stem", "--queries", "learned", "--threads", "1"];
     const r = await train(...common, ...ablations, ...["--out", `${dir}/run`, "--cache", `${dir}/cache`]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /preset micro \(learned queries, without the stem\)/);
+    assert.match(r.stdout, /preset micro \(learned queries, without the stem; row baseline\)/);
     assert.match(r.stdout, /matrix products: (OpenBLAS \(.*\) via FFI, 1 threads|XNNPACK, 1 thread)/);
     const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(`${dir}/run/checkpoint.safetensors`)));
     const names = Object.keys(file.tensors).join(" ");
@@ -71,6 +71,26 @@ Deno.test("deno task train: ablations --no-stem and --queries learned, --threads
     const zero = await train("--threads", "0");
     assert.equal(zero.code, 1);
     assert.match(zero.stderr, /^error: --threads must be at least 1, found 0/);
+  }));
+
+Deno.test("deno task train --row vl_fixed_sim: text tower, projections and category tokens train and are saved; L_fix and L_cent logged", () =>
+  withTempDir(async (dir) => {
+    const common = ["--data", "synthetic:2", "--tiles", "6", "--preset", "micro", "--steps", "2", "--batch", "1"];
+    const r = await train(...common, "--row", "vl_fixed_sim", "--out", `${dir}/run`, "--cache", `${dir}/cache`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /preset micro \(centers queries, with the stem; row vl_fixed_sim\)/);
+    const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(`${dir}/run/checkpoint.safetensors`)));
+    for (const name of ["vl.text.token_embedding", "vl.visual.weight", "vl.textual.weight", "vl.sim.tokens"]) {
+      assert.ok(file.tensors[name] !== undefined, `${name} is saved`);
+    }
+    const metrics = JSON.parse(await Deno.readTextFile(`${dir}/run/metrics.json`));
+    for (const h of metrics.history as Array<{ fix: number; cent: number }>) {
+      assert.ok(h.fix > 0 && h.cent > 0, `L_fix ${h.fix}, L_cent ${h.cent}`);
+    }
+    assert.ok(metrics.validation.tiles > 0, "the held-out split is predicted with SIM");
+    const bad = await train("--row", "full");
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /row/);
   }));
 
 Deno.test("deno task train: Ctrl-C stops a long run promptly (exit 130), between steps", () =>

@@ -24,6 +24,13 @@ import {
 } from "./transformer_decoder.ts";
 import { applyPixelDecoder, initPixelDecoder, type PixelDecoderParams } from "./pixel_decoder.ts";
 import { applyViT, initViT, VIT_PRESETS, type ViTConfig, type ViTParams } from "./vit.ts";
+import { applySim, type SimOutput } from "./sim.ts";
+import {
+  initVisionLanguage,
+  simConfigOf,
+  type VisionLanguageConfig,
+  type VisionLanguageParams,
+} from "./vision_language.ts";
 
 export interface ModelConfig {
   readonly vit: ViTConfig;
@@ -34,6 +41,8 @@ export interface ModelConfig {
   readonly queries: "learned" | "centers";
   /** the stride of the predicted masks: Mask2Former's 4, or 2 (fine masks, needs the stem) */
   readonly maskStride: 2 | 4;
+  /** IVAAN's vision–language parts (text tower, alignment, SIM); absent = the baseline */
+  readonly vl?: VisionLanguageConfig;
   /** SAM's pixel normalisation */
   readonly pixelMean: readonly [number, number, number];
   readonly pixelStd: readonly [number, number, number];
@@ -45,12 +54,17 @@ export interface ModelParams<P extends tf.Tensor = tf.Variable> {
   readonly decoder: DecoderParams<P>;
   /** the centre head and query projection (`queries: "centers"` only) */
   readonly centers?: CenterParams<P>;
+  /** the vision–language parts (`vl` configs only) */
+  readonly vl?: VisionLanguageParams<P>;
 }
 
 /** Every decoder layer's predictions (the first before any layer) and, with centre queries, the centre logits. */
 export interface ModelOutput {
   readonly predictions: Prediction[];
   readonly centers?: tf.Tensor3D; // [B, H/4, W/4]
+  /** `vl` configs: the last layer's (SIM-enhanced) queries [B, Q, D] and SIM's dynamic tokens [B, (C+1)·k, D] */
+  readonly queries?: tf.Tensor3D;
+  readonly tokens?: tf.Tensor3D;
 }
 
 const SAM_MEAN = [123.675, 116.28, 103.53] as const, SAM_STD = [58.395, 57.12, 57.375] as const;
@@ -115,6 +129,7 @@ export const initModel = (config: ModelConfig, classes: number, seed: number): M
     pixelDecoder: initPixelDecoder(init, config.vit.out_chans, config.decoder.d, config.maskStride === 2),
     decoder: initDecoder(init, { ...config.decoder, classes }, config.queries === "learned"),
     ...(config.queries === "centers" ? { centers: initCenters(init, config.decoder.d) } : {}),
+    ...(config.vl === undefined ? {} : { vl: initVisionLanguage(init, config.vl, classes, config.decoder.d, seed) }),
   };
 };
 
@@ -129,11 +144,27 @@ export const applyModel = (
   const features = applyViT(params.vit, config.vit, x); // [B, H/16, W/16, D]
   const { maskFeatures, coarse, levels } = applyPixelDecoder(params.pixelDecoder, x, features, config.stem);
   const decoder = { ...config.decoder, classes };
-  if (config.queries === "learned") return { predictions: applyDecoder(params.decoder, decoder, levels, maskFeatures) };
+  // the vision–language configs keep the last queries (and run SIM on them) for the alignment losses
+  let last: Partial<SimOutput> = {};
+  const sim = config.vl === undefined ? undefined : simConfigOf(config.vl, classes, decoder.d);
+  const enhance = config.vl === undefined ? undefined : (queries: tf.Tensor3D) => {
+    if (sim !== undefined && params.vl?.sim === undefined) throw new RangeError("applyModel: SIM needs its parameters");
+    last = sim === undefined || params.vl?.sim === undefined ? { queries } : applySim(params.vl.sim, sim, queries);
+    return last.queries ?? queries;
+  };
+  const kept = (): Pick<ModelOutput, "queries" | "tokens"> => ({
+    ...(last.queries === undefined ? {} : { queries: last.queries }),
+    ...(last.tokens === undefined ? {} : { tokens: last.tokens }),
+  });
+  if (config.queries === "learned") {
+    const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, undefined, enhance);
+    return { predictions, ...kept() };
+  }
   if (params.centers === undefined) throw new RangeError("applyModel: centre queries need the centre parameters");
   const centers = centerLogits(params.centers, coarse); // [B, H/4, W/4]
   const peaks = selectPeaks(centers, decoder.queries);
   const maskSize = [maskFeatures.shape[1], maskFeatures.shape[2]] as const;
   const start = proposalQueries(params.centers, coarse, peaks, decoder.queries, maskSize);
-  return { predictions: applyDecoder(params.decoder, decoder, levels, maskFeatures, start), centers };
+  const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, start, enhance);
+  return { predictions, centers, ...kept() };
 };

@@ -19,7 +19,7 @@ import { type DatasetRef, datasetRefCodec, openDataset } from "../data/source.ts
 import * as tf from "@tensorflow/tfjs";
 import { namedTensors } from "./checkpoint.ts";
 import { MODEL_PRESETS } from "./model.ts";
-import { trainingCheckpoint, trainModel } from "./train.ts";
+import { ABLATION_ROWS, trainingCheckpoint, trainModel } from "./train.ts";
 
 export const TrainConfig = Schema.Struct({
   preset: Schema.Literals(["micro", "tiny", "vit_b", "vit_l", "vit_h"]).pipe(
@@ -37,6 +37,8 @@ export const TrainConfig = Schema.Struct({
   stem: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
   queries: Schema.optionalKey(Schema.Literals(["learned", "centers"])),
   schedule: Schema.Literals(["constant", "step"]).pipe(Schema.withDecodingDefaultKey(Effect.succeed("step" as const))),
+  /** the paper's ablation row (absent: the baseline) */
+  row: Schema.optionalKey(Schema.Literals(ABLATION_ROWS)),
 });
 export type TrainConfig = typeof TrainConfig.Type;
 
@@ -104,7 +106,9 @@ const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFil
                     const note =
                       `loss ${log.total.toFixed(2)} (cls ${log.class.toFixed(2)} bce ${log.mask.toFixed(2)} dice ${
                         log.dice.toFixed(2)
-                      }${log.center > 0 ? ` ctr ${log.center.toFixed(2)}` : ""}) ` +
+                      }${log.center > 0 ? ` ctr ${log.center.toFixed(2)}` : ""}${
+                        log.fix === undefined ? "" : ` fix ${log.fix.toFixed(2)}`
+                      }${log.cent === undefined || log.cent === 0 ? "" : ` cent ${log.cent.toFixed(2)}`}) ` +
                       `${(1 / perStep).toFixed(2)} steps/s ETA ${Math.floor(eta / 60)}m${
                         String(eta % 60).padStart(2, "0")
                       }s`;
@@ -135,7 +139,7 @@ const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFil
 /** Trains the baseline from scratch (its tile size is the preset's ViT img_size). */
 export const trainBaseline = Stage.make({
   name: "model.train",
-  version: 3, // 3: tiny starts its queries at predicted nucleus centres
+  version: 4, // 4: the centre head starts with small weights; uncertain points in candidate order
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec },
   output: safetensors,
@@ -146,7 +150,7 @@ export const trainBaseline = Stage.make({
 /** Continues a training run from one of its checkpoints up to `steps` (same config otherwise). */
 export const continueTraining = Stage.make({
   name: "model.train.continue",
-  version: 2, // 2: as model.train 3
+  version: 3, // 3: as model.train 4
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, checkpoint: fileRefCodec },
   output: safetensors,

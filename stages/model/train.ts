@@ -17,6 +17,7 @@ import { nanMean } from "../evaluation/pannuke.ts";
 import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./decoding.ts";
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
 import { batchOf, disposeBatch, trainStep } from "./train_step.ts";
+import { visionLanguagePreset } from "./vision_language.ts";
 
 export interface TrainConfig {
   readonly preset: keyof typeof MODEL_PRESETS;
@@ -37,7 +38,17 @@ export interface TrainConfig {
   readonly queries?: ModelConfig["queries"];
   /** the learning-rate schedule: constant, or Mask2Former's steps (×0.1 at 89 % and at 96 % of the steps) */
   readonly schedule: "constant" | "step";
+  /** the row of the paper's ablation (absent: the baseline); see `ABLATION_ROWS` */
+  readonly row?: AblationRow;
 }
+
+/**
+ * The rows of the paper's ablation that train today: the baseline (row 1), + fixed class prompts
+ * (L_fix, row 2), + SIM with category tokens (L_cent; rows 2 and 5 without the attribute prompts
+ * of rows 3–4, which need per-nucleus attribute labels in the training data — not wired yet).
+ */
+export const ABLATION_ROWS = ["baseline", "vl_fixed", "vl_fixed_sim"] as const;
+export type AblationRow = (typeof ABLATION_ROWS)[number];
 
 /** The learning rate of (1-based) `step`: Mask2Former's instance schedule scaled to `steps`, or constant. */
 export const scheduledRate = (config: Pick<TrainConfig, "learningRate" | "schedule" | "steps">, step: number) => {
@@ -52,11 +63,18 @@ export const defaultLearningRate = (preset: TrainConfig["preset"]): number =>
   preset === "micro" || preset === "tiny" ? 1e-3 : 1e-4;
 
 /** The model a training config describes: its preset with the config's ablations. */
-export const modelOf = (config: Pick<TrainConfig, "preset" | "stem" | "queries">): ModelConfig => {
+export const modelOf = (config: Pick<TrainConfig, "preset" | "stem" | "queries" | "row">): ModelConfig => {
   const preset = MODEL_PRESETS[config.preset];
   // fine masks are built on the stem: the ablation without it predicts at Mask2Former's stride 4
   const maskStride = config.stem ? preset.maskStride : 4;
-  return { ...preset, stem: config.stem, queries: config.queries ?? preset.queries, maskStride };
+  const row = config.row ?? "baseline";
+  return {
+    ...preset,
+    stem: config.stem,
+    queries: config.queries ?? preset.queries,
+    maskStride,
+    ...(row === "baseline" ? {} : { vl: visionLanguagePreset(row === "vl_fixed_sim") }),
+  };
 };
 
 export interface StepLog {
@@ -67,6 +85,9 @@ export interface StepLog {
   readonly dice: number;
   /** centre heat-map loss (0 for learned queries) */
   readonly center: number;
+  /** L_fix and L_cent (0 for the baseline; absent in histories written before them) */
+  readonly fix?: number;
+  readonly cent?: number;
   readonly ms: number;
 }
 
@@ -331,6 +352,7 @@ export const trainModel = async (
       clipNorm: config.clipNorm,
       loss: { points: config.points, seed: config.seed + step },
       weightCenter: 1,
+      classNames: ds.classes,
     });
     disposeBatch(batch);
     const log = {
@@ -340,6 +362,7 @@ export const trainModel = async (
       mask: parts.mask,
       dice: parts.dice,
       center: parts.center,
+      ...(model.vl === undefined ? {} : { fix: parts.fix, cent: parts.cent }),
       ms: performance.now() - started,
     };
     history.push(log);

@@ -7,9 +7,10 @@ import * as tf from "@tensorflow/tfjs";
 import type { Sample } from "../data/sample.ts";
 import { CENTER_STRIDE, centerFocalLoss, centerTargets } from "./centers.ts";
 import { parameterList } from "./layers.ts";
-import { type LossOptions, maskFormerLoss } from "./losses.ts";
+import { lossFromPlan, type LossOptions, planLoss } from "./losses.ts";
 import type { InstanceTargets } from "./matcher.ts";
 import { applyModel, type ModelConfig, type ModelParams } from "./model.ts";
+import { classPromptIds, classTextEmbeddings, matchedQueries, visionLanguageLoss } from "./vision_language.ts";
 
 export interface TrainOptions {
   readonly learningRate: number;
@@ -19,6 +20,8 @@ export interface TrainOptions {
   readonly loss: Partial<LossOptions>;
   /** weight of the centre heat-map focal loss (models with centre queries) */
   readonly weightCenter: number;
+  /** the dataset's class names: the class prompts of the vision–language configs */
+  readonly classNames?: ReadonlyArray<string>;
 }
 
 export const defaultTrainOptions: TrainOptions = {
@@ -70,13 +73,18 @@ export const batchOf = (samples: ReadonlyArray<Sample>): Batch => {
 
 export const disposeBatch = (b: Batch): void => tf.dispose([b.images, b.centers, ...b.targets.map((t) => t.masks)]);
 
-/** The loss parts of a step (plain numbers; `center` is 0 for models with learned queries). */
+/**
+ * The loss parts of a step (plain numbers; `center` is 0 for models with learned queries, `fix`
+ * and `cent` are 0 without the vision–language parts).
+ */
 export interface StepLosses {
   readonly total: number;
   readonly class: number;
   readonly mask: number;
   readonly dice: number;
   readonly center: number;
+  readonly fix: number;
+  readonly cent: number;
   readonly gradNorm: number;
 }
 
@@ -90,20 +98,24 @@ export const trainStep = (
   options: TrainOptions,
 ): StepLosses => {
   const variables = parameterList(params).filter((t): t is tf.Variable => t instanceof tf.Variable);
-  let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, gradNorm: 0 };
+  let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, cent: 0, gradNorm: 0 };
   tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
       const output = applyModel(params, config, classes, batch.images);
-      const loss = maskFormerLoss(output.predictions, batch.targets, options.loss);
+      const plan = planLoss(output.predictions, batch.targets, options.loss);
+      const loss = lossFromPlan(output.predictions, batch.targets, plan, options.loss);
       const center = output.centers === undefined ? tf.scalar(0) : centerFocalLoss(output.centers, batch.centers);
+      const vl = visionLanguage(params, config, options, batch, output, plan.layers.at(-1) ?? []);
       parts = {
         ...parts,
         class: loss.parts.class.dataSync()[0] as number,
         mask: loss.parts.mask.dataSync()[0] as number,
         dice: loss.parts.dice.dataSync()[0] as number,
         center: center.dataSync()[0] as number,
+        fix: vl.fix.dataSync()[0] as number,
+        cent: vl.cent.dataSync()[0] as number,
       };
-      return tf.add(loss.total, tf.mul(center, options.weightCenter)) as tf.Scalar;
+      return tf.addN([loss.total, tf.mul(center, options.weightCenter), vl.total]) as tf.Scalar;
     }, variables);
     parts.total = value.dataSync()[0] as number;
     // one read for the global norm rather than one per parameter
@@ -120,4 +132,22 @@ export const trainStep = (
     }
   });
   return parts;
+};
+
+/** The vision–language losses of a step (zeros for the baseline). */
+const visionLanguage = (
+  params: ModelParams,
+  config: ModelConfig,
+  options: TrainOptions,
+  batch: Batch,
+  output: ReturnType<typeof applyModel>,
+  lastLayer: Parameters<typeof matchedQueries>[0],
+) => {
+  if (config.vl === undefined || params.vl === undefined || output.queries === undefined) {
+    return { total: tf.scalar(0), fix: tf.scalar(0), cent: tf.scalar(0) };
+  }
+  if (options.classNames === undefined) throw new RangeError("trainStep: the vision–language losses need classNames");
+  const classText = classTextEmbeddings(params.vl, config.vl, classPromptIds(config.vl, options.classNames)); // [C, E]
+  const matched = matchedQueries(lastLayer, batch.targets, output.queries.shape[1]);
+  return visionLanguageLoss(params.vl, config.vl, classText, output.queries, matched, output.tokens);
 };

@@ -191,13 +191,17 @@ export interface StartingQueries {
   readonly maskPrior: tf.Tensor3D;
 }
 
-/** Runs the decoder; returns the predictions before the first layer and after every layer. */
+/**
+ * Runs the decoder; returns the predictions before the first layer and after every layer.
+ * `enhance` (IVAAN's SIM) transforms the last layer's queries before its prediction.
+ */
 export const applyDecoder = (
   p: DecoderParams<tf.Tensor>,
   c: DecoderConfig,
   levels: ReadonlyArray<tf.Tensor4D>,
   maskFeatures: tf.Tensor4D,
   start?: StartingQueries,
+  enhance?: (queries: tf.Tensor3D) => tf.Tensor3D,
 ): Prediction[] => {
   const b = maskFeatures.shape[0];
   const memories = levels.map((lv, i) => {
@@ -229,6 +233,7 @@ export const applyDecoder = (
     const [, q, d] = queries.shape;
     const hidden = tf.relu(linear(tf.reshape(queries, [b * q, d]), lp.ffn1)); // [B·Q, F]
     queries = norm(tf.add(queries, tf.reshape(linear(hidden, lp.ffn2), [b, q, d])) as tf.Tensor3D, lp.ffnNorm); // [B, Q, D]
+    if (enhance !== undefined && l === p.layers.length - 1) queries = enhance(queries); // [B, Q, D]
     outputs.push(predict(p, queries, maskFeatures, prior));
   });
   return outputs;

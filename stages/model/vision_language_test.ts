@@ -1,0 +1,92 @@
+/**
+ * The vision–language parts wired into the model and the training step: prompt ids, the outputs
+ * SIM adds, the losses of a step, and that one step moves the text tower, the projections and the
+ * category tokens (the gradients reach them) without leaking tensors.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { Effect } from "effect";
+import { initBackend } from "../backend/tf.ts";
+import { syntheticSample } from "../data/synthetic.ts";
+import { SYNTHETIC_CLASSES } from "../data/synthetic.ts";
+import { WORD_SPECIALS } from "../text/tokenizer.ts";
+import { namedTensors } from "./checkpoint.ts";
+import { applyModel, initModel, MODEL_PRESETS, type ModelConfig } from "./model.ts";
+import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "./train_step.ts";
+import { classPromptIds, matchedQueries, visionLanguagePreset } from "./vision_language.ts";
+
+await Effect.runPromise(initBackend("wasm"));
+
+const withVl = (sim: boolean): ModelConfig => ({ ...MODEL_PRESETS.micro, vl: visionLanguagePreset(sim) });
+
+Deno.test("classPromptIds: one row per class, <sot> first, <eot> after the prompt's words, <pad> after", () => {
+  const ids = classPromptIds(visionLanguagePreset(false), ["neoplastic", "spindle-shaped"]);
+  // "a spindle - shaped nucleus": 5 words + <sot> + <eot>
+  assert.deepEqual(ids.shape, [2, 7]);
+  const rows = ids.arraySync();
+  assert.deepEqual(rows.map((r) => r[0]), [WORD_SPECIALS.sot, WORD_SPECIALS.sot]);
+  assert.deepEqual(rows.map((r) => r.indexOf(WORD_SPECIALS.eot)), [4, 6]);
+  assert.equal(rows[0]?.[5], WORD_SPECIALS.pad);
+  assert.notEqual(rows[0]?.[2], rows[1]?.[2], "the class words differ");
+  ids.dispose();
+});
+
+Deno.test("matchedQueries: flat rows b·Q + q and the matched nuclei's classes", () => {
+  const images = [
+    { queryIndex: Int32Array.of(1, 4), targetIndex: Int32Array.of(1, 0) },
+    { queryIndex: Int32Array.of(0), targetIndex: Int32Array.of(2) },
+  ];
+  const targets = [{ classes: Int32Array.of(3, 0) }, { classes: Int32Array.of(1, 1, 4) }];
+  const { rows, labels } = matchedQueries(images, targets, 8);
+  assert.deepEqual(Array.from(rows), [1, 4, 8]);
+  assert.deepEqual(Array.from(labels), [0, 3, 4]);
+});
+
+Deno.test("micro model with SIM: the last queries [B, Q, D] and dynamic tokens [B, (C+1)·k, D] come out", () => {
+  const config = withVl(true);
+  const params = initModel(config, 5, 1);
+  const images = tf.zeros([2, 64, 64, 3]) as tf.Tensor4D;
+  const shapes = tf.tidy(() => {
+    const o = applyModel(params, config, 5, images);
+    return { queries: o.queries?.shape, tokens: o.tokens?.shape, last: o.predictions.at(-1)?.logits.shape };
+  });
+  assert.deepEqual(shapes, { queries: [2, 8, 32], tokens: [2, 6 * 5, 32], last: [2, 8, 6] });
+  const noSim = withVl(false);
+  const plain = tf.tidy(() => {
+    const o = applyModel(initModel(noSim, 5, 1), noSim, 5, images);
+    return { queries: o.queries?.shape, tokens: o.tokens };
+  });
+  assert.deepEqual(plain, { queries: [2, 8, 32], tokens: undefined });
+  images.dispose();
+});
+
+Deno.test("a training step with fixed prompts and SIM: L_fix and L_cent are positive, the text tower, projections and tokens move, no tensor leaks", () => {
+  const config = withVl(true);
+  const params = initModel(config, 5, 2);
+  const batch = batchOf([syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })]);
+  const optimizer = tf.train.adam(1e-3);
+  const options = {
+    ...defaultTrainOptions,
+    learningRate: 1e-3,
+    loss: { points: 256 },
+    classNames: SYNTHETIC_CLASSES,
+  };
+  const watched = namedTensors(params.vl).filter(([name]) =>
+    ["text.token_embedding", "visual.weight", "textual.weight", "sim.tokens"].includes(name)
+  );
+  assert.equal(watched.length, 4);
+  const before = watched.map(([, t]) => t.dataSync().slice());
+  const first = trainStep(params, config, 5, optimizer, batch, options);
+  assert.ok(first.fix > 0 && Number.isFinite(first.fix), `L_fix ${first.fix}`);
+  assert.ok(first.cent > 0 && Number.isFinite(first.cent), `L_cent ${first.cent}`);
+  watched.forEach(([name, t], i) => {
+    const now = t.dataSync();
+    assert.ok(now.some((v, j) => v !== before[i]?.[j]), `${name} did not change`);
+  });
+  const count = tf.memory().numTensors;
+  for (let i = 0; i < 2; i++) trainStep(params, config, 5, optimizer, batch, options);
+  assert.equal(tf.memory().numTensors, count, "no tensor leaks across steps");
+  const baseline = trainStep(initModel(MODEL_PRESETS.micro, 5, 2), MODEL_PRESETS.micro, 5, optimizer, batch, options);
+  assert.deepEqual([baseline.fix, baseline.cent], [0, 0], "the baseline has no vision–language losses");
+  disposeBatch(batch);
+});
