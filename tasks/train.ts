@@ -3,7 +3,7 @@
  * on a held-out split.
  *
  *   deno task train [--data SOURCE] [--preset tiny] [--steps N] [--batch B] [--seed S] [--lr X]
- *                   [--no-stem] [--queries learned|centers] [--row baseline|vl_fixed|vl_fixed_sim]
+ *                   [--no-stem] [--queries learned|centers] [--row ROW]
  *                   [--backend wasm|cpu|webgpu|node] [--threads N]
  *                   [--out DIR] [--checkpoint-every N]
  *                   [--resume CHECKPOINT] [--explain] [--cache DIR]
@@ -20,8 +20,9 @@ import { encodeSafetensors, type TensorFile } from "../pipeline/codec/safetensor
 import { FileStore, Pipeline, Progress, Runner, Source, type Store } from "../mod.ts";
 import { BACKENDS, layer as backendLayer, TfBackend } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
-import { continueTraining, trainBaseline, TrainingCheckpoints } from "../stages/model/stages.ts";
-import { ABLATION_ROWS, defaultLearningRate, modelOf } from "../stages/model/train.ts";
+import { continueTraining, trainBaseline, TrainingCheckpoints, trainWithAttributes } from "../stages/model/stages.ts";
+import { ABLATION_ROWS, attributeBinning, defaultLearningRate, modelOf } from "../stages/model/train.ts";
+import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
 import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
 import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
 import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
@@ -76,7 +77,7 @@ const train = Command.make("train", {
   ),
   row: Flag.Literals("row", ABLATION_ROWS).pipe(
     Flag.withDescription(
-      "The paper's ablation row: baseline (default), vl_fixed (+ a jointly trained text tower and L_fix on the class prompts), vl_fixed_sim (+ category tokens and SIM, L_cent)",
+      "The paper's ablation row, each adding to the one before: baseline (default); vl_fixed (+ a jointly trained text tower, L_fix on the class prompts); vl_attr_quantile / vl_attr_entropy (+ L_attr on attribute words from quantile / entropy bins fitted on the data); sim (+ category tokens and SIM, L_cent)",
     ),
     Flag.withDefault("baseline" as const),
   ),
@@ -196,7 +197,24 @@ const train = Command.make("train", {
         );
       });
     const heldout = { inputs: { dataset: "dataset", checkpoint: "checkpoint" }, config } as const;
-    yield* resume === undefined
+    const binning = attributeBinning(config.row);
+    if (binning !== undefined && resume !== undefined) {
+      return yield* new UsageError({ message: `--resume: not yet available for --row ${f.row} (attribute prompts)` });
+    }
+    yield* binning !== undefined
+      ? execute(
+        // the attribute chain of `deno task attributes`, shared through the cache
+        data.node("features", maskFeaturesStage, { inputs: { dataset: "dataset" } })
+          .node("selection", attributeSelection, { inputs: { table: "features" } })
+          .node("bins", attributeBins, {
+            inputs: { table: "features", selection: "selection" },
+            config: { method: binning },
+          })
+          .node("words", attributeWords, { inputs: { fit: "bins" } })
+          .node("checkpoint", trainWithAttributes, { inputs: { dataset: "dataset", words: "words" }, config })
+          .node("heldout", heldoutPredictions, heldout),
+      )
+      : resume === undefined
       ? execute(
         data.node("checkpoint", trainBaseline, { inputs: { dataset: "dataset" }, config })
           .node("heldout", heldoutPredictions, heldout),

@@ -20,6 +20,9 @@ import * as tf from "@tensorflow/tfjs";
 import { namedTensors } from "./checkpoint.ts";
 import { MODEL_PRESETS } from "./model.ts";
 import { ABLATION_ROWS, trainingCheckpoint, trainModel } from "./train.ts";
+import { json } from "../../pipeline/codec/json.ts";
+import { AttributeWords } from "../attributes/stages.ts";
+import type { FittedAttribute } from "./attribute_labels.ts";
 
 export const TrainConfig = Schema.Struct({
   preset: Schema.Literals(["micro", "tiny", "vit_b", "vit_l", "vit_h"]).pipe(
@@ -80,7 +83,12 @@ export class TrainingCheckpoints extends Context.Service<TrainingCheckpoints, {
 }
 
 /** Trains (or continues) and returns the final checkpoint with the validation metrics in its metadata. */
-const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFile | undefined) =>
+const runTraining = (
+  dataset: DatasetRef,
+  config: TrainConfig,
+  resume: TensorFile | undefined,
+  attributes?: ReadonlyArray<FittedAttribute>,
+) =>
   Effect.acquireUseRelease(
     Effect.tryPromise({ try: () => openDataset(dataset), catch: failure }),
     (ds) =>
@@ -96,6 +104,7 @@ const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFil
                 const full = { ...config, size };
                 const result = await trainModel(ds, full, {
                   ...(resume === undefined ? {} : { resume }),
+                  ...(attributes === undefined ? {} : { attributes }),
                   signal,
                   checkpointEvery: checkpoints.every,
                   onCheckpoint: checkpoints.save,
@@ -108,7 +117,9 @@ const runTraining = (dataset: DatasetRef, config: TrainConfig, resume: TensorFil
                         log.dice.toFixed(2)
                       }${log.center > 0 ? ` ctr ${log.center.toFixed(2)}` : ""}${
                         log.fix === undefined ? "" : ` fix ${log.fix.toFixed(2)}`
-                      }${log.cent === undefined || log.cent === 0 ? "" : ` cent ${log.cent.toFixed(2)}`}) ` +
+                      }${log.attr === undefined || log.attr === 0 ? "" : ` attr ${log.attr.toFixed(2)}`}${
+                        log.cent === undefined || log.cent === 0 ? "" : ` cent ${log.cent.toFixed(2)}`
+                      }) ` +
                       `${(1 / perStep).toFixed(2)} steps/s ETA ${Math.floor(eta / 60)}m${
                         String(eta % 60).padStart(2, "0")
                       }s`;
@@ -145,6 +156,20 @@ export const trainBaseline = Stage.make({
   output: safetensors,
   environment: backendTag,
   run: ({ dataset }, config) => runTraining(dataset, config, undefined),
+});
+
+/**
+ * Trains a row with attribute prompts (L_attr): as `model.train`, with the fitted attributes of
+ * the `attributes.words` stage as a second input, so the attribute chain is cached and shared.
+ */
+export const trainWithAttributes = Stage.make({
+  name: "model.train.attributes",
+  version: 1,
+  config: TrainConfig,
+  inputs: { dataset: datasetRefCodec, words: json(AttributeWords) },
+  output: safetensors,
+  environment: backendTag,
+  run: ({ dataset, words }, config) => runTraining(dataset, config, undefined, words.attributes),
 });
 
 /** Continues a training run from one of its checkpoints up to `steps` (same config otherwise). */

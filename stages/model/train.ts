@@ -18,6 +18,7 @@ import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./dec
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
 import { batchOf, disposeBatch, trainStep } from "./train_step.ts";
 import { visionLanguagePreset } from "./vision_language.ts";
+import { attributeLabels, attributePrompts, type FittedAttribute } from "./attribute_labels.ts";
 
 export interface TrainConfig {
   readonly preset: keyof typeof MODEL_PRESETS;
@@ -43,12 +44,17 @@ export interface TrainConfig {
 }
 
 /**
- * The rows of the paper's ablation that train today: the baseline (row 1), + fixed class prompts
- * (L_fix, row 2), + SIM with category tokens (L_cent; rows 2 and 5 without the attribute prompts
- * of rows 3–4, which need per-nucleus attribute labels in the training data — not wired yet).
+ * The rows of the paper's ablation that train today (each adds to the one before): the baseline
+ * (row 1); + a jointly trained text tower and fixed class prompts (L_fix, row 2); + attribute
+ * prompts from quantile bins (L_attr, row 3) or from the entropy bins (row 4); + category tokens
+ * and SIM (L_cent, row 5). Row 6 (feature fusion) is not wired in yet.
  */
-export const ABLATION_ROWS = ["baseline", "vl_fixed", "vl_fixed_sim"] as const;
+export const ABLATION_ROWS = ["baseline", "vl_fixed", "vl_attr_quantile", "vl_attr_entropy", "sim"] as const;
 export type AblationRow = (typeof ABLATION_ROWS)[number];
+
+/** How a row's attribute words are binned, or undefined when it has no attribute prompts. */
+export const attributeBinning = (row: AblationRow | undefined): "quantile" | "entropy" | undefined =>
+  row === "vl_attr_quantile" ? "quantile" : row === "vl_attr_entropy" || row === "sim" ? "entropy" : undefined;
 
 /** The learning rate of (1-based) `step`: Mask2Former's instance schedule scaled to `steps`, or constant. */
 export const scheduledRate = (config: Pick<TrainConfig, "learningRate" | "schedule" | "steps">, step: number) => {
@@ -73,7 +79,9 @@ export const modelOf = (config: Pick<TrainConfig, "preset" | "stem" | "queries" 
     stem: config.stem,
     queries: config.queries ?? preset.queries,
     maskStride,
-    ...(row === "baseline" ? {} : { vl: visionLanguagePreset(row === "vl_fixed_sim") }),
+    ...(row === "baseline"
+      ? {}
+      : { vl: visionLanguagePreset({ attributes: attributeBinning(row) !== undefined, sim: row === "sim" }) }),
   };
 };
 
@@ -85,8 +93,9 @@ export interface StepLog {
   readonly dice: number;
   /** centre heat-map loss (0 for learned queries) */
   readonly center: number;
-  /** L_fix and L_cent (0 for the baseline; absent in histories written before them) */
+  /** L_fix, L_attr and L_cent (absent for the baseline) */
   readonly fix?: number;
+  readonly attr?: number;
   readonly cent?: number;
   readonly ms: number;
 }
@@ -182,6 +191,8 @@ export interface TrainHooks {
   readonly checkpointEvery?: number;
   /** stops the run between steps once aborted (Ctrl-C) */
   readonly signal?: AbortSignal;
+  /** the fitted attributes (`attributes.words`): rows with attribute prompts need them */
+  readonly attributes?: ReadonlyArray<FittedAttribute>;
 }
 
 const OPTIMIZER = "optimizer/";
@@ -271,6 +282,10 @@ export const trainModel = async (
 }> => {
   const model = modelOf(config);
   const classes = ds.classes.length;
+  const attributes = model.vl?.attributes === true ? hooks.attributes : undefined;
+  if (model.vl?.attributes === true && (attributes === undefined || attributes.length === 0)) {
+    throw new RangeError(`row ${config.row}: attribute prompts need the fitted attributes (attributes.words)`);
+  }
   const params = initModel(model, classes, config.seed);
   const split = await splitDataset(ds, config);
   if (split.train.length === 0) throw new RangeError("training split is empty: the dataset needs more tiles");
@@ -342,7 +357,12 @@ export const trainModel = async (
         `tile ${small.id} is ${small.height}×${small.width}, smaller than the training size ${config.size}`,
       );
     }
-    const batch = batchOf(picked);
+    // attributes are measured on the tiles as the model sees them (after crop and jitter)
+    const labels = attributes === undefined ? undefined : {
+      labels: picked.map((s) => attributeLabels(attributes, s)),
+      candidates: attributes.map((a) => a.scale.length),
+    };
+    const batch = batchOf(picked, labels);
     const rate = scheduledRate(config, step);
     // read by applyGradients (protected in tfjs's types); depends on the step only, so resume stays exact
     optimizer["learningRate"] = rate;
@@ -353,6 +373,7 @@ export const trainModel = async (
       loss: { points: config.points, seed: config.seed + step },
       weightCenter: 1,
       classNames: ds.classes,
+      ...(attributes === undefined ? {} : { attributePrompts: attributePrompts(attributes) }),
     });
     disposeBatch(batch);
     const log = {
@@ -362,7 +383,7 @@ export const trainModel = async (
       mask: parts.mask,
       dice: parts.dice,
       center: parts.center,
-      ...(model.vl === undefined ? {} : { fix: parts.fix, cent: parts.cent }),
+      ...(model.vl === undefined ? {} : { fix: parts.fix, attr: parts.attr, cent: parts.cent }),
       ms: performance.now() - started,
     };
     history.push(log);

@@ -10,7 +10,13 @@ import { parameterList } from "./layers.ts";
 import { lossFromPlan, type LossOptions, planLoss } from "./losses.ts";
 import type { InstanceTargets } from "./matcher.ts";
 import { applyModel, type ModelConfig, type ModelParams } from "./model.ts";
-import { classPromptIds, classTextEmbeddings, matchedQueries, visionLanguageLoss } from "./vision_language.ts";
+import {
+  type AttributeBatch,
+  matchedQueries,
+  promptIds,
+  textEmbeddings,
+  visionLanguageLoss,
+} from "./vision_language.ts";
 
 export interface TrainOptions {
   readonly learningRate: number;
@@ -22,6 +28,8 @@ export interface TrainOptions {
   readonly weightCenter: number;
   /** the dataset's class names: the class prompts of the vision–language configs */
   readonly classNames?: ReadonlyArray<string>;
+  /** each fitted attribute's candidate prompts (`a {word} nucleus`, scale order), for L_attr */
+  readonly attributePrompts?: ReadonlyArray<ReadonlyArray<string>>;
 }
 
 export const defaultTrainOptions: TrainOptions = {
@@ -37,19 +45,37 @@ export interface Batch {
   readonly images: tf.Tensor4D;
   readonly targets: ReadonlyArray<InstanceTargets>;
   readonly centers: tf.Tensor3D; // [B, H/4, W/4] CenterNet heat map of the kept instances
+  /** per image, the attribute labels of its targets (L_attr) */
+  readonly attributes?: AttributeBatch;
+}
+
+/** Per sample, instance id → `[A]` attribute scale indices; and each attribute's candidate count. */
+export interface SampleAttributes {
+  readonly labels: ReadonlyArray<ReadonlyMap<number, Int32Array>>;
+  readonly candidates: ReadonlyArray<number>;
 }
 
 /** Builds a batch from samples of one size (class −1 nuclei are left out of the targets). */
-export const batchOf = (samples: ReadonlyArray<Sample>): Batch => {
+export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttributes): Batch => {
   const [h, w] = [samples[0]?.height ?? 0, samples[0]?.width ?? 0];
   const pixels = new Float32Array(samples.length * h * w * 3);
   samples.forEach((s, i) => pixels.set(s.image, i * h * w * 3));
   const [ch, cw] = [Math.ceil(h / CENTER_STRIDE), Math.ceil(w / CENTER_STRIDE)];
   const centers = new Float32Array(samples.length * ch * cw);
+  const A = attributes?.candidates.length ?? 0;
+  const attributeLabels: Int32Array[] = [];
   const targets = samples.map((s, i) => {
     const ids = Array.from({ length: s.classOf.length - 1 }, (_, k) => k + 1).filter((id) =>
       (s.classOf[id] as number) >= 0
     );
+    if (attributes !== undefined) {
+      const labels = new Int32Array(ids.length * A).fill(-1); // [N · A]
+      ids.forEach((id, k) => {
+        const known = attributes.labels[i]?.get(id);
+        if (known !== undefined) labels.set(known, k * A);
+      });
+      attributeLabels.push(labels);
+    }
     const masks = new Float32Array(ids.length * h * w);
     const slot = new Int32Array(s.classOf.length).fill(-1);
     ids.forEach((id, k) => (slot[id] = k));
@@ -68,6 +94,7 @@ export const batchOf = (samples: ReadonlyArray<Sample>): Batch => {
     images: tf.tensor4d(pixels, [samples.length, h, w, 3]),
     targets,
     centers: tf.tensor3d(centers, [samples.length, ch, cw]),
+    ...(attributes === undefined ? {} : { attributes: { labels: attributeLabels, candidates: attributes.candidates } }),
   };
 };
 
@@ -84,6 +111,7 @@ export interface StepLosses {
   readonly dice: number;
   readonly center: number;
   readonly fix: number;
+  readonly attr: number;
   readonly cent: number;
   readonly gradNorm: number;
 }
@@ -98,7 +126,7 @@ export const trainStep = (
   options: TrainOptions,
 ): StepLosses => {
   const variables = parameterList(params).filter((t): t is tf.Variable => t instanceof tf.Variable);
-  let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, cent: 0, gradNorm: 0 };
+  let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, attr: 0, cent: 0, gradNorm: 0 };
   tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
       const output = applyModel(params, config, classes, batch.images);
@@ -113,6 +141,7 @@ export const trainStep = (
         dice: loss.parts.dice.dataSync()[0] as number,
         center: center.dataSync()[0] as number,
         fix: vl.fix.dataSync()[0] as number,
+        attr: vl.attr.dataSync()[0] as number,
         cent: vl.cent.dataSync()[0] as number,
       };
       return tf.addN([loss.total, tf.mul(center, options.weightCenter), vl.total]) as tf.Scalar;
@@ -144,10 +173,25 @@ const visionLanguage = (
   lastLayer: Parameters<typeof matchedQueries>[0],
 ) => {
   if (config.vl === undefined || params.vl === undefined || output.queries === undefined) {
-    return { total: tf.scalar(0), fix: tf.scalar(0), cent: tf.scalar(0) };
+    return { total: tf.scalar(0), fix: tf.scalar(0), attr: tf.scalar(0), cent: tf.scalar(0) };
   }
   if (options.classNames === undefined) throw new RangeError("trainStep: the vision–language losses need classNames");
-  const classText = classTextEmbeddings(params.vl, config.vl, classPromptIds(config.vl, options.classNames)); // [C, E]
+  const attributes = config.vl.attributes ? options.attributePrompts : undefined;
+  if (config.vl.attributes && (attributes === undefined || batch.attributes === undefined)) {
+    throw new RangeError("trainStep: L_attr needs attribute prompts and the batch's attribute labels");
+  }
+  const ids = promptIds(config.vl, options.classNames, attributes ?? []); // [C + ΣM_a, T]
+  const text = textEmbeddings(params.vl, config.vl, ids); // [C + ΣM_a, E]
   const matched = matchedQueries(lastLayer, batch.targets, output.queries.shape[1]);
-  return visionLanguageLoss(params.vl, config.vl, classText, output.queries, matched, output.tokens);
+  const classes = options.classNames.length;
+  return visionLanguageLoss(
+    params.vl,
+    config.vl,
+    text,
+    classes,
+    output.queries,
+    matched,
+    output.tokens,
+    batch.attributes,
+  );
 };

@@ -16,8 +16,8 @@
  *
  * Gotchas: the class prompts are organ-free here (`a {class} nucleus`): the organ of an image is
  * not part of a sample yet. The word vocabulary comes from the class names, so a model is tied to
- * its dataset's class names (stored in the checkpoint metadata with the config). Attribute prompts
- * (L_attr) and feature fusion are not wired in yet.
+ * its dataset's class names (stored in the checkpoint metadata with the config). L_attr needs
+ * per-nucleus attribute labels (attribute_labels.ts); feature fusion is not wired in yet.
  */
 import * as tf from "@tensorflow/tfjs";
 import { classPrompt, imagePrompt } from "../text/prompts.ts";
@@ -29,7 +29,17 @@ import {
   initClipText,
 } from "../text/clip_text.ts";
 import { splitWords, wordTokenizer } from "../text/tokenizer.ts";
-import { categoryCentreLoss, embed, fixedPromptLoss, initProjection, type ProjectionParams, TAU } from "./alignment.ts";
+import {
+  attributeLoss,
+  type AttributeTarget,
+  categoryCentreLoss,
+  embed,
+  fixedPromptLoss,
+  initProjection,
+  type ProjectionParams,
+  TAU,
+  TAU_ATTR,
+} from "./alignment.ts";
 import type { Initializer } from "./layers.ts";
 import type { InstanceTargets, Match } from "./matcher.ts";
 import { initSim, type SimConfig, type SimParams } from "./sim.ts";
@@ -41,12 +51,16 @@ export interface VisionLanguageConfig {
   readonly embed: number;
   /** L_fix: matched queries against the class prompts */
   readonly fixedPrompts: boolean;
+  /** L_attr: matched queries against their nuclei's attribute words (needs attribute labels) */
+  readonly attributes: boolean;
   /** category tokens per class and SIM (with L_cent); absent = no SIM */
   readonly sim?: Omit<SimConfig, "classes" | "d">;
   /** loss weights (the paper: λ_CL 1 with λ_fix 1; λ_cent 2) and temperatures (τ 0.07, τ_CT 0.07) */
   readonly weightFix: number;
+  readonly weightAttr: number;
   readonly weightCent: number;
   readonly tau: number;
+  readonly tauAttr: number;
   readonly tauCent: number;
 }
 
@@ -59,15 +73,21 @@ export interface VisionLanguageParams<P extends tf.Tensor = tf.Variable> {
   readonly sim?: SimParams<P>;
 }
 
-/** The paper's settings for rows "vl_fixed" (no SIM) and "sim" (k = 5 tokens per class). */
-export const visionLanguagePreset = (sim: boolean): VisionLanguageConfig => ({
+/**
+ * The paper's settings (λ_fix 1, λ_attr 0.3, λ_cent 2; τ 0.07, τ_attr 0.15, τ_CT 0.07; k = 5
+ * category tokens per class) with the given parts on.
+ */
+export const visionLanguagePreset = (parts: { attributes: boolean; sim: boolean }): VisionLanguageConfig => ({
   text: CLIP_TEXT_PRESETS.tiny,
   embed: 128,
   fixedPrompts: true,
-  ...(sim ? { sim: { k: 5, heads: 4 } } : {}),
+  attributes: parts.attributes,
+  ...(parts.sim ? { sim: { k: 5, heads: 4 } } : {}),
   weightFix: 1,
+  weightAttr: 0.3,
   weightCent: 2,
   tau: TAU,
+  tauAttr: TAU_ATTR,
   tauCent: TAU,
 });
 
@@ -92,12 +112,16 @@ export const initVisionLanguage = (
 };
 
 /**
- * Token ids `[C, T]` of the class prompts, from a word vocabulary of every prompt family the
- * class names make (class and image-level prompts); throws when the vocabulary outgrows the text
- * tower's embedding table.
+ * Token ids `[C + ΣM_a, T]` of the class prompts, then every attribute's candidate prompts, from a
+ * word vocabulary of every prompt family the names make (class, image-level and attribute
+ * prompts); throws when the vocabulary outgrows the text tower's embedding table.
  */
-export const classPromptIds = (c: VisionLanguageConfig, classNames: ReadonlyArray<string>): tf.Tensor2D => {
-  const prompts = classNames.map((name) => classPrompt(name, ""));
+export const promptIds = (
+  c: VisionLanguageConfig,
+  classNames: ReadonlyArray<string>,
+  attributePrompts: ReadonlyArray<ReadonlyArray<string>> = [],
+): tf.Tensor2D => {
+  const prompts = [...classNames.map((name) => classPrompt(name, "")), ...attributePrompts.flat()];
   const tokenizer = wordTokenizer([...prompts, imagePrompt(classNames)]);
   if (tokenizer.vocabSize > c.text.vocab_size) {
     throw new RangeError(
@@ -107,20 +131,29 @@ export const classPromptIds = (c: VisionLanguageConfig, classNames: ReadonlyArra
   const length = Math.min(c.text.max_position_embeddings, 2 + Math.max(...prompts.map((p) => splitWords(p).length)));
   const ids = new Int32Array(prompts.length * length);
   prompts.forEach((p, i) => ids.set(tokenizer.encode(p, length).ids, i * length));
-  return tf.tensor2d(ids, [prompts.length, length], "int32"); // [C, T]
+  return tf.tensor2d(ids, [prompts.length, length], "int32"); // [C + ΣM_a, T]
 };
 
-/** The normalised class-text embeddings T `[C, E]`. */
-export const classTextEmbeddings = (
+/** Token ids `[C, T]` of the class prompts alone. */
+export const classPromptIds = (c: VisionLanguageConfig, classNames: ReadonlyArray<string>): tf.Tensor2D =>
+  promptIds(c, classNames);
+
+/** The normalised text embeddings `[rows, E]` of prompt ids `[rows, T]`. */
+export const textEmbeddings = (
   p: VisionLanguageParams<tf.Tensor>,
   c: VisionLanguageConfig,
   ids: tf.Tensor2D,
 ): tf.Tensor2D => embed(applyClipText(p.text, c.text, ids), p.textual); // [C, E]
 
-/** The matched pairs of the last decoder layer: flat query rows `b·Q + q` and their nuclei's classes. */
+/**
+ * The matched pairs of the last decoder layer: flat query rows `b·Q + q`, their nuclei's classes,
+ * and which nucleus (image, target index) each one is.
+ */
 export interface MatchedQueries {
   readonly rows: Int32Array;
   readonly labels: Int32Array;
+  readonly images: Int32Array;
+  readonly targets: Int32Array;
 }
 
 /** The flat query rows and target classes of one decoder layer's matches (`images[b]`: image b's). */
@@ -129,39 +162,73 @@ export const matchedQueries = (
   targets: ReadonlyArray<Pick<InstanceTargets, "classes">>,
   queriesPerImage: number,
 ): MatchedQueries => {
-  const rows: number[] = [], labels: number[] = [];
+  const rows: number[] = [], labels: number[] = [], owners: number[] = [], nuclei: number[] = [];
   images.forEach((image, b) =>
     image.queryIndex.forEach((q, i) => {
+      const t = image.targetIndex[i] as number;
       rows.push(b * queriesPerImage + q);
-      labels.push(targets[b]?.classes[image.targetIndex[i] as number] as number);
+      labels.push(targets[b]?.classes[t] as number);
+      owners.push(b);
+      nuclei.push(t);
     })
   );
-  return { rows: Int32Array.from(rows), labels: Int32Array.from(labels) };
+  return {
+    rows: Int32Array.from(rows),
+    labels: Int32Array.from(labels),
+    images: Int32Array.from(owners),
+    targets: Int32Array.from(nuclei),
+  };
 };
 
-/** L_fix and L_cent, weighted; `queries` [B, Q, D] are the final (enhanced) queries, `tokens` SIM's dynamic ones. */
+/** Per image, `[N_b · A]` scale indices of its targets' attributes (−1 unknown), and the `A` candidate counts. */
+export interface AttributeBatch {
+  readonly labels: ReadonlyArray<Int32Array>;
+  readonly candidates: ReadonlyArray<number>;
+}
+
+/**
+ * L_CL = λ_fix·L_fix + λ_attr·L_attr and L_cent, weighted (λ_CL 1, λ_cent 2); `queries` [B, Q, D]
+ * are the final (enhanced) queries, `text` the embeddings of `promptIds` (class prompts first,
+ * then each attribute's candidates), `tokens` SIM's dynamic ones.
+ */
 export const visionLanguageLoss = (
   p: VisionLanguageParams<tf.Tensor>,
   c: VisionLanguageConfig,
-  classText: tf.Tensor2D,
+  text: tf.Tensor2D,
+  classes: number,
   queries: tf.Tensor3D,
   matched: MatchedQueries,
   tokens: tf.Tensor3D | undefined,
-): { total: tf.Scalar; fix: tf.Scalar; cent: tf.Scalar } =>
+  attributes?: AttributeBatch,
+): { total: tf.Scalar; fix: tf.Scalar; attr: tf.Scalar; cent: tf.Scalar } =>
   tf.tidy(() => {
     const [b, q, d] = queries.shape;
+    const classText = tf.slice(text, [0, 0], [classes, -1]) as tf.Tensor2D; // [C, E]
     const flat = tf.reshape(queries, [b * q, d]) as tf.Tensor2D; // [B·Q, D]
-    const fix = c.fixedPrompts
-      ? fixedPromptLoss(
-        embed(tf.gather(flat, tf.tensor1d(matched.rows, "int32")) as tf.Tensor2D, p.visual), // [N, E]
-        classText,
-        matched.labels,
-        c.tau,
-      )
-      : tf.scalar(0);
+    const v = embed(tf.gather(flat, tf.tensor1d(matched.rows, "int32")) as tf.Tensor2D, p.visual); // [N, E]
+    const fix = c.fixedPrompts ? fixedPromptLoss(v, classText, matched.labels, c.tau) : tf.scalar(0);
+    let attr: tf.Scalar = tf.scalar(0);
+    if (c.attributes && attributes !== undefined) {
+      const A = attributes.candidates.length;
+      let offset = classes;
+      const targets = attributes.candidates.map((m, a): AttributeTarget => {
+        const words = tf.slice(text, [offset, 0], [m, -1]) as tf.Tensor2D; // [M_a, E]
+        offset += m;
+        const positive = Int32Array.from(matched.rows, (_, i) => {
+          const image = attributes.labels[matched.images[i] as number];
+          return image?.[(matched.targets[i] as number) * A + a] ?? -1;
+        });
+        return { words, positive };
+      });
+      attr = attributeLoss(v, targets, c.tauAttr);
+    }
     const cent = tokens === undefined || c.sim === undefined
       ? tf.scalar(0)
       : categoryCentreLoss(tokens, classText, p.visual, c.sim.k, c.tauCent);
-    const total = tf.add(tf.mul(c.weightFix, fix), tf.mul(c.weightCent, cent)) as tf.Scalar;
-    return { total, fix, cent };
+    const total = tf.addN([
+      tf.mul(c.weightFix, fix),
+      tf.mul(c.weightAttr, attr),
+      tf.mul(c.weightCent, cent),
+    ]) as tf.Scalar;
+    return { total, fix, attr, cent };
   });

@@ -14,13 +14,18 @@ import { namedTensors } from "./checkpoint.ts";
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig } from "./model.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "./train_step.ts";
 import { classPromptIds, matchedQueries, visionLanguagePreset } from "./vision_language.ts";
+import { attributeLabels, attributePrompts, type FittedAttribute } from "./attribute_labels.ts";
+import { SCALES } from "../attributes/words.ts";
 
 await Effect.runPromise(initBackend("wasm"));
 
-const withVl = (sim: boolean): ModelConfig => ({ ...MODEL_PRESETS.micro, vl: visionLanguagePreset(sim) });
+const withVl = (sim: boolean, attributes = false): ModelConfig => ({
+  ...MODEL_PRESETS.micro,
+  vl: visionLanguagePreset({ attributes, sim }),
+});
 
 Deno.test("classPromptIds: one row per class, <sot> first, <eot> after the prompt's words, <pad> after", () => {
-  const ids = classPromptIds(visionLanguagePreset(false), ["neoplastic", "spindle-shaped"]);
+  const ids = classPromptIds(visionLanguagePreset({ attributes: false, sim: false }), ["neoplastic", "spindle-shaped"]);
   // "a spindle - shaped nucleus": 5 words + <sot> + <eot>
   assert.deepEqual(ids.shape, [2, 7]);
   const rows = ids.arraySync();
@@ -37,9 +42,10 @@ Deno.test("matchedQueries: flat rows b·Q + q and the matched nuclei's classes",
     { queryIndex: Int32Array.of(0), targetIndex: Int32Array.of(2) },
   ];
   const targets = [{ classes: Int32Array.of(3, 0) }, { classes: Int32Array.of(1, 1, 4) }];
-  const { rows, labels } = matchedQueries(images, targets, 8);
-  assert.deepEqual(Array.from(rows), [1, 4, 8]);
-  assert.deepEqual(Array.from(labels), [0, 3, 4]);
+  const matched = matchedQueries(images, targets, 8);
+  assert.deepEqual(Array.from(matched.rows), [1, 4, 8]);
+  assert.deepEqual(Array.from(matched.labels), [0, 3, 4]);
+  assert.deepEqual([Array.from(matched.images), Array.from(matched.targets)], [[0, 0, 1], [1, 0, 2]]);
 });
 
 Deno.test("micro model with SIM: the last queries [B, Q, D] and dynamic tokens [B, (C+1)·k, D] come out", () => {
@@ -89,4 +95,65 @@ Deno.test("a training step with fixed prompts and SIM: L_fix and L_cent are posi
   const baseline = trainStep(initModel(MODEL_PRESETS.micro, 5, 2), MODEL_PRESETS.micro, 5, optimizer, batch, options);
   assert.deepEqual([baseline.fix, baseline.cent], [0, 0], "the baseline has no vision–language losses");
   disposeBatch(batch);
+});
+
+// size from the equivalent diameter: ≤ 6 px small, ≤ 10 px medium, larger large
+const size: FittedAttribute = {
+  feature: "equivalent_diameter",
+  thresholds: [6, 10],
+  words: ["small", "medium", "large"],
+  scale: SCALES.size,
+};
+
+Deno.test("attributeLabels: each nucleus's word as its index in the family scale; prompts in scale order", () => {
+  // two nuclei: a 4×4 square (diameter √(16·4/π) ≈ 4.5 → small) and a 10×10 one (≈ 11.3 → large)
+  const [h, w] = [16, 16];
+  const instances = new Int32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (y >= 1 && y < 5 && x >= 1 && x < 5) instances[y * w + x] = 1;
+      if (y >= 5 && y < 15 && x >= 5 && x < 15) instances[y * w + x] = 2;
+    }
+  }
+  const sample = {
+    id: "t",
+    organ: "",
+    height: h,
+    width: w,
+    image: new Uint8Array(h * w * 3).fill(128),
+    instances,
+    classOf: Int32Array.of(-1, 0, 1),
+  };
+  const labels = attributeLabels([size], sample);
+  assert.deepEqual([...labels.entries()].map(([id, l]) => [id, Array.from(l)]), [[1, [1]], [2, [3]]]);
+  assert.deepEqual(attributePrompts([size]), [[
+    "a tiny nucleus",
+    "a small nucleus",
+    "a medium nucleus",
+    "a large nucleus",
+    "a huge nucleus",
+  ]]);
+});
+
+Deno.test("a training step with attribute prompts: L_attr is positive and finite; without labels it is an error", () => {
+  const config = withVl(false, true);
+  const params = initModel(config, 5, 3);
+  const samples = [syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })];
+  const labels = { labels: samples.map((s) => attributeLabels([size], s)), candidates: [5] };
+  const batch = batchOf(samples, labels);
+  assert.equal(batch.attributes?.labels.length, 2);
+  const optimizer = tf.train.adam(1e-3);
+  const options = {
+    ...defaultTrainOptions,
+    loss: { points: 256 },
+    classNames: SYNTHETIC_CLASSES,
+    attributePrompts: attributePrompts([size]),
+  };
+  const parts = trainStep(params, config, 5, optimizer, batch, options);
+  assert.ok(parts.attr > 0 && Number.isFinite(parts.attr), `L_attr ${parts.attr}`);
+  assert.equal(parts.cent, 0, "no SIM, no L_cent");
+  const plain = batchOf(samples);
+  assert.throws(() => trainStep(params, config, 5, optimizer, plain, options), /L_attr needs/);
+  disposeBatch(batch);
+  disposeBatch(plain);
 });
