@@ -4,7 +4,6 @@
  */
 const planned: Readonly<Record<string, string>> = {
   predict: "inference and outputs land with issue #8",
-  ablate: "the paper's ablation pipelines land with issue #7",
 };
 
 const name = Deno.args[0] ?? "";

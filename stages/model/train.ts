@@ -11,9 +11,7 @@ import type { TensorFile } from "../../pipeline/codec/safetensors.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { Dataset, Sample } from "../data/sample.ts";
 import { dominantClass, stratifiedSplit } from "../data/splits.ts";
-import { centroids, detectionScores, emptyPairing, pairImage } from "../evaluation/detection.ts";
-import { instanceMetrics } from "../evaluation/instance_metrics.ts";
-import { nanMean } from "../evaluation/pannuke.ts";
+import { type ScoredTile, scoreTiles } from "./scores.ts";
 import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./decoding.ts";
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
 import { batchOf, disposeBatch, trainStep } from "./train_step.ts";
@@ -108,6 +106,8 @@ export interface Validation {
   readonly detectionF1: number;
   readonly classF1: Record<string, number>;
   readonly meanClassF1: number;
+  /** PQ of each class's instances per tile, mean over the tiles holding the class */
+  readonly classPQ: Record<string, number>;
 }
 
 /** Square crops of `size` tiling a sample (the whole sample when it already has that size). */
@@ -139,7 +139,7 @@ export const predictTile = (
   return decoded;
 };
 
-/** Evaluates tiles: bPQ (binary PQ per tile, nan-mean), AJI (mean), detection and per-class F1. */
+/** Evaluates tiles (scores.ts): bPQ, AJI, detection and per-class F1, per-class PQ; NaN where undefined. */
 export const validate = (
   params: ModelParams<tf.Tensor>,
   config: ModelConfig,
@@ -147,28 +147,28 @@ export const validate = (
   tiles: ReadonlyArray<Sample>,
   decode: DecodeOptions = defaultDecodeOptions,
 ): Validation => {
-  const pqs: number[] = [], ajis: number[] = [];
-  const pairing = emptyPairing();
-  for (const s of tiles) {
+  const scored = tiles.map((s): ScoredTile => {
     const d = predictTile(params, config, classNames.length, s, decode);
-    const m = instanceMetrics(s.instances, d.instances);
-    pqs.push(m.pq);
-    ajis.push(m.aji);
-    pairImage(
-      centroids(s.instances, s.width, (id) => (s.classOf[id] as number) + 1),
-      centroids(d.instances, s.width, (id) => (d.classOf[id] as number) + 1),
-      pairing,
-    );
-  }
-  const det = detectionScores(pairing, { types: classNames.map((_, c) => c + 1) });
-  const classF1 = Object.fromEntries(classNames.map((n, c) => [n, det.typeF1.get(c + 1) as number]));
+    return {
+      width: s.width,
+      truth: s.instances,
+      truthClassOf: s.classOf,
+      prediction: d.instances,
+      predictionClassOf: d.classOf,
+    };
+  });
+  const r = scoreTiles(classNames, scored);
+  const nan = (x: number | null) => x ?? NaN;
+  const byClass = (m: Record<string, number | null>) =>
+    Object.fromEntries(classNames.map((n) => [n, nan(m[n] ?? null)]));
   return {
-    tiles: tiles.length,
-    bPQ: nanMean(pqs),
-    aji: nanMean(ajis),
-    detectionF1: det.f1,
-    classF1,
-    meanClassF1: nanMean(Object.values(classF1)),
+    tiles: r.tiles,
+    bPQ: nan(r.bPQ),
+    aji: nan(r.aji),
+    detectionF1: nan(r.detectionF1),
+    classF1: byClass(r.classF1),
+    meanClassF1: nan(r.meanClassF1),
+    classPQ: byClass(r.classPQ),
   };
 };
 
