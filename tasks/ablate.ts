@@ -89,8 +89,7 @@ const ablate = Command.make("ablate", {
   merge: mergeFlag,
   rows: Flag.String("rows").pipe(
     Flag.withDescription(
-      `Comma-separated rows of the paper's ablation (default all: ${ABLATION_ROWS.join(",")}); ` +
-        "row 6 (feature fusion) is not available yet",
+      `Comma-separated rows of the paper's ablation (default all: ${ABLATION_ROWS.join(",")})`,
     ),
     Flag.withDefault(ABLATION_ROWS.join(",")),
   ),
@@ -139,9 +138,7 @@ const ablate = Command.make("ablate", {
     const unknown = rows.find((r) => !(ABLATION_ROWS as readonly string[]).includes(r));
     if (unknown !== undefined) {
       return yield* fail(
-        `--rows: unknown row '${unknown}' (rows: ${ABLATION_ROWS.join(", ")}${
-          unknown === "full" ? "; row 6, feature fusion, is not available yet" : ""
-        })`,
+        `--rows: unknown row '${unknown}' (rows: ${ABLATION_ROWS.join(", ")})`,
       );
     }
     if (rows.length === 0 || new Set(rows).size !== rows.length) {

@@ -77,9 +77,15 @@ const train = Command.make("train", {
   ),
   row: Flag.Literals("row", ABLATION_ROWS).pipe(
     Flag.withDescription(
-      "The paper's ablation row, each adding to the one before: baseline (default); vl_fixed (+ a jointly trained text tower, L_fix on the class prompts); vl_attr_quantile / vl_attr_entropy (+ L_attr on attribute words from quantile / entropy bins fitted on the data); sim (+ category tokens and SIM, L_cent)",
+      "The paper's ablation row, each adding to the one before: baseline (default); vl_fixed (+ a jointly trained text tower, L_fix on the class prompts); vl_attr_quantile / vl_attr_entropy (+ L_attr on attribute words from quantile / entropy bins fitted on the data); sim (+ category tokens and SIM, L_cent); full (+ feature fusion of the image-level text)",
     ),
     Flag.withDefault("baseline" as const),
+  ),
+  fusionRule: Flag.Literals("fusion-rule", ["predicted", "all"] as const).pipe(
+    Flag.withDescription(
+      "Row full: which classes' image-level text the features attend to at inference — predicted (default: a presence head trained jointly) or all",
+    ),
+    Flag.optional,
   ),
   threads: Flag.Int("threads").pipe(
     Flag.withDescription(
@@ -132,7 +138,11 @@ const train = Command.make("train", {
       schedule: f.schedule,
       ...(queries === undefined ? {} : { queries }),
       ...(f.row === "baseline" ? {} : { row: f.row }),
+      ...(Option.isSome(f.fusionRule) ? { fusionRule: f.fusionRule.value } : {}),
     };
+    if (config.fusionRule !== undefined && config.row !== "full") {
+      return yield* new UsageError({ message: "--fusion-rule: only row full has feature fusion" });
+    }
     const resume = Option.getOrUndefined(f.resume);
     if (resume !== undefined && !(yield* Effect.promise(() => Deno.stat(resume).then((s) => s.isFile, () => false)))) {
       return yield* new UsageError({ message: `--resume: ${resume} is not a checkpoint file` });

@@ -35,10 +35,10 @@ Deno.test("deno task ablate: rows × seeds in one DAG → table, JSON and chart;
     assert.match(plan.stdout, /words\.entropy\s+hit/);
   }));
 
-Deno.test("deno task ablate: unknown rows, bad --set and row 6 are one clear line each", async () => {
-  const full = await ablate("--rows", "baseline,full");
-  assert.equal(full.code, 1);
-  assert.match(full.stderr, /^error: --rows: unknown row 'full' .*feature fusion, is not available yet/);
+Deno.test("deno task ablate: unknown rows and bad --set are one clear line each", async () => {
+  const unknown = await ablate("--rows", "baseline,everything");
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /^error: --rows: unknown row 'everything' \(rows: baseline, vl_fixed, .*, full\)/);
   const set = await ablate("--rows", "baseline", "--set", "vl_fixed.steps=3");
   assert.match(set.stderr, /^error: --set vl_fixed\.steps=3: row 'vl_fixed' is not among --rows/);
   const key = await ablate("--set", "baseline.depth=3");

@@ -73,27 +73,37 @@ Deno.test("deno task train: ablations --no-stem and --queries learned, --threads
     assert.match(zero.stderr, /^error: --threads must be at least 1, found 0/);
   }));
 
-Deno.test("deno task train --row sim: the attribute chain feeds training; text tower, projections and category tokens are saved; L_fix, L_attr and L_cent logged", () =>
+Deno.test("deno task train --row full: the attribute chain feeds training; text tower, projections, category tokens and fusion are saved; every loss part logged", () =>
   withTempDir(async (dir) => {
     const common = ["--data", "synthetic:2", "--tiles", "6", "--preset", "micro", "--steps", "2", "--batch", "1"];
-    const r = await train(...common, "--row", "sim", "--out", `${dir}/run`, "--cache", `${dir}/cache`);
+    const r = await train(...common, "--row", "full", "--out", `${dir}/run`, "--cache", `${dir}/cache`);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /preset micro \(centers queries, with the stem; row sim\)/);
+    assert.match(r.stdout, /preset micro \(centers queries, with the stem; row full\)/);
     const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(`${dir}/run/checkpoint.safetensors`)));
-    for (const name of ["vl.text.token_embedding", "vl.visual.weight", "vl.textual.weight", "vl.sim.tokens"]) {
+    for (
+      const name of [
+        "vl.text.token_embedding",
+        "vl.visual.weight",
+        "vl.textual.weight",
+        "vl.sim.tokens",
+        "vl.fusion.presence.weight",
+      ]
+    ) {
       assert.ok(file.tensors[name] !== undefined, `${name} is saved`);
     }
     const metrics = JSON.parse(await Deno.readTextFile(`${dir}/run/metrics.json`));
-    for (const h of metrics.history as Array<{ fix: number; attr: number; cent: number }>) {
-      assert.ok(h.fix > 0 && h.attr > 0 && h.cent > 0, `L_fix ${h.fix}, L_attr ${h.attr}, L_cent ${h.cent}`);
+    for (const h of metrics.history as Array<{ fix: number; attr: number; cent: number; presence: number }>) {
+      assert.ok(h.fix > 0 && h.attr > 0 && h.cent > 0 && h.presence > 0, JSON.stringify(h));
     }
     const plan = await train(...common, "--row", "vl_attr_quantile", "--cache", `${dir}/cache`, "--explain");
     assert.match(plan.stdout, /features\s+hit/, "the feature table is shared between rows");
     assert.match(plan.stdout, /bins\s+miss/, "quantile bins are another fit");
     assert.ok(metrics.validation.tiles > 0, "the held-out split is predicted with SIM");
-    const bad = await train("--row", "full");
+    const bad = await train("--row", "everything");
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /row/);
+    const rule = await train("--fusion-rule", "all");
+    assert.match(rule.stderr, /^error: --fusion-rule: only row full has feature fusion/);
   }));
 
 Deno.test("deno task train: Ctrl-C stops a long run promptly (exit 130), between steps", () =>

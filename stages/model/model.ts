@@ -25,7 +25,9 @@ import {
 import { applyPixelDecoder, initPixelDecoder, type PixelDecoderParams } from "./pixel_decoder.ts";
 import { applyViT, initViT, VIT_PRESETS, type ViTConfig, type ViTParams } from "./vit.ts";
 import { applySim, type SimOutput } from "./sim.ts";
+import { applyFusion, presenceLogits } from "./fusion.ts";
 import {
+  classSentences,
   initVisionLanguage,
   simConfigOf,
   type VisionLanguageConfig,
@@ -65,6 +67,14 @@ export interface ModelOutput {
   /** `vl` configs: the last layer's (SIM-enhanced) queries [B, Q, D] and SIM's dynamic tokens [B, (C+1)·k, D] */
   readonly queries?: tf.Tensor3D;
   readonly tokens?: tf.Tensor3D;
+  /** feature fusion: the multi-label head's presence logits [B, C] */
+  readonly presence?: tf.Tensor2D;
+}
+
+/** What the model may be told besides the images: the classes each image holds (training only). */
+export interface ModelInputs {
+  /** 0/1 [B·C]: the truth's classes per image, for feature fusion in training */
+  readonly present?: Float32Array;
 }
 
 const SAM_MEAN = [123.675, 116.28, 103.53] as const, SAM_STD = [58.395, 57.12, 57.375] as const;
@@ -139,10 +149,14 @@ export const applyModel = (
   config: ModelConfig,
   classes: number,
   images: tf.Tensor4D,
+  inputs: ModelInputs = {},
 ): ModelOutput => {
   const x = tf.div(tf.sub(images, [...config.pixelMean]), [...config.pixelStd]) as tf.Tensor4D; // [B, H, W, 3]
   const features = applyViT(params.vit, config.vit, x); // [B, H/16, W/16, D]
-  const { maskFeatures, coarse, levels } = applyPixelDecoder(params.pixelDecoder, x, features, config.stem);
+  const pixel = applyPixelDecoder(params.pixelDecoder, x, features, config.stem);
+  const { maskFeatures, coarse } = pixel;
+  const fused = fuseText(params, config, classes, pixel.levels, inputs);
+  const levels = fused.levels;
   const decoder = { ...config.decoder, classes };
   // the vision–language configs keep the last queries (and run SIM on them) for the alignment losses
   let last: Partial<SimOutput> = {};
@@ -158,7 +172,7 @@ export const applyModel = (
   });
   if (config.queries === "learned") {
     const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, undefined, enhance);
-    return { predictions, ...kept() };
+    return { predictions, ...kept(), ...fused.extra };
   }
   if (params.centers === undefined) throw new RangeError("applyModel: centre queries need the centre parameters");
   const centers = centerLogits(params.centers, coarse); // [B, H/4, W/4]
@@ -166,5 +180,34 @@ export const applyModel = (
   const maskSize = [maskFeatures.shape[1], maskFeatures.shape[2]] as const;
   const start = proposalQueries(params.centers, coarse, peaks, decoder.queries, maskSize);
   const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, start, enhance);
-  return { predictions, centers, ...kept() };
+  return { predictions, centers, ...kept(), ...fused.extra };
+};
+
+/**
+ * Feature fusion (fusion.ts) on the pixel decoder's levels, when the config has it: the truth's
+ * classes in training (rule `predicted`), the presence head's at inference, every class (rule `all`).
+ */
+const fuseText = (
+  params: ModelParams<tf.Tensor>,
+  config: ModelConfig,
+  classes: number,
+  levels: ReadonlyArray<tf.Tensor4D>,
+  inputs: ModelInputs,
+): { levels: ReadonlyArray<tf.Tensor4D>; extra: Pick<ModelOutput, "presence"> } => {
+  const fusion = config.vl?.fusion, p = params.vl?.fusion;
+  if (fusion === undefined || config.vl === undefined || params.vl === undefined) return { levels, extra: {} };
+  if (p === undefined) throw new RangeError("applyModel: feature fusion needs its parameters");
+  if (config.vl.classNames.length !== classes) {
+    throw new RangeError(
+      `applyModel: feature fusion needs the ${classes} class names, the config has ${config.vl.classNames.length}`,
+    );
+  }
+  const b = levels[0]?.shape[0] ?? 0;
+  const coarsest = levels[0] as tf.Tensor4D; // s32
+  const presence = presenceLogits(p, coarsest); // [B, C]
+  const present = fusion.rule === "all"
+    ? new Float32Array(b * classes).fill(1)
+    : inputs.present ?? Float32Array.from(presence.dataSync(), (logit) => (logit > 0 ? 1 : 0)); // σ > 0.5
+  const text = classSentences(params.vl, config.vl); // [C, P]
+  return { levels: applyFusion(p, config.decoder.heads, levels, text, present), extra: { presence } };
 };

@@ -42,6 +42,8 @@ export const TrainConfig = Schema.Struct({
   schedule: Schema.Literals(["constant", "step"]).pipe(Schema.withDecodingDefaultKey(Effect.succeed("step" as const))),
   /** the paper's ablation row (absent: the baseline) */
   row: Schema.optionalKey(Schema.Literals(ABLATION_ROWS)),
+  /** row full: the classes feature fusion reads at inference */
+  fusionRule: Schema.optionalKey(Schema.Literals(["predicted", "all"])),
 });
 export type TrainConfig = typeof TrainConfig.Type;
 

@@ -16,6 +16,7 @@ import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./dec
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
 import { batchOf, disposeBatch, trainStep } from "./train_step.ts";
 import { visionLanguagePreset } from "./vision_language.ts";
+import type { FusionRule } from "./fusion.ts";
 import { attributeLabels, attributePrompts, type FittedAttribute } from "./attribute_labels.ts";
 
 export interface TrainConfig {
@@ -39,20 +40,26 @@ export interface TrainConfig {
   readonly schedule: "constant" | "step";
   /** the row of the paper's ablation (absent: the baseline); see `ABLATION_ROWS` */
   readonly row?: AblationRow;
+  /** row `full`: which classes the fusion reads at inference (default: the presence head's) */
+  readonly fusionRule?: FusionRule;
 }
 
 /**
  * The rows of the paper's ablation that train today (each adds to the one before): the baseline
  * (row 1); + a jointly trained text tower and fixed class prompts (L_fix, row 2); + attribute
  * prompts from quantile bins (L_attr, row 3) or from the entropy bins (row 4); + category tokens
- * and SIM (L_cent, row 5). Row 6 (feature fusion) is not wired in yet.
+ * and SIM (L_cent, row 5); + feature fusion of the image-level text (row 6, `full`).
  */
-export const ABLATION_ROWS = ["baseline", "vl_fixed", "vl_attr_quantile", "vl_attr_entropy", "sim"] as const;
+export const ABLATION_ROWS = ["baseline", "vl_fixed", "vl_attr_quantile", "vl_attr_entropy", "sim", "full"] as const;
 export type AblationRow = (typeof ABLATION_ROWS)[number];
 
 /** How a row's attribute words are binned, or undefined when it has no attribute prompts. */
 export const attributeBinning = (row: AblationRow | undefined): "quantile" | "entropy" | undefined =>
-  row === "vl_attr_quantile" ? "quantile" : row === "vl_attr_entropy" || row === "sim" ? "entropy" : undefined;
+  row === "vl_attr_quantile"
+    ? "quantile"
+    : row === "vl_attr_entropy" || row === "sim" || row === "full"
+    ? "entropy"
+    : undefined;
 
 /** The learning rate of (1-based) `step`: Mask2Former's instance schedule scaled to `steps`, or constant. */
 export const scheduledRate = (config: Pick<TrainConfig, "learningRate" | "schedule" | "steps">, step: number) => {
@@ -67,7 +74,10 @@ export const defaultLearningRate = (preset: TrainConfig["preset"]): number =>
   preset === "micro" || preset === "tiny" ? 1e-3 : 1e-4;
 
 /** The model a training config describes: its preset with the config's ablations. */
-export const modelOf = (config: Pick<TrainConfig, "preset" | "stem" | "queries" | "row">): ModelConfig => {
+export const modelOf = (
+  config: Pick<TrainConfig, "preset" | "stem" | "queries" | "row" | "fusionRule">,
+  classNames: ReadonlyArray<string> = [],
+): ModelConfig => {
   const preset = MODEL_PRESETS[config.preset];
   // fine masks are built on the stem: the ablation without it predicts at Mask2Former's stride 4
   const maskStride = config.stem ? preset.maskStride : 4;
@@ -77,9 +87,13 @@ export const modelOf = (config: Pick<TrainConfig, "preset" | "stem" | "queries" 
     stem: config.stem,
     queries: config.queries ?? preset.queries,
     maskStride,
-    ...(row === "baseline"
-      ? {}
-      : { vl: visionLanguagePreset({ attributes: attributeBinning(row) !== undefined, sim: row === "sim" }) }),
+    ...(row === "baseline" ? {} : {
+      vl: visionLanguagePreset({
+        attributes: attributeBinning(row) !== undefined,
+        sim: row === "sim" || row === "full",
+        ...(row === "full" ? { fusion: config.fusionRule ?? "predicted" } : {}),
+      }, classNames),
+    }),
   };
 };
 
@@ -95,6 +109,8 @@ export interface StepLog {
   readonly fix?: number;
   readonly attr?: number;
   readonly cent?: number;
+  /** feature fusion's presence head (row full) */
+  readonly presence?: number;
   readonly ms: number;
 }
 
@@ -280,7 +296,7 @@ export const trainModel = async (
   validation: Validation;
   split: { train: number[]; val: number[] };
 }> => {
-  const model = modelOf(config);
+  const model = modelOf(config, ds.classes);
   const classes = ds.classes.length;
   const attributes = model.vl?.attributes === true ? hooks.attributes : undefined;
   if (model.vl?.attributes === true && (attributes === undefined || attributes.length === 0)) {
@@ -384,6 +400,7 @@ export const trainModel = async (
       dice: parts.dice,
       center: parts.center,
       ...(model.vl === undefined ? {} : { fix: parts.fix, attr: parts.attr, cent: parts.cent }),
+      ...(model.vl?.fusion === undefined ? {} : { presence: parts.presence }),
       ms: performance.now() - started,
     };
     history.push(log);

@@ -10,6 +10,7 @@ import { parameterList } from "./layers.ts";
 import { lossFromPlan, type LossOptions, planLoss } from "./losses.ts";
 import type { InstanceTargets } from "./matcher.ts";
 import { applyModel, type ModelConfig, type ModelParams } from "./model.ts";
+import { presenceOf } from "./fusion.ts";
 import {
   type AttributeBatch,
   matchedQueries,
@@ -113,6 +114,8 @@ export interface StepLosses {
   readonly fix: number;
   readonly attr: number;
   readonly cent: number;
+  /** feature fusion's presence head: binary cross-entropy against the truth's classes */
+  readonly presence: number;
   readonly gradNorm: number;
 }
 
@@ -126,10 +129,13 @@ export const trainStep = (
   options: TrainOptions,
 ): StepLosses => {
   const variables = parameterList(params).filter((t): t is tf.Variable => t instanceof tf.Variable);
-  let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, attr: 0, cent: 0, gradNorm: 0 };
+  let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, attr: 0, cent: 0, presence: 0, gradNorm: 0 };
   tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
-      const output = applyModel(params, config, classes, batch.images);
+      const present = config.vl?.fusion === undefined
+        ? {}
+        : { present: presenceOf(batch.targets.map((t) => t.classes), classes) };
+      const output = applyModel(params, config, classes, batch.images, present);
       const plan = planLoss(output.predictions, batch.targets, options.loss);
       const loss = lossFromPlan(output.predictions, batch.targets, plan, options.loss);
       const center = output.centers === undefined ? tf.scalar(0) : centerFocalLoss(output.centers, batch.centers);
@@ -142,6 +148,7 @@ export const trainStep = (
         center: center.dataSync()[0] as number,
         fix: vl.fix.dataSync()[0] as number,
         attr: vl.attr.dataSync()[0] as number,
+        presence: vl.presence.dataSync()[0] as number,
         cent: vl.cent.dataSync()[0] as number,
       };
       return tf.addN([loss.total, tf.mul(center, options.weightCenter), vl.total]) as tf.Scalar;
@@ -173,18 +180,19 @@ const visionLanguage = (
   lastLayer: Parameters<typeof matchedQueries>[0],
 ) => {
   if (config.vl === undefined || params.vl === undefined || output.queries === undefined) {
-    return { total: tf.scalar(0), fix: tf.scalar(0), attr: tf.scalar(0), cent: tf.scalar(0) };
+    return { total: tf.scalar(0), fix: tf.scalar(0), attr: tf.scalar(0), cent: tf.scalar(0), presence: tf.scalar(0) };
   }
-  if (options.classNames === undefined) throw new RangeError("trainStep: the vision–language losses need classNames");
+  const classNames = config.vl.classNames.length > 0 ? config.vl.classNames : options.classNames;
+  if (classNames === undefined) throw new RangeError("trainStep: the vision–language losses need classNames");
   const attributes = config.vl.attributes ? options.attributePrompts : undefined;
   if (config.vl.attributes && (attributes === undefined || batch.attributes === undefined)) {
     throw new RangeError("trainStep: L_attr needs attribute prompts and the batch's attribute labels");
   }
-  const ids = promptIds(config.vl, options.classNames, attributes ?? []); // [C + ΣM_a, T]
+  const ids = promptIds(config.vl, classNames, attributes ?? []); // [C + ΣM_a, T]
   const text = textEmbeddings(params.vl, config.vl, ids); // [C + ΣM_a, E]
   const matched = matchedQueries(lastLayer, batch.targets, output.queries.shape[1]);
-  const classes = options.classNames.length;
-  return visionLanguageLoss(
+  const classes = classNames.length;
+  const vl = visionLanguageLoss(
     params.vl,
     config.vl,
     text,
@@ -194,4 +202,13 @@ const visionLanguage = (
     output.tokens,
     batch.attributes,
   );
+  // the multi-label head of feature fusion learns which classes an image holds (rule `predicted`)
+  const fusion = config.vl.fusion;
+  const presence = fusion?.rule === "predicted" && output.presence !== undefined
+    ? tf.losses.sigmoidCrossEntropy(
+      tf.tensor2d(presenceOf(batch.targets.map((t) => t.classes), classes), output.presence.shape),
+      output.presence,
+    ) as tf.Scalar
+    : tf.scalar(0);
+  return { ...vl, total: tf.add(vl.total, tf.mul(fusion?.weightPresence ?? 0, presence)) as tf.Scalar, presence };
 };

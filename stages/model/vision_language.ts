@@ -20,7 +20,8 @@
  * per-nucleus attribute labels (attribute_labels.ts); feature fusion is not wired in yet.
  */
 import * as tf from "@tensorflow/tfjs";
-import { classPrompt, imagePrompt } from "../text/prompts.ts";
+import { attributePrompt, classPrompt, imagePrompt } from "../text/prompts.ts";
+import { SCALES } from "../attributes/words.ts";
 import {
   applyClipText,
   CLIP_TEXT_PRESETS,
@@ -43,6 +44,7 @@ import {
 import type { Initializer } from "./layers.ts";
 import type { InstanceTargets, Match } from "./matcher.ts";
 import { initSim, type SimConfig, type SimParams } from "./sim.ts";
+import { type FusionParams, type FusionRule, initFusion } from "./fusion.ts";
 
 export interface VisionLanguageConfig {
   /** the text tower (the `tiny` text preset: trained jointly, word vocabulary) */
@@ -55,6 +57,10 @@ export interface VisionLanguageConfig {
   readonly attributes: boolean;
   /** category tokens per class and SIM (with L_cent); absent = no SIM */
   readonly sim?: Omit<SimConfig, "classes" | "d">;
+  /** feature fusion of the image-level text (row 6) and what stands in for the truth at inference */
+  readonly fusion?: { readonly rule: FusionRule; readonly weightPresence: number };
+  /** the dataset's class names (the prompts' words); set when training starts */
+  readonly classNames: ReadonlyArray<string>;
   /** loss weights (the paper: λ_CL 1 with λ_fix 1; λ_cent 2) and temperatures (τ 0.07, τ_CT 0.07) */
   readonly weightFix: number;
   readonly weightAttr: number;
@@ -71,18 +77,24 @@ export interface VisionLanguageParams<P extends tf.Tensor = tf.Variable> {
   /** text embeddings [P] → [E] */
   readonly textual: ProjectionParams<P>;
   readonly sim?: SimParams<P>;
+  readonly fusion?: FusionParams<P>;
 }
 
 /**
  * The paper's settings (λ_fix 1, λ_attr 0.3, λ_cent 2; τ 0.07, τ_attr 0.15, τ_CT 0.07; k = 5
  * category tokens per class) with the given parts on.
  */
-export const visionLanguagePreset = (parts: { attributes: boolean; sim: boolean }): VisionLanguageConfig => ({
+export const visionLanguagePreset = (
+  parts: { attributes: boolean; sim: boolean; fusion?: FusionRule },
+  classNames: ReadonlyArray<string> = [],
+): VisionLanguageConfig => ({
   text: CLIP_TEXT_PRESETS.tiny,
   embed: 128,
   fixedPrompts: true,
   attributes: parts.attributes,
   ...(parts.sim ? { sim: { k: 5, heads: 4 } } : {}),
+  ...(parts.fusion === undefined ? {} : { fusion: { rule: parts.fusion, weightPresence: 1 } }),
+  classNames,
   weightFix: 1,
   weightAttr: 0.3,
   weightCent: 2,
@@ -108,31 +120,49 @@ export const initVisionLanguage = (
     visual: initProjection(init, d, c.embed),
     textual: initProjection(init, c.text.projection_dim, c.embed),
     ...(sim === undefined ? {} : { sim: initSim(init, sim) }),
+    ...(c.fusion === undefined ? {} : { fusion: initFusion(init, c.text.projection_dim, d, classes) }),
   };
 };
 
 /**
- * Token ids `[C + ΣM_a, T]` of the class prompts, then every attribute's candidate prompts, from a
- * word vocabulary of every prompt family the names make (class, image-level and attribute
- * prompts); throws when the vocabulary outgrows the text tower's embedding table.
+ * The word vocabulary of every prompt a dataset can make: its class and image-level prompts and the
+ * attribute prompts of every family scale (whichever attributes a fit selects), so a word keeps its
+ * id — and its embedding — across prompt families, rows and attribute fits.
  */
-export const promptIds = (
-  c: VisionLanguageConfig,
-  classNames: ReadonlyArray<string>,
-  attributePrompts: ReadonlyArray<ReadonlyArray<string>> = [],
-): tf.Tensor2D => {
-  const prompts = [...classNames.map((name) => classPrompt(name, "")), ...attributePrompts.flat()];
-  const tokenizer = wordTokenizer([...prompts, imagePrompt(classNames)]);
+const promptTokenizer = (c: VisionLanguageConfig, classNames: ReadonlyArray<string>) => {
+  const tokenizer = wordTokenizer([
+    ...classNames.map((name) => classPrompt(name, "")),
+    imagePrompt(classNames),
+    ...Object.values(SCALES).flat().map(attributePrompt),
+  ]);
   if (tokenizer.vocabSize > c.text.vocab_size) {
     throw new RangeError(
       `vision-language: the prompt vocabulary has ${tokenizer.vocabSize} words, the text tower ${c.text.vocab_size}`,
     );
   }
+  return tokenizer;
+};
+
+/** Token ids `[N, T]` of `prompts`, padded to the longest. */
+export const encodePrompts = (
+  c: VisionLanguageConfig,
+  classNames: ReadonlyArray<string>,
+  prompts: ReadonlyArray<string>,
+): tf.Tensor2D => {
+  const tokenizer = promptTokenizer(c, classNames);
   const length = Math.min(c.text.max_position_embeddings, 2 + Math.max(...prompts.map((p) => splitWords(p).length)));
   const ids = new Int32Array(prompts.length * length);
   prompts.forEach((p, i) => ids.set(tokenizer.encode(p, length).ids, i * length));
-  return tf.tensor2d(ids, [prompts.length, length], "int32"); // [C + ΣM_a, T]
+  return tf.tensor2d(ids, [prompts.length, length], "int32"); // [N, T]
 };
+
+/** Token ids `[C + ΣM_a, T]` of the class prompts, then every attribute's candidate prompts. */
+export const promptIds = (
+  c: VisionLanguageConfig,
+  classNames: ReadonlyArray<string>,
+  attributePrompts: ReadonlyArray<ReadonlyArray<string>> = [],
+): tf.Tensor2D =>
+  encodePrompts(c, classNames, [...classNames.map((name) => classPrompt(name, "")), ...attributePrompts.flat()]);
 
 /** Token ids `[C, T]` of the class prompts alone. */
 export const classPromptIds = (c: VisionLanguageConfig, classNames: ReadonlyArray<string>): tf.Tensor2D =>
@@ -232,3 +262,7 @@ export const visionLanguageLoss = (
     ]) as tf.Scalar;
     return { total, fix, attr, cent };
   });
+
+/** The image-level sentences `a photo of a {class} nuclei.` of every class, embedded: [C, P]. */
+export const classSentences = (p: VisionLanguageParams<tf.Tensor>, c: VisionLanguageConfig): tf.Tensor2D =>
+  applyClipText(p.text, c.text, encodePrompts(c, c.classNames, c.classNames.map((name) => imagePrompt([name])))); // [C, P]

@@ -157,3 +157,29 @@ Deno.test("a training step with attribute prompts: L_attr is positive and finite
   disposeBatch(batch);
   disposeBatch(plain);
 });
+
+Deno.test("a training step of row full (fusion, rule predicted): the presence head learns, fusion parameters move; inference needs no truth", () => {
+  const config: ModelConfig = {
+    ...MODEL_PRESETS.micro,
+    vl: visionLanguagePreset({ attributes: false, sim: true, fusion: "predicted" }, SYNTHETIC_CLASSES),
+  };
+  const params = initModel(config, 5, 4);
+  const batch = batchOf([syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })]);
+  const optimizer = tf.train.adam(1e-3);
+  const options = { ...defaultTrainOptions, loss: { points: 256 } };
+  const watched = namedTensors(params.vl?.fusion).filter(([name]) => ["presence.weight", "text.weight"].includes(name));
+  const before = watched.map(([, t]) => t.dataSync().slice());
+  const parts = trainStep(params, config, 5, optimizer, batch, options);
+  assert.ok(parts.presence > 0 && Number.isFinite(parts.presence), `presence BCE ${parts.presence}`);
+  watched.forEach(([name, t], i) => assert.ok(t.dataSync().some((v, j) => v !== before[i]?.[j]), `${name} moved`));
+  const shapes = tf.tidy(() => {
+    const o = applyModel(params, config, 5, batch.images); // no truth: the presence head decides
+    return { presence: o.presence?.shape, last: o.predictions.at(-1)?.masks.shape };
+  });
+  assert.deepEqual(shapes, { presence: [2, 5], last: [2, 8, 32, 32] });
+  const all = { ...config, vl: { ...config.vl!, fusion: { rule: "all" as const, weightPresence: 1 } } };
+  const count = tf.memory().numTensors;
+  trainStep(params, all, 5, optimizer, batch, options);
+  assert.equal(tf.memory().numTensors, count, "no leaks with fusion");
+  disposeBatch(batch);
+});
