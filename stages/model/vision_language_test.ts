@@ -13,7 +13,17 @@ import { WORD_SPECIALS } from "../text/tokenizer.ts";
 import { namedTensors } from "./checkpoint.ts";
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig } from "./model.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "./train_step.ts";
-import { classPromptIds, matchedQueries, visionLanguagePreset } from "./vision_language.ts";
+import {
+  classPromptIds,
+  matchedQueries,
+  promptIds,
+  textEmbeddings,
+  visionLanguageLoss,
+  visionLanguagePreset,
+} from "./vision_language.ts";
+import { planLoss } from "./losses.ts";
+import type { Match } from "./matcher.ts";
+import { type AblationRow, modelOf } from "./train.ts";
 import { attributeLabels, attributePrompts, type FittedAttribute } from "./attribute_labels.ts";
 import { SCALES } from "../attributes/words.ts";
 
@@ -182,4 +192,71 @@ Deno.test("a training step of row full (fusion, rule predicted): the presence he
   trainStep(params, all, 5, optimizer, batch, options);
   assert.equal(tf.memory().numTensors, count, "no leaks with fusion");
   disposeBatch(batch);
+});
+
+Deno.test("each row's model holds exactly its parts' parameters", () => {
+  const groups = (row: AblationRow) => {
+    const config = modelOf({ preset: "micro", stem: true, row }, SYNTHETIC_CLASSES);
+    const params = initModel(config, 5, 0);
+    const names = namedTensors(params).map(([n]) => n);
+    const has = (prefix: string) => names.some((n) => n.startsWith(prefix));
+    const out = ["vl.text.", "vl.visual.", "vl.textual.", "vl.sim.", "vl.fusion."].filter(has);
+    tf.dispose(namedTensors(params).map(([, t]) => t));
+    return out;
+  };
+  const text = ["vl.text.", "vl.visual.", "vl.textual."];
+  assert.deepEqual(groups("baseline"), []);
+  assert.deepEqual(groups("vl_fixed"), text);
+  assert.deepEqual(groups("vl_attr_quantile"), text);
+  assert.deepEqual(groups("vl_attr_entropy"), text);
+  assert.deepEqual(groups("sim"), [...text, "vl.sim."]);
+  assert.deepEqual(groups("full"), [...text, "vl.sim.", "vl.fusion."]);
+});
+
+Deno.test("finite differences through the whole micro model: L_fix + L_cent w.r.t. a category token and a word embedding", async () => {
+  await tf.setBackend("cpu");
+  try {
+    const config = withVl(true);
+    const params = initModel(config, 5, 5);
+    const batch = batchOf([syntheticSample(4, 0, { size: 64 })]);
+    const vl = params.vl!;
+    // the matching is a decision: fix it once, then differentiate the losses for those pairs
+    let plan: ReadonlyArray<Match> = [];
+    tf.tidy(() => {
+      const out = applyModel(params, config, 5, batch.images);
+      plan = planLoss(out.predictions, batch.targets, { points: 128 }).layers.at(-1) ?? [];
+    });
+    const ids = promptIds(config.vl!, SYNTHETIC_CLASSES);
+    const loss = (token: tf.Tensor, words: tf.Tensor): tf.Scalar => {
+      const p = {
+        ...params,
+        vl: { ...vl, sim: { ...vl.sim!, tokens: token }, text: { ...vl.text, token_embedding: words } },
+      };
+      const out = applyModel(p, config, 5, batch.images);
+      const text = textEmbeddings(p.vl, config.vl!, ids);
+      const matched = matchedQueries(plan, batch.targets, out.queries!.shape[1]);
+      return visionLanguageLoss(p.vl, config.vl!, text, 5, out.queries!, matched, out.tokens).total;
+    };
+    const [gTokens, gWords] = tf.grads(loss)([vl.sim!.tokens, vl.text.token_embedding]);
+    const check = (which: 0 | 1, index: number, analytic: number) => {
+      const eps = 1e-2;
+      const at = (delta: number) =>
+        tf.tidy(() => {
+          const base = [vl.sim!.tokens, vl.text.token_embedding][which] as tf.Tensor;
+          const bumped = tf.add(base, tf.mul(tf.oneHot(index, base.size).reshape(base.shape), delta));
+          return loss(which === 0 ? bumped : vl.sim!.tokens, which === 1 ? bumped : vl.text.token_embedding)
+            .dataSync()[0] as number;
+        });
+      const numeric = (at(eps) - at(-eps)) / (2 * eps);
+      assert.ok(Math.abs(numeric - analytic) <= 2e-2 * Math.max(1e-2, Math.abs(analytic)), `${numeric} vs ${analytic}`);
+      assert.ok(Math.abs(analytic) > 1e-6, "a gradient that is not zero");
+    };
+    const wordRow = ids.dataSync()[2] as number; // the first class word of the prompts
+    check(0, 3, gTokens!.dataSync()[3] as number);
+    check(1, wordRow * 128 + 5, gWords!.dataSync()[wordRow * 128 + 5] as number);
+    tf.dispose([gTokens!, gWords!, ids]);
+    disposeBatch(batch);
+  } finally {
+    await tf.setBackend("wasm");
+  }
 });
