@@ -51,6 +51,26 @@ export const initializer = (seed: number) => {
 };
 export type Initializer = ReturnType<typeof initializer>;
 
+/**
+ * Variables from tfjs's seeded truncated normal (one seed per call: `seed`, `seed + 1`, …), zeros
+ * and ones — the SAM encoder's and the CLIP text tower's initialisers, so that their parameters are
+ * deterministic in `seed` alone.
+ */
+export const seededVariables = (seed: number) => {
+  let nextSeed = seed;
+  const own = (t: tf.Tensor): tf.Variable => {
+    const v = tf.variable(t, true);
+    t.dispose();
+    return v;
+  };
+  return {
+    /** truncated normal N(0, std²) cut at 2σ */
+    normal: (shape: number[], std: number) => own(tf.truncatedNormal(shape, 0, std, "float32", nextSeed++)),
+    zeros: (shape: number[]) => own(tf.zeros(shape)),
+    ones: (shape: number[]) => own(tf.ones(shape)),
+  };
+};
+
 export const initLinear = (init: Initializer, nIn: number, nOut: number, bias = true): LinearParams => ({
   weight: init.truncNormal([nIn, nOut]),
   ...(bias ? { bias: init.zeros([nOut]) } : {}),

@@ -30,7 +30,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Data, Effect } from "effect";
 import type { HostTensor } from "../../pipeline/codec/safetensors.ts";
-import { gelu, layerNorm, linear, type LinearParams, type NormParams } from "./layers.ts";
+import { gelu, layerNorm, linear, type LinearParams, type NormParams, seededVariables } from "./layers.ts";
 
 /** Hyper-parameters of the encoder; field names follow segment-anything's `ImageEncoderViT`. */
 export interface ViTConfig {
@@ -159,15 +159,7 @@ const checkConfig = (config: ViTConfig): void => {
  */
 export const initViT = (config: ViTConfig, seed: number): ViTParams => {
   checkConfig(config);
-  let nextSeed = seed;
-  const own = (t: tf.Tensor): tf.Variable => {
-    const v = tf.variable(t, true);
-    t.dispose();
-    return v;
-  };
-  const normal = (shape: number[], std: number) => own(tf.truncatedNormal(shape, 0, std, "float32", nextSeed++));
-  const zeros = (shape: number[]) => own(tf.zeros(shape));
-  const ones = (shape: number[]) => own(tf.ones(shape));
+  const { normal, zeros, ones } = seededVariables(seed);
   const linear = (nIn: number, nOut: number, bias = true): LinearParams => ({
     weight: normal([nIn, nOut], 0.02), // [in, out]
     ...(bias ? { bias: zeros([nOut]) } : {}), // [out]

@@ -27,7 +27,15 @@
 import * as tf from "@tensorflow/tfjs";
 import { Data, Effect } from "effect";
 import type { HostTensor } from "../../pipeline/codec/safetensors.ts";
-import { gelu, layerNorm, linear, type LinearParams, type NormParams, parameterList } from "../model/layers.ts";
+import {
+  gelu,
+  layerNorm,
+  linear,
+  type LinearParams,
+  type NormParams,
+  parameterList,
+  seededVariables,
+} from "../model/layers.ts";
 import { WORD_SPECIALS } from "./tokenizer.ts";
 
 /** Activations of the MLP, by their CLIPTextConfig `hidden_act` names. */
@@ -172,15 +180,7 @@ const checkConfig = (config: ClipTextConfig): void => {
  */
 export const initClipText = (config: ClipTextConfig, seed: number): ClipTextParams => {
   checkConfig(config);
-  let nextSeed = seed;
-  const own = (t: tf.Tensor): tf.Variable => {
-    const v = tf.variable(t, true);
-    t.dispose();
-    return v;
-  };
-  const normal = (shape: number[], std: number) => own(tf.truncatedNormal(shape, 0, std, "float32", nextSeed++));
-  const zeros = (shape: number[]) => own(tf.zeros(shape));
-  const ones = (shape: number[]) => own(tf.ones(shape));
+  const { normal, zeros, ones } = seededVariables(seed);
   const dense = (nIn: number, nOut: number, std: number): LinearParams => ({
     weight: normal([nIn, nOut], std), // [in, out]
     bias: zeros([nOut]), // [out]
