@@ -24,6 +24,7 @@ import { continueTraining, trainBaseline, TrainingCheckpoints, trainWithAttribut
 import { ABLATION_ROWS, attributeBinning, defaultLearningRate, modelOf } from "../stages/model/train.ts";
 import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
 import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
+import { heldoutTiles } from "../stages/model/scores.ts";
 import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
 import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
 
@@ -248,27 +249,26 @@ const train = Command.make("train", {
  */
 const writeHeldout = (dir: string, file: TensorFile) =>
   Effect.gen(function* () {
-    const meta = file.metadata ?? {};
-    const classes = JSON.parse(meta.classes ?? "[]") as string[];
+    const { classes, tiles } = yield* Effect.try({
+      try: () => heldoutTiles(file),
+      catch: () => new UsageError({ message: "held-out predictions: the cache entry lacks its instance maps" }),
+    });
     if (classes.length > PANNUKE_CHANNELS) {
       return `- held-out predictions: not written in PanNuke's layout (${classes.length} classes > ${PANNUKE_CHANNELS})`;
     }
-    const truth = file.tensors.truth, pred = file.tensors.prediction;
-    if (truth?.dtype !== "I32" || pred?.dtype !== "I32") {
-      return yield* new UsageError({ message: "held-out predictions: the cache entry lacks its instance maps" });
-    }
-    const [n, h, w] = truth.shape as [number, number, number];
-    const maps = (data: Int32Array, classesOf: number[][]) =>
-      classesOf.map((classOf, t) => ({ instances: data.subarray(t * h * w, (t + 1) * h * w), classOf }));
+    const n = tiles.length, w = tiles[0]?.width ?? 0, h = w === 0 ? 0 : (tiles[0]?.truth.length ?? 0) / w;
     yield* Effect.tryPromise({
       try: () => Deno.mkdir(dir, { recursive: true }),
       catch: (e) => new UsageError({ message: `cannot create ${dir}: ${e instanceof Error ? e.message : e}` }),
     });
-    const layout = (data: Int32Array, key: string) =>
-      encodeNpy(panNukeLayout(maps(data, JSON.parse(meta[key] ?? "[]")), h, w), [n, h, w, PANNUKE_CHANNELS + 1]);
-    yield* writeAtomic(`${dir}/masks.npy`, layout(truth.data, "truthClasses"));
-    yield* writeAtomic(`${dir}/pred.npy`, layout(pred.data, "predictionClasses"));
-    yield* writeAtomic(`${dir}/types.npy`, encodeStringsNpy(JSON.parse(meta.organs ?? "[]") as string[]));
+    const layout = (maps: Array<{ instances: Int32Array; classOf: ArrayLike<number> }>) =>
+      encodeNpy(panNukeLayout(maps, h, w), [n, h, w, PANNUKE_CHANNELS + 1]);
+    yield* writeAtomic(`${dir}/masks.npy`, layout(tiles.map((t) => ({ instances: t.truth, classOf: t.truthClassOf }))));
+    yield* writeAtomic(
+      `${dir}/pred.npy`,
+      layout(tiles.map((t) => ({ instances: t.prediction, classOf: t.predictionClassOf }))),
+    );
+    yield* writeAtomic(`${dir}/types.npy`, encodeStringsNpy(JSON.parse(file.metadata?.organs ?? "[]") as string[]));
     return `- held-out predictions (${n} tiles, PanNuke layout): deno task evaluate pannuke --true ${dir}/masks.npy --pred ${dir}/pred.npy --types ${dir}/types.npy`;
   });
 

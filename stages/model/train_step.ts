@@ -132,14 +132,15 @@ export const trainStep = (
   let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, attr: 0, cent: 0, presence: 0, gradNorm: 0 };
   tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
+      // the truth's classes per image: feature fusion reads them, its presence head learns them
       const present = config.vl?.fusion === undefined
-        ? {}
-        : { present: presenceOf(batch.targets.map((t) => t.classes), classes) };
-      const output = applyModel(params, config, classes, batch.images, present);
+        ? undefined
+        : presenceOf(batch.targets.map((t) => t.classes), classes);
+      const output = applyModel(params, config, classes, batch.images, present === undefined ? {} : { present });
       const plan = planLoss(output.predictions, batch.targets, options.loss);
       const loss = lossFromPlan(output.predictions, batch.targets, plan, options.loss);
       const center = output.centers === undefined ? tf.scalar(0) : centerFocalLoss(output.centers, batch.centers);
-      const vl = visionLanguage(params, config, options, batch, output, plan.layers.at(-1) ?? []);
+      const vl = visionLanguage(params, config, options, batch, output, plan.layers.at(-1) ?? [], present);
       parts = {
         ...parts,
         class: loss.parts.class.dataSync()[0] as number,
@@ -178,6 +179,7 @@ const visionLanguage = (
   batch: Batch,
   output: ReturnType<typeof applyModel>,
   lastLayer: Parameters<typeof matchedQueries>[0],
+  present: Float32Array | undefined,
 ) => {
   if (config.vl === undefined || params.vl === undefined || output.queries === undefined) {
     return { total: tf.scalar(0), fix: tf.scalar(0), attr: tf.scalar(0), cent: tf.scalar(0), presence: tf.scalar(0) };
@@ -204,11 +206,8 @@ const visionLanguage = (
   );
   // the multi-label head of feature fusion learns which classes an image holds (rule `predicted`)
   const fusion = config.vl.fusion;
-  const presence = fusion?.rule === "predicted" && output.presence !== undefined
-    ? tf.losses.sigmoidCrossEntropy(
-      tf.tensor2d(presenceOf(batch.targets.map((t) => t.classes), classes), output.presence.shape),
-      output.presence,
-    ) as tf.Scalar
+  const presence = fusion?.rule === "predicted" && output.presence !== undefined && present !== undefined
+    ? tf.losses.sigmoidCrossEntropy(tf.tensor2d(present, output.presence.shape), output.presence) as tf.Scalar
     : tf.scalar(0);
   return { ...vl, total: tf.add(vl.total, tf.mul(fusion?.weightPresence ?? 0, presence)) as tf.Scalar, presence };
 };

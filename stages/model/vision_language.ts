@@ -164,10 +164,6 @@ export const promptIds = (
 ): tf.Tensor2D =>
   encodePrompts(c, classNames, [...classNames.map((name) => classPrompt(name, "")), ...attributePrompts.flat()]);
 
-/** Token ids `[C, T]` of the class prompts alone. */
-export const classPromptIds = (c: VisionLanguageConfig, classNames: ReadonlyArray<string>): tf.Tensor2D =>
-  promptIds(c, classNames);
-
 /** The normalised text embeddings `[rows, E]` of prompt ids `[rows, T]`. */
 export const textEmbeddings = (
   p: VisionLanguageParams<tf.Tensor>,

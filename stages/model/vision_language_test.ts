@@ -14,7 +14,6 @@ import { namedTensors } from "./checkpoint.ts";
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig } from "./model.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "./train_step.ts";
 import {
-  classPromptIds,
   matchedQueries,
   promptIds,
   textEmbeddings,
@@ -34,8 +33,8 @@ const withVl = (sim: boolean, attributes = false): ModelConfig => ({
   vl: visionLanguagePreset({ attributes, sim }),
 });
 
-Deno.test("classPromptIds: one row per class, <sot> first, <eot> after the prompt's words, <pad> after", () => {
-  const ids = classPromptIds(visionLanguagePreset({ attributes: false, sim: false }), ["neoplastic", "spindle-shaped"]);
+Deno.test("promptIds: one row per class prompt, <sot> first, <eot> after the prompt's words, <pad> after", () => {
+  const ids = promptIds(visionLanguagePreset({ attributes: false, sim: false }), ["neoplastic", "spindle-shaped"]);
   // "a spindle - shaped nucleus": 5 words + <sot> + <eot>
   assert.deepEqual(ids.shape, [2, 7]);
   const rows = ids.arraySync();
