@@ -10,10 +10,11 @@
  * SOURCE: synthetic[:SEED], pannuke:DIR, consep:DIR, monuseg:DIR or folder:DIR.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices";
-import { Console, Effect, Layer } from "effect";
+import { Console, Effect, Layer, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import sharp from "sharp";
 import { FileStore, MemoryStore, Pipeline, Progress, Runner, track } from "../mod.ts";
+import { encodePng } from "../pipeline/codec/png.ts";
 import { contourOverlay } from "../stages/data/overlay.ts";
 import { writePannukeFold } from "../stages/data/pannuke.ts";
 import { DatasetError } from "../stages/data/sample.ts";
@@ -183,6 +184,68 @@ const show = Command.make("show", {
     ),
   );
 
+const exportCommand = Command.make("export", {
+  source: sourceArgument,
+  out: Flag.String("out").pipe(
+    Flag.withDescription("Output folder: images/, instances/ (16-bit PNG), classes/ (class + 1)"),
+  ),
+  only: Flag.String("only").pipe(
+    Flag.withDescription("Comma-separated sample ids to export (default: all), e.g. train_4,train_10"),
+    Flag.optional,
+  ),
+  tiles: tilesFlag,
+  merge: mergeFlag,
+}, ({ source, out, only, tiles, merge }) =>
+  Effect.gen(function* () {
+    const ref = yield* parse(source, tiles, merge);
+    yield* checkSourcePath(ref);
+    const fail = (e: unknown) => (e instanceof DatasetError ? e : new UsageError({ message: String(e) }));
+    const wanted = Option.map(only, (o) => new Set(o.split(",").map((s) => s.trim()).filter((s) => s !== "")));
+    yield* Effect.acquireUseRelease(
+      Effect.tryPromise({ try: () => openDataset({ ...ref, content: "" }), catch: fail }),
+      (ds) =>
+        Effect.gen(function* () {
+          const found = new Set<string>();
+          for (const dir of ["images", "instances", "classes"]) {
+            yield* Effect.tryPromise({
+              try: () => Deno.mkdir(`${out}/${dir}`, { recursive: true }),
+              catch: (e) =>
+                new UsageError({ message: `cannot create ${out}/${dir}: ${e instanceof Error ? e.message : e}` }),
+            });
+          }
+          for (let i = 0; i < ds.size; i++) {
+            const s = yield* Effect.tryPromise({ try: () => ds.sample(i), catch: fail });
+            if (Option.isSome(wanted) && !wanted.value.has(s.id)) continue;
+            found.add(s.id);
+            const name = s.id.replaceAll("/", "_"), { width, height } = s;
+            const png = (data: Uint8Array | Uint16Array, channels: 1 | 3) =>
+              encodePng({ width, height, channels, data });
+            yield* writeAtomic(`${out}/images/${name}.png`, yield* png(s.image, 3));
+            yield* writeAtomic(`${out}/instances/${name}.png`, yield* png(Uint16Array.from(s.instances), 1));
+            const classes = Uint8Array.from(
+              s.instances,
+              (id) => (id === 0 ? 0 : Math.max(0, (s.classOf[id] as number) + 1)),
+            );
+            yield* writeAtomic(`${out}/classes/${name}.png`, yield* png(classes, 1));
+          }
+          const missing = Option.isSome(wanted) ? [...wanted.value].filter((id) => !found.has(id)) : [];
+          if (missing.length > 0) {
+            return yield* new UsageError({ message: `--only: no sample ${missing.join(", ")} in ${source}` });
+          }
+          yield* Console.log(
+            `wrote ${found.size} samples to ${out}/images, instances (16-bit ids) and classes (class + 1: ${
+              ds.classes.map((c, k) => `${k + 1} ${c}`).join(", ")
+            })`,
+          );
+        }),
+      (ds) => Effect.sync(() => ds.close()),
+    );
+  })).pipe(
+    Command.withDescription(
+      "Write samples as image, instance-map and class-map PNGs (the folder layout of deno task evaluate folder and deno task predict). Example: deno task data export consep:../shared/data/consep/Train --merge --only train_4 --out truth",
+    ),
+  );
+
 const split = Command.make("split", {
   source: sourceArgument,
   val: Flag.Finite("val").pipe(
@@ -237,7 +300,7 @@ const split = Command.make("split", {
 if (import.meta.main) {
   runTask(
     root.pipe(
-      Command.withSubcommands([synth, inspect, show, split]),
+      Command.withSubcommands([synth, inspect, show, split, exportCommand]),
       Command.run({ version: "0.1.0" }),
       Effect.provide(NodeServices.layer),
       Effect.asVoid,

@@ -197,12 +197,32 @@ const train = Command.make("train", {
         });
         yield* writeAtomic(`${f.out}/checkpoint.safetensors`, encodeSafetensors(outputs.checkpoint));
         yield* writeAtomic(`${f.out}/metrics.json`, JSON.stringify({ validation, history }, null, 1) + "\n");
+        // what `deno task predict` needs to describe nuclei with this run's attribute bins
+        const binning = attributeBinning(config.row);
+        yield* writeAtomic(
+          `${f.out}/run.json`,
+          JSON.stringify(
+            {
+              command: `deno task train ${Deno.args.join(" ")}`.trim(),
+              data: f.data,
+              tiles: f.tiles,
+              merge: f.merge,
+              preset: f.preset,
+              row: f.row,
+              ...(binning === undefined ? {} : { binning }),
+            },
+            null,
+            1,
+          ) + "\n",
+        );
         const heldout = yield* writeHeldout(`${f.out}/heldout`, outputs.heldout);
         yield* writeAtomic(`${f.out}/summary.md`, `${summary}${heldout}\n`);
         const cached = report.find((s) => s.node === "checkpoint")?.status === "hit";
         yield* Console.log(`${summary}${heldout}`);
         yield* Console.log(
-          `${cached ? "(from the cache) " : ""}wrote ${f.out}/checkpoint.safetensors, metrics.json and summary.md in ${
+          `${
+            cached ? "(from the cache) " : ""
+          }wrote ${f.out}/checkpoint.safetensors, metrics.json, run.json and summary.md in ${
             ((performance.now() - started) / 1000).toFixed(0)
           } s`,
         );

@@ -13,7 +13,10 @@ Deno.test("deno task train (micro preset, 3 steps): checkpoint, metrics and summ
     const first = await train(...args);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /# Training summary/);
-    assert.match(first.stdout, /wrote .*\/run\/checkpoint\.safetensors, metrics\.json and summary\.md/);
+    assert.match(first.stdout, /wrote .*\/run\/checkpoint\.safetensors, metrics\.json, run\.json and summary\.md/);
+    // what predict reads to describe nuclei with the training data's attribute bins
+    const record = JSON.parse(await Deno.readTextFile(`${dir}/run/run.json`));
+    assert.deepEqual([record.data, record.tiles, record.merge, record.row], ["synthetic:2", 10, false, "baseline"]);
     const metrics = JSON.parse(await Deno.readTextFile(`${dir}/run/metrics.json`));
     assert.equal(metrics.history.length, 3);
     assert.ok(metrics.history.every((h: { total: number }) => Number.isFinite(h.total)));

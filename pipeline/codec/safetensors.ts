@@ -92,6 +92,43 @@ export const encodeSafetensors = (file: TensorFile): Uint8Array => {
   return out;
 };
 
+/**
+ * The `__metadata__` of a safetensors file, reading only its header (checkpoints are large);
+ * throws an Error saying what is wrong with the file (undefined metadata: `{}`).
+ */
+export const readSafetensorsMetadata = async (path: string): Promise<Record<string, string>> => {
+  const file = await Deno.open(path, { read: true });
+  try {
+    const readFull = async (into: Uint8Array) => {
+      for (let at = 0; at < into.length;) {
+        const n = await file.read(into.subarray(at));
+        if (n === null) throw new Error(`file ended after ${at} of ${into.length} header bytes`);
+        at += n;
+      }
+    };
+    const size = (await file.stat()).size, length = new Uint8Array(8);
+    await readFull(length);
+    const n = Number(new DataView(length.buffer).getBigUint64(0, true));
+    if (n < 2 || n > size - 8 || n > 100_000_000) {
+      throw new Error(`header length ${n} does not fit a ${size}-byte file`);
+    }
+    const bytes = new Uint8Array(n);
+    await readFull(bytes);
+    let header: unknown;
+    try {
+      header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch {
+      throw new Error("its header is not UTF-8 JSON");
+    }
+    if (header === null || typeof header !== "object") throw new Error("its header is not a JSON object");
+    const metadata = (header as { __metadata__?: unknown }).__metadata__ ?? {};
+    if (typeof metadata !== "object" || metadata === null) throw new Error("its __metadata__ is not an object");
+    return metadata as Record<string, string>;
+  } finally {
+    file.close();
+  }
+};
+
 /** Parses safetensors bytes; every violation of the format is a CodecError naming what broke. */
 export const decodeSafetensors = (bytes: Uint8Array): Effect.Effect<TensorFile, CodecError> =>
   Effect.suspend(() => {

@@ -38,6 +38,19 @@ export interface DecodedInstances {
   readonly scores: Float32Array; // [n + 1], scores[0] = 0
 }
 
+/**
+ * Source rows (or columns) of a bilinear resize from `size` to `out` pixels, as tf.image.resizeBilinear
+ * with alignCorners and halfPixelCenters false: output i reads input i·size/out.
+ */
+export const bilinearAxis = (size: number, out: number) => {
+  const lo = new Int32Array(out), hi = new Int32Array(out), frac = new Float64Array(out), ratio = size / out;
+  for (let i = 0; i < out; i++) {
+    const source = ratio * i, floor = Math.max(0, Math.floor(source));
+    lo[i] = floor, hi[i] = Math.min(size - 1, Math.ceil(source)), frac[i] = source - floor;
+  }
+  return { lo, hi, frac };
+};
+
 /** Decodes logits [Q, C+1] and mask logits [Q, h, w] into an H×W instance map. */
 export const decodeInstances = (
   logits: tf.Tensor2D,
@@ -63,24 +76,59 @@ export const decodeInstances = (
   const n = height * width;
   const instances = new Int32Array(n);
   if (kept.length === 0) return { instances, classOf: Int32Array.from([-1]), scores: Float32Array.from([0]) };
-  const maskProbs = tf.tidy(() => {
-    const selected = tf.gather(masks, kept.map((k) => k.query)); // [K, h, w]
-    const up = tf.image.resizeBilinear(tf.transpose(selected, [1, 2, 0]) as tf.Tensor3D, [height, width]); // [H, W, K]
-    return tf.sigmoid(up).dataSync(); // [H·W·K]
-  });
-  const k = kept.length, owner = new Int32Array(n).fill(-1), own = new Int32Array(k), area = new Int32Array(k);
+  // upsampling and the per-pixel argmax run in JS, one query at a time, over the part of the tile
+  // where the query can matter (tfjs's gather + resizeBilinear on [H, W, K] took ≈ 1.6 s per 256²
+  // tile with ~60 kept queries on wasm). A pixel is owned only with a value score × prob ≥
+  // scoreThreshold × maskThreshold (kept scores exceed scoreThreshold, owned probs reach
+  // maskThreshold), so where a query's value stays below that it can neither own the pixel nor
+  // count towards its area, and it only ever beats queries that cannot own it either: skipping
+  // it there leaves the result unchanged.
+  const k = kept.length, [, h, w] = masks.shape;
+  const logitsAll = masks.dataSync(); // [Q·h·w]
+  const rows = bilinearAxis(h, height), cols = bilinearAxis(w, width);
+  const owner = new Int32Array(n).fill(-1), own = new Int32Array(k), area = new Int32Array(k);
+  const bestValue = new Float64Array(n), bestProb = new Float64Array(n);
+  const floor = options.scoreThreshold * options.maskThreshold;
+  for (let j = 0; j < k; j++) {
+    const { query, score } = kept[j] as { query: number; score: number };
+    const base = query * h * w, t = floor / score;
+    const cutoff = t > 0 ? Math.log(t / (1 - t)) : -Infinity; // logit where score × prob = floor
+    let rlo = h, rhi = -1, clo = w, chi = -1;
+    for (let r = 0; r < h; r++) {
+      for (let c = 0; c < w; c++) {
+        if ((logitsAll[base + r * w + c] as number) < cutoff) continue;
+        if (r < rlo) rlo = r;
+        if (r > rhi) rhi = r;
+        if (c < clo) clo = c;
+        if (c > chi) chi = c;
+      }
+    }
+    if (rhi < 0) continue;
+    const xs = [] as number[];
+    for (let x = 0; x < width; x++) if ((cols.hi[x] as number) >= clo && (cols.lo[x] as number) <= chi) xs.push(x);
+    let inside = 0;
+    for (let y = 0; y < height; y++) {
+      if ((rows.hi[y] as number) < rlo || (rows.lo[y] as number) > rhi) continue;
+      const r0 = base + (rows.lo[y] as number) * w, r1 = base + (rows.hi[y] as number) * w, fy = rows.frac[y] as number;
+      for (const x of xs) {
+        const c0 = cols.lo[x] as number, c1 = cols.hi[x] as number, fx = cols.frac[x] as number;
+        const tl = logitsAll[r0 + c0] as number, tr = logitsAll[r0 + c1] as number;
+        const bl = logitsAll[r1 + c0] as number, br = logitsAll[r1 + c1] as number;
+        const top = tl + (tr - tl) * fx, bottom = bl + (br - bl) * fx;
+        const prob = 1 / (1 + Math.exp(-(top + (bottom - top) * fy)));
+        if (prob >= options.maskThreshold) inside++;
+        const p = y * width + x, value = score * prob;
+        // strict >: on a tie the earlier query keeps the pixel
+        if (value > (bestValue[p] as number)) bestValue[p] = value, bestProb[p] = prob, owner[p] = j;
+      }
+    }
+    area[j] = inside;
+  }
   for (let p = 0; p < n; p++) {
-    let best = -1, bestValue = 0;
-    for (let j = 0; j < k; j++) {
-      const prob = maskProbs[p * k + j] as number;
-      if (prob >= options.maskThreshold) area[j] = (area[j] as number) + 1;
-      const value = (kept[j] as { score: number }).score * prob;
-      if (value > bestValue) [best, bestValue] = [j, value];
-    }
-    if (best >= 0 && (maskProbs[p * k + best] as number) >= options.maskThreshold) {
-      owner[p] = best;
-      own[best] = (own[best] as number) + 1;
-    }
+    const j = owner[p] as number;
+    if (j < 0) continue;
+    if ((bestProb[p] as number) >= options.maskThreshold) own[j] = (own[j] as number) + 1;
+    else owner[p] = -1;
   }
   const idOf = new Int32Array(k).fill(0), classOf = [-1], scores = [0];
   for (let j = 0; j < k; j++) {

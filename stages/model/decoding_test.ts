@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { decodeInstances, defaultDecodeOptions } from "./decoding.ts";
+import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./decoding.ts";
 
 await tf.setBackend("cpu");
 
@@ -48,4 +48,90 @@ Deno.test("decoding by objectness: a nucleus split between two classes is kept, 
   assert.ok(Math.abs((d.scores[1] as number) - 0.9) < 1e-3, `score ${d.scores[1]}`);
   assert.ok(d.instances.every((v) => v === 1), "the no-object query (p ≈ 0.99) takes no pixel");
   tf.dispose([logits, masks]);
+});
+
+/** The decoding as it was written first, on tfjs's resizeBilinear: the reference for the JS version. */
+const referenceDecode = (
+  logits: tf.Tensor2D,
+  masks: tf.Tensor3D,
+  height: number,
+  width: number,
+  options: DecodeOptions,
+) => {
+  const [q, c1] = logits.shape, classes = c1 - 1;
+  const probs = tf.tidy(() => tf.softmax(logits).dataSync());
+  const kept: Array<{ query: number; label: number; score: number }> = [];
+  for (let i = 0; i < q; i++) {
+    let label = 0, best = -1;
+    const candidates = options.score === "objectness" ? classes : c1;
+    for (let c = 0; c < candidates; c++) {
+      if ((probs[i * c1 + c] as number) > best) [best, label] = [probs[i * c1 + c] as number, c];
+    }
+    const score = options.score === "objectness" ? 1 - (probs[i * c1 + classes] as number) : best;
+    if (label < classes && score > options.scoreThreshold) kept.push({ query: i, label, score });
+  }
+  const n = height * width, instances = new Int32Array(n);
+  if (kept.length === 0) return { instances, classOf: [-1] };
+  const maskProbs = tf.tidy(() => {
+    const up = tf.image.resizeBilinear(
+      tf.transpose(tf.gather(masks, kept.map((k) => k.query)), [1, 2, 0]) as tf.Tensor3D,
+      [height, width],
+    );
+    return tf.sigmoid(up).dataSync(); // [H·W·K]
+  });
+  const k = kept.length, owner = new Int32Array(n).fill(-1), own = new Int32Array(k), area = new Int32Array(k);
+  for (let p = 0; p < n; p++) {
+    let best = -1, bestValue = 0;
+    for (let j = 0; j < k; j++) {
+      const prob = maskProbs[p * k + j] as number;
+      if (prob >= options.maskThreshold) area[j] = (area[j] as number) + 1;
+      const value = (kept[j] as { score: number }).score * prob;
+      if (value > bestValue) [best, bestValue] = [j, value];
+    }
+    if (best >= 0 && (maskProbs[p * k + best] as number) >= options.maskThreshold) {
+      owner[p] = best;
+      own[best] = (own[best] as number) + 1;
+    }
+  }
+  const idOf = new Int32Array(k), classOf = [-1];
+  for (let j = 0; j < k; j++) {
+    if ((own[j] as number) > 0 && (own[j] as number) / (area[j] as number) >= options.overlapThreshold) {
+      classOf.push((kept[j] as { label: number }).label);
+      idOf[j] = classOf.length - 1;
+    }
+  }
+  for (let p = 0; p < n; p++) if ((owner[p] as number) >= 0) instances[p] = idOf[owner[p] as number] as number;
+  return { instances, classOf };
+};
+
+Deno.test("decoding: the JS upsampling and argmax agree with tfjs's resizeBilinear version on random blobs", () => {
+  let seed = 12345;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (
+    const [h, size, options] of [
+      [16, 32, defaultDecodeOptions],
+      [16, 64, { ...defaultDecodeOptions, score: "class", overlapThreshold: 0.8 }],
+      [20, 50, { ...defaultDecodeOptions, scoreThreshold: 0.3, maskThreshold: 0.4 }],
+    ] as const
+  ) {
+    const q = 30, classes = 3;
+    // each query: a blob (logit 8 at its centre falling off) plus noise, so queries overlap and compete
+    const data = new Float32Array(q * h * h);
+    for (let j = 0; j < q; j++) {
+      const cy = rand() * h, cx = rand() * h, r = 1 + rand() * 4;
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < h; x++) {
+          data[j * h * h + y * h + x] = 8 - 8 * Math.hypot(y - cy, x - cx) / r + (rand() - 0.5) * 2;
+        }
+      }
+    }
+    const logits = tf.tensor2d(Array.from({ length: q * (classes + 1) }, () => (rand() - 0.5) * 8), [q, classes + 1]);
+    const masks = tf.tensor3d(data, [q, h, h]);
+    const got = decodeInstances(logits, masks, size, size, options),
+      want = referenceDecode(logits, masks, size, size, options);
+    assert.ok(want.classOf.length > 3, "the case keeps several instances");
+    assert.deepEqual(Array.from(got.classOf), want.classOf);
+    assert.deepEqual(Array.from(got.instances), Array.from(want.instances));
+    tf.dispose([logits, masks]);
+  }
 });

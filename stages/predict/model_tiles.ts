@@ -1,0 +1,98 @@
+/**
+ * A trained checkpoint as a batched tile predictor for `predictTiled`: the model on B tiles at
+ * once ([B, T, T, 3]), each decoded into instances (decoding.ts).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { decodeSafetensors, readSafetensorsMetadata } from "../../pipeline/codec/safetensors.ts";
+import { Effect } from "effect";
+import { loadCheckpoint, namedTensors } from "../model/checkpoint.ts";
+import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "../model/decoding.ts";
+import { applyModel, initModel, type ModelConfig, type ModelParams } from "../model/model.ts";
+import type { Tile, TilePrediction } from "./tiling.ts";
+
+/** A checkpoint ready to predict: parameters, config, class names and tile side. */
+export interface LoadedModel {
+  readonly params: ModelParams;
+  readonly config: ModelConfig;
+  readonly classes: ReadonlyArray<string>;
+  /** the side of the tiles it was trained on (its ViT's img_size) */
+  readonly tile: number;
+  /** the checkpoint's metadata (config, history, validation…) */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/**
+ * The metadata of a checkpoint from its header alone (8-byte length + JSON), with its model
+ * config and classes; throws one line naming the file when it is not a checkpoint of `deno task train`.
+ */
+export const readCheckpointInfo = async (
+  path: string,
+): Promise<{ config: ModelConfig; classes: string[]; tile: number; metadata: Record<string, string> }> => {
+  const bad = (why: string) => new RangeError(`${path}: not a safetensors checkpoint of deno task train (${why})`);
+  const metadata = await readSafetensorsMetadata(path).catch((e) => {
+    throw bad(e instanceof Error ? e.message : String(e));
+  });
+  if (metadata.model === undefined || metadata.classes === undefined) throw bad("no model config in its metadata");
+  const config = JSON.parse(metadata.model) as ModelConfig;
+  return { config, classes: JSON.parse(metadata.classes) as string[], tile: config.vit.img_size, metadata };
+};
+
+/** Reads a checkpoint of `deno task train`; a file that is not one throws naming what is missing. */
+export const loadModel = async (path: string): Promise<LoadedModel> => {
+  const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(path))).catch((e) => {
+    throw new RangeError(`${path}: not a safetensors checkpoint (${e instanceof Error ? e.message : e})`);
+  });
+  const metadata = file.metadata ?? {};
+  const parse = <A>(key: string): A => {
+    try {
+      const value = JSON.parse(metadata[key] ?? "null") as A | null;
+      if (value !== null) return value;
+    } catch { /* reported below */ }
+    throw new RangeError(`${path}: not a checkpoint of deno task train (metadata '${key}' missing)`);
+  };
+  const config = parse<ModelConfig>("model"), classes = parse<string[]>("classes");
+  const params = initModel(config, classes.length, 0);
+  try {
+    loadCheckpoint(params, {
+      tensors: Object.fromEntries(Object.entries(file.tensors).filter(([k]) => !k.startsWith("optimizer/"))),
+    });
+  } catch (e) {
+    disposeModel({ params });
+    throw new RangeError(`${path}: ${e instanceof Error ? e.message : e}`);
+  }
+  return { params, config, classes, tile: config.vit.img_size, metadata };
+};
+
+/** Frees the model's tensors. */
+export const disposeModel = (model: Pick<LoadedModel, "params">): void =>
+  tf.dispose(namedTensors(model.params).map(([, t]) => t));
+
+/** The model on a batch of tiles, each decoded into an instance map of its tile. */
+export const modelTilePredictor =
+  (model: LoadedModel, decode: DecodeOptions = defaultDecodeOptions) =>
+  (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
+    const t = model.tile, classes = model.classes.length;
+    const images = new Float32Array(tiles.length * t * t * 3);
+    tiles.forEach((tile, i) => images.set(tile.rgb, i * t * t * 3));
+    const [logits, masks] = tf.tidy(() => {
+      const x = tf.tensor4d(images, [tiles.length, t, t, 3]); // [B, T, T, 3]
+      const last = applyModel(model.params, model.config, classes, x).predictions.at(-1);
+      if (last === undefined) throw new Error("the model produced no prediction");
+      return [tf.keep(last.logits), tf.keep(last.masks)]; // [B, Q, C+1], [B, Q, T/s, T/s]
+    });
+    try {
+      return Promise.resolve(tiles.map((_, i) => {
+        const [l, m] = tf.tidy(() => [
+          tf.squeeze(tf.slice(logits, [i, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D, // [Q, C+1]
+          tf.squeeze(tf.slice(masks, [i, 0, 0, 0], [1, -1, -1, -1]), [0]) as tf.Tensor3D, // [Q, T/s, T/s]
+        ]);
+        try {
+          return decodeInstances(l, m, t, t, decode);
+        } finally {
+          tf.dispose([l, m]);
+        }
+      }));
+    } finally {
+      tf.dispose([logits, masks]);
+    }
+  };

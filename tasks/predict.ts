@@ -1,0 +1,297 @@
+/**
+ * `deno task predict`: a trained checkpoint on PNG/JPEG/TIFF images of any size.
+ *
+ *   deno task predict --model runs/train/checkpoint.safetensors --input slide.png [--input more/] [--out DIR]
+ *                     [--mpp 0.5 | --magnification 20] [--overlap 64] [--batch 4] [--data SOURCE]
+ *
+ * Each image is cut into overlapping tiles of the model's size, predicted in batches and stitched
+ * (stages/predict/tiling.ts); the prediction is cached under the contents of image and model.
+ * Per image, OUT gets instances/NAME.png (16-bit ids), classes/NAME.png (class + 1), npy/,
+ * overlays/NAME.png, nuclei/NAME.json, geojson/NAME.geojson (QuPath) and pannuke/NAME.npy; with
+ * instances/ and classes/ side by side, `deno task evaluate folder --pred OUT` scores the run.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices";
+import { Console, Effect, Layer, Option } from "effect";
+import { Command, Flag } from "effect/cli";
+import { FileStore, MemoryStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
+import type { TensorFile } from "../pipeline/codec/safetensors.ts";
+import type { StageError, StageRequirements } from "../pipeline/stage.ts";
+import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
+import type { AttributeWords } from "../stages/attributes/stages.ts";
+import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
+import { readRgb } from "../stages/data/image.ts";
+import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
+import { imageOutputs } from "../stages/predict/outputs.ts";
+import { PANNUKE_CHANNELS } from "../stages/model/heldout.ts";
+import { DEFAULT_MODEL_MPP, mppOfMagnification, readScaled } from "../stages/predict/scale.ts";
+import { predictImage, storedPrediction } from "../stages/predict/stages.ts";
+import { readCheckpointInfo } from "../stages/predict/model_tiles.ts";
+import {
+  cacheDirectory,
+  cacheFlag,
+  mergeFlag,
+  noCacheFlag,
+  runTask,
+  tilesFlag,
+  UsageError,
+  writeAtomic,
+} from "./_main.ts";
+
+const IMAGE = /\.(png|jpe?g|tiff?)$/i;
+
+type Stages =
+  | typeof maskFeaturesStage
+  | typeof attributeSelection
+  | typeof attributeBins
+  | typeof attributeWords
+  | typeof predictImage;
+/** Node names are generated (one per image): nodes are a widened record, outputs read by name. */
+type PredictPipeline = Pipeline<Record<string, never>, StageError<Stages>, StageRequirements<Stages>>;
+const name = (n: string): string => n;
+
+/** The images named by `--input`: files as given, folders walked (sorted), anything else an error. */
+const inputImages = (inputs: ReadonlyArray<string>) =>
+  Effect.tryPromise({
+    try: async () => {
+      const found: string[] = [];
+      const walk = async (dir: string) => {
+        const entries = [];
+        for await (const e of Deno.readDir(dir)) entries.push(e);
+        entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        for (const e of entries) {
+          if (e.isDirectory) await walk(`${dir}/${e.name}`);
+          else if (e.isFile && IMAGE.test(e.name)) found.push(`${dir}/${e.name}`);
+        }
+      };
+      for (const input of inputs) {
+        const stat = await Deno.stat(input).catch(() => undefined);
+        if (stat === undefined) throw new Error(`--input: ${input} does not exist`);
+        if (stat.isDirectory) {
+          const before = found.length;
+          await walk(input.replace(/\/+$/, ""));
+          if (found.length === before) throw new Error(`--input: no .png, .jpg or .tif image under ${input}`);
+        } else if (IMAGE.test(input)) found.push(input);
+        else throw new Error(`--input: ${input} is not a PNG, JPEG or TIFF image (by its extension)`);
+      }
+      return found;
+    },
+    catch: (e) => new UsageError({ message: e instanceof Error ? e.message : String(e) }),
+  });
+
+/** Output names: the file name without extension; two inputs with one name are an error. */
+const outputNames = (files: ReadonlyArray<string>) => {
+  const names = files.map((f) => (f.split("/").at(-1) ?? f).replace(IMAGE, ""));
+  const clash = names.findIndex((n, i) => names.indexOf(n) !== i);
+  return clash < 0 ? { names } : {
+    error: `--input: ${files[names.indexOf(names[clash] as string)]} and ${files[clash]} would both be written as '${
+      names[clash]
+    }'; predict them in two runs with different --out`,
+  };
+};
+
+/** The training run's record next to a checkpoint (written by `deno task train`), if any. */
+const runRecord = (model: string) =>
+  Effect.promise(async () => {
+    const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/")) : ".";
+    try {
+      return JSON.parse(await Deno.readTextFile(`${dir}/run.json`)) as {
+        data?: string;
+        tiles?: number;
+        merge?: boolean;
+        binning?: "entropy" | "quantile";
+      };
+    } catch {
+      return undefined;
+    }
+  });
+
+const predict = Command.make("predict", {
+  model: Flag.String("model").pipe(
+    Flag.withDescription("Checkpoint of deno task train (e.g. runs/train/checkpoint.safetensors)"),
+  ),
+  input: Flag.String("input").pipe(
+    Flag.withDescription("Image file (PNG, JPEG, TIFF) or folder of them, any size; repeatable"),
+    Flag.atLeast(1),
+  ),
+  out: Flag.String("out").pipe(
+    Flag.withDescription("Output folder (default predictions)"),
+    Flag.withDefault("predictions"),
+  ),
+  mpp: Flag.Finite("mpp").pipe(
+    Flag.withDescription(
+      "Microns per pixel of the input images (default: the model's); images are rescaled to the model's",
+    ),
+    Flag.optional,
+  ),
+  magnification: Flag.Finite("magnification").pipe(
+    Flag.withDescription("Objective magnification of the inputs instead of --mpp (40 ≈ 0.25 µm/px, 20 ≈ 0.5)"),
+    Flag.optional,
+  ),
+  modelMpp: Flag.Finite("model-mpp").pipe(
+    Flag.withDescription(
+      `Microns per pixel of the training data (default ${DEFAULT_MODEL_MPP}: PanNuke, CoNSeP, MoNuSeg and the synthetic data are 40×)`,
+    ),
+    Flag.withDefault(DEFAULT_MODEL_MPP),
+  ),
+  overlap: Flag.Int("overlap").pipe(
+    Flag.withDescription(
+      "Pixels (at the model's resolution) shared by neighbouring tiles, below half the tile; a nucleus narrower than half of it is never cut (default: a quarter of the tile, 64 for 256² tiles)",
+    ),
+    Flag.optional,
+  ),
+  batch: Flag.Int("batch").pipe(Flag.withDescription("Tiles per forward pass (default 4)"), Flag.withDefault(4)),
+  threshold: Flag.Finite("threshold").pipe(
+    Flag.withDescription("Keep a query whose objectness exceeds this, in (0, 1) (default 0.5)"),
+    Flag.withDefault(0.5),
+  ),
+  data: Flag.String("data").pipe(
+    Flag.withDescription(
+      `The training data (${SOURCE_HELP}), whose fitted attribute bins describe each nucleus (default: the run.json next to --model; without either, no attribute words)`,
+    ),
+    Flag.optional,
+  ),
+  tiles: tilesFlag,
+  merge: mergeFlag,
+  binning: Flag.Literals("binning", ["entropy", "quantile"] as const).pipe(
+    Flag.withDescription("Attribute bins: entropy (supervised, default) or quantile"),
+    Flag.optional,
+  ),
+  backend: Flag.Literals("backend", BACKENDS).pipe(
+    Flag.withDescription("tfjs backend (default wasm)"),
+    Flag.withDefault("wasm" as const),
+  ),
+  threads: Flag.Int("threads").pipe(Flag.withDescription("Threads of the native BLAS on wasm"), Flag.optional),
+  cache: cacheFlag,
+  noCache: noCacheFlag,
+}, (f) =>
+  Effect.gen(function* () {
+    const fail = (message: string) => Effect.fail(new UsageError({ message }));
+    const modelStat = yield* Effect.promise(() => Deno.stat(f.model).catch(() => undefined));
+    if (modelStat?.isFile !== true) {
+      return yield* fail(`--model: ${f.model} is not a file (expected OUT/checkpoint.safetensors of deno task train)`);
+    }
+    if (Option.isSome(f.mpp) && Option.isSome(f.magnification)) {
+      return yield* fail("give --mpp or --magnification, not both");
+    }
+    const mpp = Option.isSome(f.magnification)
+      ? mppOfMagnification(f.magnification.value)
+      : Option.getOrElse(f.mpp, () => f.modelMpp);
+    if (!(mpp > 0) || !(f.modelMpp > 0)) return yield* fail("--mpp, --magnification and --model-mpp must be positive");
+    const scale = mpp / f.modelMpp;
+    if (scale < 0.1 || scale > 10) return yield* fail(`--mpp: a rescaling by ${scale.toFixed(3)} is outside [0.1, 10]`);
+    const threads = Option.getOrUndefined(f.threads);
+    if (threads !== undefined && threads < 1) return yield* fail(`--threads must be at least 1, found ${threads}`);
+    const files = yield* inputImages(f.input);
+    const named = outputNames(files);
+    if ("error" in named) return yield* fail(named.error as string);
+    const names = named.names;
+    const info = yield* Effect.tryPromise({
+      try: () => readCheckpointInfo(f.model),
+      catch: (e) => new UsageError({ message: `--model: ${e instanceof Error ? e.message : e}` }),
+    });
+    const overlap = Option.getOrElse(f.overlap, () => Math.floor(info.tile / 4));
+    if (!(overlap >= 0 && overlap < info.tile / 2)) {
+      return yield* fail(
+        `--overlap must be in [0, ${info.tile / 2}) for this model's ${info.tile}² tiles, found ${overlap}`,
+      );
+    }
+    if (f.batch < 1) return yield* fail(`--batch must be positive, found ${f.batch}`);
+    if (!(f.threshold > 0 && f.threshold < 1)) {
+      return yield* fail(`--threshold must be in (0, 1), found ${f.threshold}`);
+    }
+
+    // the attribute bins of the training data (the cached chain of deno task attributes)
+    const record = yield* runRecord(f.model);
+    const dataSpec = Option.getOrElse(f.data, () => record?.data);
+    let p: PredictPipeline = Pipeline.dynamic<never>().source(name("checkpoint"), Source.file(f.model));
+    if (dataSpec !== undefined) {
+      const parsed = parseSource(dataSpec, {
+        tiles: Option.isSome(f.data) ? f.tiles : record?.tiles ?? f.tiles,
+        merge: Option.isSome(f.data) ? f.merge : record?.merge ?? f.merge,
+      });
+      if ("error" in parsed) return yield* fail(`--data: ${parsed.error}`);
+      yield* checkSourcePath(parsed.ref);
+      const method = Option.getOrElse(f.binning, () => record?.binning ?? "entropy");
+      p = p.source(name("dataset"), datasetSource(parsed.ref))
+        .node(name("features"), maskFeaturesStage, { inputs: { dataset: "dataset" } })
+        .node(name("selection"), attributeSelection, { inputs: { table: "features" } })
+        .node(name("bins"), attributeBins, {
+          inputs: { table: "features", selection: "selection" },
+          config: { method },
+        })
+        .node(name("words"), attributeWords, { inputs: { fit: "bins" } });
+    }
+    const config = { scale, overlap, batch: f.batch, scoreThreshold: f.threshold };
+    files.forEach((file, i) => {
+      p = p.source(`image.${i}`, Source.file(file))
+        .node(`predict.${i}`, predictImage, { inputs: { image: `image.${i}`, checkpoint: "checkpoint" }, config });
+    });
+    const targets = [...(dataSpec === undefined ? [] : ["words"]), ...files.map((_, i) => `predict.${i}`)];
+    const layers = Layer.mergeAll(
+      f.noCache ? MemoryStore.layer : FileStore.layer(cacheDirectory(f.cache)),
+      Progress.auto,
+      backendLayer(f.backend, threads === undefined ? {} : { threads }),
+    );
+    const started = performance.now();
+    const { outputs, report } = yield* Runner.run(p, targets, { concurrency: 1 }).pipe(Effect.provide(layers));
+    const all = outputs as Record<string, unknown>;
+    const words = all.words as AttributeWords | undefined;
+    if (words === undefined) {
+      yield* Console.error(
+        "note: no attribute words (pass --data SOURCE, the training data, to describe nuclei by its fitted bins)",
+      );
+    }
+
+    yield* Effect.tryPromise({
+      try: () => Deno.mkdir(f.out, { recursive: true }),
+      catch: (e) => new UsageError({ message: `cannot create ${f.out}: ${e instanceof Error ? e.message : e}` }),
+    });
+    const summary: Array<Record<string, unknown>> = [];
+    for (const [i, file] of files.entries()) {
+      const name = names[i] as string, stored = storedPrediction(all[`predict.${i}`] as TensorFile);
+      const written = yield* Effect.tryPromise({
+        try: async () => {
+          const original = await readRgb(file);
+          const scaled = scale === 1
+            ? { ...original, originalHeight: original.height, originalWidth: original.width }
+            : await readScaled(file, scale);
+          return await imageOutputs(name, original, scaled, stored, words);
+        },
+        catch: (e) => new UsageError({ message: `${file}: ${e instanceof Error ? e.message : e}` }),
+      });
+      for (const [path, content] of written.files) {
+        const target = `${f.out}/${path}`;
+        yield* Effect.promise(() => Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true }));
+        yield* writeAtomic(target, content);
+      }
+      const cached = report.find((s) => s.node === `predict.${i}`)?.status === "hit";
+      summary.push({ image: file, name, nuclei: written.nuclei.length, counts: written.counts, cached });
+      yield* Console.log(
+        `${file}: ${written.nuclei.length} nuclei (${
+          Object.entries(written.counts).map(([c, n]) => `${c} ${n}`).join(", ")
+        })${cached ? " (prediction from the cache)" : ""}`,
+      );
+    }
+    yield* writeAtomic(
+      `${f.out}/summary.json`,
+      JSON.stringify(
+        { model: f.model, mpp, modelMpp: f.modelMpp, scale, overlap, images: summary },
+        null,
+        1,
+      ) +
+        "\n",
+    );
+    yield* Console.log(
+      `wrote ${f.out}/: instances/, classes/, npy/, overlays/, nuclei/, geojson/${
+        info.classes.length <= PANNUKE_CHANNELS ? ", pannuke/" : ""
+      } and summary.json for ${files.length} image${files.length === 1 ? "" : "s"} in ${
+        ((performance.now() - started) / 1000).toFixed(0)
+      } s\nscore against truth maps in the same layout: deno task evaluate folder --true TRUTH_DIR --pred ${f.out}`,
+    );
+  })).pipe(Command.withDescription(
+    "Predict nuclei on images of any size with a trained checkpoint: instance and class maps, overlays, per-nucleus JSON with attribute descriptions, QuPath GeoJSON. Example: deno task predict --model runs/train/checkpoint.safetensors --input slide.png --out predictions",
+  ));
+
+if (import.meta.main) {
+  runTask(predict.pipe(Command.run({ version: "0.1.0" }), Effect.provide(NodeServices.layer)));
+}

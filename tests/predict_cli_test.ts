@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { Effect } from "effect";
+import sharp from "sharp";
+import { readNpy } from "../pipeline/codec/npy.ts";
+import { decodePng } from "../pipeline/codec/png.ts";
+import { syntheticSample } from "../stages/data/synthetic.ts";
+import { geoJsonProblems } from "../stages/predict/geojson.ts";
+import { isSimpleRing } from "../stages/predict/contours.ts";
+import { deno, withTempDir } from "./_helpers.ts";
+
+const predict = (...args: string[]) => deno(["run", "-A", "tasks/predict.ts", ...args]);
+
+/** A micro model trained for 40 steps (detection F1 ≈ 0.6; its run.json names the synthetic training data). */
+const trainMicro = async (dir: string) => {
+  const r = await deno([
+    "run",
+    "-A",
+    "tasks/train.ts",
+    ...["--data", "synthetic:2", "--tiles", "10", "--preset", "micro", "--steps", "40", "--batch", "1"],
+    ...["--out", `${dir}/run`, "--cache", `${dir}/cache`, "--checkpoint-every", "0"],
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return `${dir}/run/checkpoint.safetensors`;
+};
+
+/** A synthetic H&E image of `height`×`width` written as PNG (a crop of a larger synthetic tile). */
+const writeImage = async (path: string, height: number, width: number, seed = 5) => {
+  const s = syntheticSample(seed, 0, { size: Math.max(height, width) });
+  const rgb = new Uint8Array(height * width * 3);
+  for (let y = 0; y < height; y++) rgb.set(s.image.subarray(y * s.width * 3, (y * s.width + width) * 3), y * width * 3);
+  await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toFile(path);
+};
+
+const png = async (path: string) => Effect.runPromise(decodePng(await Deno.readFile(path)));
+
+Deno.test("deno task predict: every output of a tiled image, valid GeoJSON and contours, cached rerun", () =>
+  withTempDir(async (dir) => {
+    const model = await trainMicro(dir);
+    await Deno.mkdir(`${dir}/images/more`, { recursive: true });
+    await writeImage(`${dir}/images/wide.png`, 150, 230);
+    await writeImage(`${dir}/images/more/small.png`, 40, 50, 6); // smaller than one 64² tile: padded
+    const args = ["--model", model, "--input", `${dir}/images`, "--out", `${dir}/out`, "--cache", `${dir}/cache`];
+    const r = await predict(...args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /wide\.png: \d+ nuclei/);
+    assert.match(
+      r.stdout,
+      /wrote .*\/out\/: instances\/, classes\/.*geojson\/, pannuke\/ and summary\.json for 2 images/,
+    );
+    assert.match(r.stderr, /predict wide\.png: .*\d+\/\d+/, "progress per image");
+    for (const [name, h, w] of [["wide", 150, 230], ["small", 40, 50]] as const) {
+      const instances = await png(`${dir}/out/instances/${name}.png`);
+      assert.deepEqual([instances.height, instances.width, instances.channels], [h, w, 1]);
+      assert.ok(instances.data instanceof Uint16Array, "16-bit ids");
+      const npy = await readNpy(`${dir}/out/npy/${name}.instances.npy`);
+      assert.deepEqual(npy.shape, [h, w]);
+      assert.deepEqual(Array.from(npy.data as Int32Array), Array.from(instances.data), "PNG and .npy agree");
+      const classes = await png(`${dir}/out/classes/${name}.png`);
+      assert.deepEqual([classes.height, classes.width], [h, w]);
+      const layout = await readNpy(`${dir}/out/pannuke/${name}.npy`);
+      assert.deepEqual(layout.shape, [1, h, w, 6]);
+      const overlay = await sharp(`${dir}/out/overlays/${name}.png`).metadata();
+      assert.equal(overlay.width, w + 220, "the legend strip sits right of the image");
+      const nuclei = JSON.parse(await Deno.readTextFile(`${dir}/out/nuclei/${name}.json`));
+      const ids = new Set(Array.from(npy.data as Int32Array).filter((v) => v > 0));
+      assert.equal(nuclei.count, ids.size, "one record per instance of the map");
+      for (const n of nuclei.nuclei) {
+        assert.ok(ids.has(n.id));
+        assert.ok(typeof n.class === "string" && n.score > 0 && n.score <= 1);
+        assert.ok(n.bbox[0] <= n.centroid[0] && n.centroid[0] <= n.bbox[2], "centroid inside its box");
+        assert.match(n.description, /^an? .*nucleus$/);
+        if (n.contour.length > 0) assert.ok(isSimpleRing(n.contour), `nucleus ${n.id}: simple closed contour`);
+      }
+      const geojson = JSON.parse(await Deno.readTextFile(`${dir}/out/geojson/${name}.geojson`));
+      assert.deepEqual(geoJsonProblems(geojson), []);
+      assert.equal(
+        geojson.features.length,
+        nuclei.nuclei.filter((n: { contour: unknown[] }) => n.contour.length).length,
+      );
+    }
+    const wide = JSON.parse(await Deno.readTextFile(`${dir}/out/nuclei/wide.json`));
+    assert.ok(wide.count > 0, "the model finds nuclei");
+    // run.json named the training data: nuclei are described with its fitted attribute words
+    assert.ok(wide.nuclei.some((n: { attributes: object }) => Object.keys(n.attributes).length > 0), "attribute words");
+    const again = await predict(...args);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /wide\.png: \d+ nuclei .*\(prediction from the cache\)/);
+    assert.equal(
+      await Deno.readTextFile(`${dir}/out/nuclei/wide.json`),
+      JSON.stringify(wide) + "\n",
+      "the rerun writes the same",
+    );
+  }));
+
+Deno.test("deno task predict --mpp: an image at half the resolution is rescaled and mapped back", () =>
+  withTempDir(async (dir) => {
+    const model = await trainMicro(dir);
+    await writeImage(`${dir}/x.png`, 70, 90);
+    const r = await predict("--model", model, "--input", `${dir}/x.png`, "--out", `${dir}/out`, "--mpp", "0.5");
+    assert.equal(r.code, 0, r.stderr);
+    const instances = await png(`${dir}/out/instances/x.png`);
+    assert.deepEqual([instances.height, instances.width], [70, 90], "outputs in the image's own pixels");
+    const summary = JSON.parse(await Deno.readTextFile(`${dir}/out/summary.json`));
+    assert.equal(summary.scale, 2);
+    const wide = await predict("--model", model, "--input", `${dir}/x.png`, "--overlap", "40");
+    assert.equal(wide.code, 1);
+    assert.match(wide.stderr, /^error: --overlap must be in \[0, 32\) for this model's 64² tiles, found 40$/m);
+  }));
+
+Deno.test("deno task predict: mistakes are one clear line (exit 1); --help has an example", () =>
+  withTempDir(async (dir) => {
+    await writeImage(`${dir}/a.png`, 20, 20);
+    await Deno.writeTextFile(`${dir}/notes.txt`, "x");
+    await Deno.mkdir(`${dir}/b`);
+    await writeImage(`${dir}/b/a.png`, 20, 20);
+    await Deno.writeTextFile(`${dir}/fake.safetensors`, "not a checkpoint");
+    const cases: Array<[string[], RegExp]> = [
+      [["--model", `${dir}/missing.safetensors`, "--input", `${dir}/a.png`], /--model: .* is not a file/],
+      [["--model", `${dir}/fake.safetensors`, "--input", `${dir}/notes.txt`], /--input: .*notes\.txt is not a PNG/],
+      [["--model", `${dir}/fake.safetensors`, "--input", `${dir}/nothing`], /--input: .*nothing does not exist/],
+      [
+        ["--model", `${dir}/fake.safetensors`, "--input", `${dir}/a.png`, "--input", `${dir}/b`],
+        /both be written as 'a'/,
+      ],
+      [
+        ["--model", `${dir}/fake.safetensors`, "--input", `${dir}/a.png`, "--mpp", "0.5", "--magnification", "20"],
+        /not both/,
+      ],
+      [
+        ["--model", `${dir}/fake.safetensors`, "--input", `${dir}/a.png`, "--overlap", "500"],
+        /--model: .*not a safetensors/,
+      ],
+      [["--model", `${dir}/fake.safetensors`, "--input", `${dir}/a.png`, "--no-cache"], /not a safetensors checkpoint/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await predict(...args);
+      assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+      const lines = r.stderr.trim().split("\n").filter((l) => l.startsWith("error:"));
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0] as string, message);
+    }
+    const help = await predict("--help");
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Example: deno task predict --model/);
+    for (const flag of ["--input", "--out", "--mpp", "--magnification", "--overlap", "--batch", "--data"]) {
+      assert.ok(help.stdout.includes(flag), flag);
+    }
+  }));
