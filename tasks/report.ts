@@ -13,6 +13,12 @@ import { Argument, Command, Flag } from "effect/cli";
 import { type NpyArray, type NpyData, openNpy } from "../pipeline/codec/npy.ts";
 import { readSafetensorsMetadata } from "../pipeline/codec/safetensors.ts";
 import { renderPng } from "../stages/report/charts.ts";
+import { initBackend } from "../stages/backend/tf.ts";
+import { openDataset, parseSource } from "../stages/data/source.ts";
+import type { TrainConfig } from "../stages/model/stages.ts";
+import { splitDataset, tilesOf } from "../stages/model/train.ts";
+import { disposeModel, loadModel } from "../stages/predict/model_tiles.ts";
+import { matchedEmbeddings, umapLayout } from "../stages/report/embeddings.ts";
 import { addConfusion, type Confusion, emptyConfusion, tileConfusion, tileOf } from "../stages/report/confusion.ts";
 import {
   AblationFile,
@@ -92,8 +98,49 @@ const decode = <S extends Schema.Top>(schema: S, value: unknown, what: string) =
     Effect.mapError((e) => new UsageError({ message: `${what}: ${e.message.replace(/\s+/g, " ")}` })),
   );
 
+/** At most this many held-out tiles feed the embedding figure (≈ 0.3 s each on 2 cores). */
+const EMBEDDING_TILES = 64;
+
+/**
+ * Vision–language runs: the matched query embeddings of the held-out tiles (the data named by the
+ * run.json of deno task train, split as in training) and their UMAP layout; a string says why not.
+ */
+const heldoutEmbeddings = (dir: string, metadata: Record<string, string>) =>
+  Effect.gen(function* () {
+    const model = JSON.parse(metadata.model ?? "{}") as { vl?: unknown };
+    if (model.vl === undefined) return undefined; // a baseline: no text anchors to show
+    const record = yield* attempt(`${dir}/run.json`, () => readText(`${dir}/run.json`));
+    if (record === undefined) return "the run folder has no run.json (written by deno task train) naming its data.";
+    const run = JSON.parse(record) as { data?: string; tiles?: number; merge?: boolean };
+    const parsed = parseSource(run.data ?? "", {
+      ...(run.tiles ? { tiles: run.tiles } : {}),
+      merge: run.merge ?? false,
+    });
+    if ("error" in parsed) return `run.json: ${parsed.error}`;
+    yield* initBackend("wasm").pipe(Effect.mapError((e) => new UsageError({ message: e.message })));
+    return yield* attempt(`held-out embeddings of ${dir}`, async () => {
+      const ds = await openDataset({ ...parsed.ref, content: "" });
+      const loaded = await loadModel(`${dir}/checkpoint.safetensors`);
+      try {
+        const config = JSON.parse(metadata.config ?? "{}") as TrainConfig & { size: number };
+        const split = await splitDataset(ds, config);
+        const tiles = [];
+        for (const i of split.val) {
+          if (tiles.length >= EMBEDDING_TILES) break;
+          tiles.push(...tilesOf(await ds.sample(i), loaded.tile));
+        }
+        const matched = matchedEmbeddings(loaded, tiles.slice(0, EMBEDDING_TILES));
+        if (matched.vectors.length < 3) return "fewer than 3 held-out nuclei were found by the model.";
+        return { matched, layout: umapLayout([...matched.vectors, ...matched.anchors]) };
+      } finally {
+        disposeModel(loaded);
+        ds.close();
+      }
+    });
+  });
+
 /** Reads a training run folder and builds its report. */
-const training = (dir: string) =>
+const training = (dir: string, withEmbeddings: boolean) =>
   Effect.gen(function* () {
     const path = `${dir}/checkpoint.safetensors`;
     const raw = yield* attempt(path, () => readSafetensorsMetadata(path));
@@ -103,11 +150,17 @@ const training = (dir: string) =>
       `${dir}/heldout`,
       () => heldoutConfusion(dir, Math.min(metadata.classes.length, 5)),
     );
+    const embeddings = withEmbeddings ? yield* heldoutEmbeddings(dir, raw) : undefined;
     return trainingReport({
       dir,
       metadata,
       ...(summary === undefined ? {} : { summary }),
       ...(confusion === undefined ? {} : { confusion }),
+      ...(embeddings === undefined
+        ? {}
+        : typeof embeddings === "string"
+        ? { embeddingsSkipped: embeddings }
+        : { embeddings }),
     });
   });
 
@@ -146,7 +199,13 @@ const report = Command.make("report", {
     Flag.withDescription("Output folder for report.md, report.html and the PNGs (default: the run folder)"),
     Flag.optional,
   ),
-}, ({ run, out }) =>
+  noEmbeddings: Flag.Boolean("no-embeddings").pipe(
+    Flag.withDescription(
+      "Vision–language runs: skip the UMAP of matched query embeddings (it runs the model on up to 64 held-out tiles of the data named in run.json)",
+    ),
+    Flag.withDefault(false),
+  ),
+}, ({ run, out, noEmbeddings }) =>
   Effect.gen(function* () {
     const dir = run.replace(/(?<=.)\/+$/, "");
     const kind = yield* attempt(dir, () => kindOf(dir));
@@ -159,7 +218,7 @@ const report = Command.make("report", {
         message: `${dir} holds neither checkpoint.safetensors (a training run) nor ablation.json (an ablation run)`,
       });
     }
-    const built = hasCheckpoint ? yield* training(dir) : yield* ablation(dir);
+    const built = hasCheckpoint ? yield* training(dir, !noEmbeddings) : yield* ablation(dir);
     const paths = yield* write(built, Option.getOrElse(out, () => dir));
     yield* Console.log(`${built.title}: wrote\n${paths.map((p) => `  ${p}`).join("\n")}`);
   })).pipe(

@@ -185,3 +185,29 @@ Deno.test("deno task report --help: usage with an example", async () => {
   assert.match(r.stdout, /Example: deno task report runs\//);
   assert.match(r.stdout, /--out/);
 });
+
+Deno.test("deno task report on a vision–language run: UMAP of matched query embeddings with class anchors", () =>
+  withTempDir(async (dir) => {
+    const trained = await deno([
+      "run",
+      "-A",
+      "tasks/train.ts",
+      ...["--data", "synthetic:2", "--tiles", "10", "--preset", "micro", "--steps", "40", "--batch", "1"],
+      ...["--row", "vl_fixed", "--out", `${dir}/run`, "--cache", `${dir}/cache`, "--checkpoint-every", "0"],
+    ]);
+    assert.equal(trained.code, 0, trained.stderr);
+    const r = await report(`${dir}/run`);
+    assert.equal(r.code, 0, r.stderr);
+    const md = await Deno.readTextFile(`${dir}/run/report.md`);
+    const m = /(\d+) queries; for ([\d.]+) % of them the nearest class anchor/.exec(md);
+    assert.ok(m !== null, md);
+    assert.ok(Number(m[1]) >= 3 && Number(m[2]) >= 0 && Number(m[2]) <= 100);
+    assert.match(md, /!\[UMAP of matched query embeddings with class text anchors\]\(report-embeddings\.png\)/);
+    const { width } = await sharp(`${dir}/run/report-embeddings.png`).metadata();
+    assert.ok((width ?? 0) > 500);
+    // without run.json the report says why there is no figure
+    await Deno.remove(`${dir}/run/run.json`);
+    const again = await report(`${dir}/run`, "--out", `${dir}/again`);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(await Deno.readTextFile(`${dir}/again/report.md`), /No figure: the run folder has no run\.json/);
+  }));

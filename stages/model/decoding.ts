@@ -36,6 +36,8 @@ export interface DecodedInstances {
   readonly instances: Int32Array; // [H, W], 0 = background, ids 1..n
   readonly classOf: Int32Array; // [n + 1], classOf[0] = −1
   readonly scores: Float32Array; // [n + 1], scores[0] = 0
+  /** the query each instance came from: [n + 1], queries[0] = −1 */
+  readonly queries: Int32Array;
 }
 
 /**
@@ -75,7 +77,14 @@ export const decodeInstances = (
   }
   const n = height * width;
   const instances = new Int32Array(n);
-  if (kept.length === 0) return { instances, classOf: Int32Array.from([-1]), scores: Float32Array.from([0]) };
+  if (kept.length === 0) {
+    return {
+      instances,
+      classOf: Int32Array.from([-1]),
+      scores: Float32Array.from([0]),
+      queries: Int32Array.from([-1]),
+    };
+  }
   // upsampling and the per-pixel argmax run in JS, one query at a time, over the part of the tile
   // where the query can matter (tfjs's gather + resizeBilinear on [H, W, K] took ≈ 1.6 s per 256²
   // tile with ~60 kept queries on wasm). A pixel is owned only with a value score × prob ≥
@@ -130,7 +139,7 @@ export const decodeInstances = (
     if ((bestProb[p] as number) >= options.maskThreshold) own[j] = (own[j] as number) + 1;
     else owner[p] = -1;
   }
-  const idOf = new Int32Array(k).fill(0), classOf = [-1], scores = [0];
+  const idOf = new Int32Array(k).fill(0), classOf = [-1], scores = [0], queries = [-1];
   for (let j = 0; j < k; j++) {
     if (
       (area[j] as number) > 0 && (own[j] as number) > 0 &&
@@ -138,9 +147,15 @@ export const decodeInstances = (
     ) {
       classOf.push((kept[j] as { label: number }).label);
       scores.push((kept[j] as { score: number }).score);
+      queries.push((kept[j] as { query: number }).query);
       idOf[j] = classOf.length - 1;
     }
   }
   for (let p = 0; p < n; p++) if ((owner[p] as number) >= 0) instances[p] = idOf[owner[p] as number] as number;
-  return { instances, classOf: Int32Array.from(classOf), scores: Float32Array.from(scores) };
+  return {
+    instances,
+    classOf: Int32Array.from(classOf),
+    scores: Float32Array.from(scores),
+    queries: Int32Array.from(queries),
+  };
 };

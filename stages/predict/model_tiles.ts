@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { decodeSafetensors, readSafetensorsMetadata } from "../../pipeline/codec/safetensors.ts";
 import { Effect } from "effect";
 import { loadCheckpoint, namedTensors } from "../model/checkpoint.ts";
-import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "../model/decoding.ts";
+import { type DecodedInstances, decodeInstances, type DecodeOptions, defaultDecodeOptions } from "../model/decoding.ts";
 import { applyModel, initModel, type ModelConfig, type ModelParams } from "../model/model.ts";
 import type { Tile, TilePrediction } from "./tiling.ts";
 
@@ -67,6 +67,25 @@ export const loadModel = async (path: string): Promise<LoadedModel> => {
 export const disposeModel = (model: Pick<LoadedModel, "params">): void =>
   tf.dispose(namedTensors(model.params).map(([, t]) => t));
 
+/** Image `i` of a batch's last predictions (logits [B, Q, C+1], masks [B, Q, h, w]) decoded at tile × tile. */
+export const decodeTile = (
+  logits: tf.Tensor3D,
+  masks: tf.Tensor4D,
+  i: number,
+  tile: number,
+  decode: DecodeOptions = defaultDecodeOptions,
+): DecodedInstances => {
+  const [l, m] = tf.tidy(() => [
+    tf.squeeze(tf.slice(logits, [i, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D, // [Q, C+1]
+    tf.squeeze(tf.slice(masks, [i, 0, 0, 0], [1, -1, -1, -1]), [0]) as tf.Tensor3D, // [Q, h, w]
+  ]);
+  try {
+    return decodeInstances(l, m, tile, tile, decode);
+  } finally {
+    tf.dispose([l, m]);
+  }
+};
+
 /** The model on a batch of tiles, each decoded into an instance map of its tile. */
 export const modelTilePredictor =
   (model: LoadedModel, decode: DecodeOptions = defaultDecodeOptions) =>
@@ -81,17 +100,9 @@ export const modelTilePredictor =
       return [tf.keep(last.logits), tf.keep(last.masks)]; // [B, Q, C+1], [B, Q, T/s, T/s]
     });
     try {
-      return Promise.resolve(tiles.map((_, i) => {
-        const [l, m] = tf.tidy(() => [
-          tf.squeeze(tf.slice(logits, [i, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D, // [Q, C+1]
-          tf.squeeze(tf.slice(masks, [i, 0, 0, 0], [1, -1, -1, -1]), [0]) as tf.Tensor3D, // [Q, T/s, T/s]
-        ]);
-        try {
-          return decodeInstances(l, m, t, t, decode);
-        } finally {
-          tf.dispose([l, m]);
-        }
-      }));
+      return Promise.resolve(
+        tiles.map((_, i) => decodeTile(logits as tf.Tensor3D, masks as tf.Tensor4D, i, t, decode)),
+      );
     } finally {
       tf.dispose([logits, masks]);
     }

@@ -24,6 +24,7 @@ import {
   lossParts,
   type TopLevelSpec,
 } from "./charts.ts";
+import { embeddingChart, type MatchedEmbeddings, nearestAnchorAccuracy } from "./embeddings.ts";
 import type { Confusion } from "./confusion.ts";
 
 const Metric = Schema.NullOr(Schema.Number);
@@ -68,6 +69,10 @@ export interface TrainingRun {
   readonly summary?: string;
   /** the held-out confusion, when heldout/masks.npy and pred.npy are present */
   readonly confusion?: Confusion;
+  /** vision–language runs: matched query embeddings, their UMAP layout (queries, then anchors) */
+  readonly embeddings?: { readonly matched: MatchedEmbeddings; readonly layout: number[][] };
+  /** why there is no embedding figure, when the run could have one */
+  readonly embeddingsSkipped?: string;
 }
 
 /** An ablation run as the task read it. */
@@ -263,6 +268,29 @@ export const trainingReport = (run: TrainingRun): Report => {
       ),
       "",
     );
+  }
+  if (run.embeddings !== undefined) {
+    const { matched, layout } = run.embeddings;
+    const figure: Figure = {
+      file: "report-embeddings.png",
+      alt: "UMAP of matched query embeddings with class text anchors",
+      spec: embeddingChart(matched, layout),
+    };
+    figures.push(figure);
+    const nearest = nearestAnchorAccuracy(matched);
+    out.push(
+      "## Query embeddings and class text anchors",
+      "",
+      `The queries that found a true nucleus (IoU > 0.5) on ${matched.tiles} held-out tiles, projected into the ` +
+        `joint space as L_fix sees them, and the class prompts' text embeddings, laid out together by UMAP ` +
+        `(umap-js, seed 0). ${matched.vectors.length} queries; for ${fmt(100 * nearest, 1)} % of them the nearest ` +
+        `class anchor (cosine) is their nucleus's true class.`,
+      "",
+      image(figure),
+      "",
+    );
+  } else if (run.embeddingsSkipped !== undefined) {
+    out.push("## Query embeddings and class text anchors", "", `No figure: ${run.embeddingsSkipped}`, "");
   }
   return { title, markdown: out.join("\n"), figures };
 };
