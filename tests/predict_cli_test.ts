@@ -23,12 +23,12 @@ const trainMicro = async (dir: string) => {
   return `${dir}/run/checkpoint.safetensors`;
 };
 
-/** A synthetic H&E image of `height`×`width` written as PNG (a crop of a larger synthetic tile). */
+/** A synthetic H&E image of `height`×`width` (a crop of a larger synthetic tile), format by extension. */
 const writeImage = async (path: string, height: number, width: number, seed = 5) => {
   const s = syntheticSample(seed, 0, { size: Math.max(height, width) });
   const rgb = new Uint8Array(height * width * 3);
   for (let y = 0; y < height; y++) rgb.set(s.image.subarray(y * s.width * 3, (y * s.width + width) * 3), y * width * 3);
-  await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toFile(path);
+  await sharp(rgb, { raw: { width, height, channels: 3 } }).toFile(path);
 };
 
 const png = async (path: string) => Effect.runPromise(decodePng(await Deno.readFile(path)));
@@ -38,17 +38,18 @@ Deno.test("deno task predict: every output of a tiled image, valid GeoJSON and c
     const model = await trainMicro(dir);
     await Deno.mkdir(`${dir}/images/more`, { recursive: true });
     await writeImage(`${dir}/images/wide.png`, 150, 230);
-    await writeImage(`${dir}/images/more/small.png`, 40, 50, 6); // smaller than one 64² tile: padded
+    await writeImage(`${dir}/images/more/small.tif`, 40, 50, 6); // smaller than one 64² tile: padded
+    await writeImage(`${dir}/images/more/scan.jpg`, 70, 64, 7);
     const args = ["--model", model, "--input", `${dir}/images`, "--out", `${dir}/out`, "--cache", `${dir}/cache`];
     const r = await predict(...args);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /wide\.png: \d+ nuclei/);
     assert.match(
       r.stdout,
-      /wrote .*\/out\/: instances\/, classes\/.*geojson\/, pannuke\/ and summary\.json for 2 images/,
+      /wrote .*\/out\/: instances\/, classes\/.*geojson\/, pannuke\/ and summary\.json for 3 images/,
     );
     assert.match(r.stderr, /predict wide\.png: .*\d+\/\d+/, "progress per image");
-    for (const [name, h, w] of [["wide", 150, 230], ["small", 40, 50]] as const) {
+    for (const [name, h, w] of [["wide", 150, 230], ["small", 40, 50], ["scan", 70, 64]] as const) {
       const instances = await png(`${dir}/out/instances/${name}.png`);
       assert.deepEqual([instances.height, instances.width, instances.channels], [h, w, 1]);
       assert.ok(instances.data instanceof Uint16Array, "16-bit ids");
