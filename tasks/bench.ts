@@ -5,6 +5,10 @@
  * 2,656, one fold). Peers (joblib, scipy, the numpy reference) are measured in the same run when
  * python3 has them. The `data` section writes a 12 GB float64 fold to a temporary folder.
  */
+import * as NodeServices from "@effect/platform-node/NodeServices";
+import { Console, Effect, Option } from "effect";
+import { Command, Flag } from "effect/cli";
+import { runTask, UsageError, writeAtomic } from "./_main.ts";
 import { hungarianBench, pannukeBench, type Row } from "../bench/evaluation_bench.ts";
 import { pipelineBench } from "../bench/pipeline_bench.ts";
 import { dataBench } from "../bench/data_bench.ts";
@@ -12,37 +16,55 @@ import { featuresBench } from "../bench/features_bench.ts";
 import { attributeChainBench } from "../bench/attributes_bench.ts";
 import { modelBench } from "../bench/model_bench.ts";
 
-const flag = (name: string) => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-};
+const SECTIONS = ["pipeline", "hungarian", "evaluation", "data", "attributes", "model"] as const;
 
-const main = async () => {
-  const only = flag("only");
-  const images = Number(flag("images") ?? 2656);
-  if (!Number.isSafeInteger(images) || images < 1) {
-    throw new Error(`--images: expected a positive integer, found ${flag("images")}`);
-  }
-  const rows: Row[] = [];
-  const results: Record<string, number> = {};
-  const dir = await Deno.makeTempDir({ prefix: "ivaan-bench-" });
-  try {
-    if (only === undefined || only === "pipeline") rows.push(...(await pipelineBench(dir, results)));
-    if (only === undefined || only === "hungarian") rows.push(...(await hungarianBench(dir)));
-    if (only === undefined || only === "evaluation") rows.push(...(await pannukeBench(dir, images)));
-    if (only === undefined || only === "data") rows.push(...(await dataBench(`${dir}/data`, images)));
-    if (only === undefined || only === "attributes") {
-      rows.push(...(await featuresBench()), ...(await attributeChainBench(dir)));
+const bench = Command.make("bench", {
+  only: Flag.Literals("only", SECTIONS).pipe(
+    Flag.withDescription(`Run one section: ${SECTIONS.join(", ")} (default: all)`),
+    Flag.optional,
+  ),
+  images: Flag.Int("images").pipe(
+    Flag.withDescription("PanNuke images/tiles of the evaluation and data sections (default 2,656, one fold)"),
+    Flag.withDefault(2656),
+  ),
+  json: Flag.String("json").pipe(
+    Flag.withDescription("Also write the raw numbers as JSON to this file"),
+    Flag.optional,
+  ),
+}, (f) =>
+  Effect.gen(function* () {
+    if (f.images < 1) return yield* new UsageError({ message: `--images must be positive, found ${f.images}` });
+    const only = Option.getOrUndefined(f.only);
+    const run = (section: (typeof SECTIONS)[number]) => only === undefined || only === section;
+    const { rows, results } = yield* Effect.promise(async () => {
+      const rows: Row[] = [];
+      const results: Record<string, number> = {};
+      const dir = await Deno.makeTempDir({ prefix: "ivaan-bench-" });
+      try {
+        if (run("pipeline")) rows.push(...(await pipelineBench(dir, results)));
+        if (run("hungarian")) rows.push(...(await hungarianBench(dir)));
+        if (run("evaluation")) rows.push(...(await pannukeBench(dir, f.images)));
+        if (run("data")) rows.push(...(await dataBench(`${dir}/data`, f.images)));
+        if (run("attributes")) rows.push(...(await featuresBench()), ...(await attributeChainBench(dir)));
+        if (run("model")) rows.push(...(await modelBench()));
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+      return { rows, results };
+    });
+    yield* Console.log(`| benchmark | result | note |\n|---|---|---|`);
+    for (const r of rows) yield* Console.log(`| ${r.name} | ${r.value} | ${r.note} |`);
+    yield* Console.log(
+      `\n${navigator.hardwareConcurrency} CPUs, Deno ${Deno.version.deno}, ${new Date().toISOString()}`,
+    );
+    if (Option.isSome(f.json)) {
+      yield* writeAtomic(f.json.value, JSON.stringify({ rows, results }, null, 2) + "\n");
+      yield* Console.log(`wrote ${f.json.value}`);
     }
-    if (only === undefined || only === "model") rows.push(...(await modelBench()));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-  console.log(`| benchmark | result | note |\n|---|---|---|`);
-  for (const r of rows) console.log(`| ${r.name} | ${r.value} | ${r.note} |`);
-  console.log(`\n${navigator.hardwareConcurrency} CPUs, Deno ${Deno.version.deno}, ${new Date().toISOString()}`);
-  const out = flag("json");
-  if (out !== undefined) await Deno.writeTextFile(out, JSON.stringify({ rows, results }, null, 2) + "\n");
-};
+  })).pipe(Command.withDescription(
+    "Benchmarks against the Python peers measured in the same run (a Markdown table on stdout). Example: deno task bench --only model --json bench.json",
+  ));
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  runTask(bench.pipe(Command.run({ version: "0.1.0" }), Effect.provide(NodeServices.layer)));
+}

@@ -103,3 +103,12 @@ Deno.test("the README example: the second run is all hits and gives the same ans
     assert.ok(answer(first.stdout) !== undefined);
     assert.equal(answer(second.stdout), answer(first.stdout));
   }));
+
+Deno.test("deno task bench: --help explains the sections; an unknown section is one error", async () => {
+  const help = await deno(["run", "-A", "tasks/bench.ts", "--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Example: deno task bench --only model/);
+  const bad = await deno(["run", "-A", "tasks/bench.ts", "--only", "nothing"]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stdout + bad.stderr, /nothing/);
+});
