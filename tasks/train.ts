@@ -20,7 +20,13 @@ import { encodeSafetensors, type TensorFile } from "../pipeline/codec/safetensor
 import { FileStore, Pipeline, Progress, Runner, Source, type Store } from "../mod.ts";
 import { BACKENDS, layer as backendLayer, TfBackend } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
-import { continueTraining, trainBaseline, TrainingCheckpoints, trainWithAttributes } from "../stages/model/stages.ts";
+import {
+  continueTraining,
+  continueTrainingWithAttributes,
+  trainBaseline,
+  TrainingCheckpoints,
+  trainWithAttributes,
+} from "../stages/model/stages.ts";
 import { ABLATION_ROWS, attributeBinning, defaultLearningRate, modelOf } from "../stages/model/train.ts";
 import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
 import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
@@ -229,20 +235,25 @@ const train = Command.make("train", {
       });
     const heldout = { inputs: { dataset: "dataset", checkpoint: "checkpoint" }, config } as const;
     const binning = attributeBinning(config.row);
-    if (binning !== undefined && resume !== undefined) {
-      return yield* new UsageError({ message: `--resume: not yet available for --row ${f.row} (attribute prompts)` });
-    }
-    yield* binning !== undefined
+    // the attribute chain of `deno task attributes`, shared through the cache
+    const words = (method: "entropy" | "quantile") =>
+      data.node("features", maskFeaturesStage, { inputs: { dataset: "dataset" } })
+        .node("selection", attributeSelection, { inputs: { table: "features" } })
+        .node("bins", attributeBins, { inputs: { table: "features", selection: "selection" }, config: { method } })
+        .node("words", attributeWords, { inputs: { fit: "bins" } });
+    yield* binning !== undefined && resume !== undefined
       ? execute(
-        // the attribute chain of `deno task attributes`, shared through the cache
-        data.node("features", maskFeaturesStage, { inputs: { dataset: "dataset" } })
-          .node("selection", attributeSelection, { inputs: { table: "features" } })
-          .node("bins", attributeBins, {
-            inputs: { table: "features", selection: "selection" },
-            config: { method: binning },
-          })
-          .node("words", attributeWords, { inputs: { fit: "bins" } })
-          .node("checkpoint", trainWithAttributes, { inputs: { dataset: "dataset", words: "words" }, config })
+        words(binning).source("resume", Source.file(resume)).node("checkpoint", continueTrainingWithAttributes, {
+          inputs: { dataset: "dataset", checkpoint: "resume", words: "words" },
+          config,
+        }).node("heldout", heldoutPredictions, heldout),
+      )
+      : binning !== undefined
+      ? execute(
+        words(binning).node("checkpoint", trainWithAttributes, {
+          inputs: { dataset: "dataset", words: "words" },
+          config,
+        })
           .node("heldout", heldoutPredictions, heldout),
       )
       : resume === undefined

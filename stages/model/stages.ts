@@ -188,3 +188,18 @@ export const continueTraining = Stage.make({
       Effect.flatMap((file) => runTraining(dataset, config, file)),
     ),
 });
+
+/** Continues an attribute-prompt row (as `model.train.attributes`) from one of its checkpoints up to `steps`. */
+export const continueTrainingWithAttributes = Stage.make({
+  name: "model.train.attributes.continue",
+  version: 1,
+  config: TrainConfig,
+  inputs: { dataset: datasetRefCodec, checkpoint: fileRefCodec, words: json(AttributeWords) },
+  output: safetensors,
+  environment: backendTag,
+  run: ({ dataset, checkpoint, words }, config) =>
+    Effect.tryPromise({ try: () => Deno.readFile(checkpoint.path), catch: failure }).pipe(
+      Effect.flatMap((bytes) => decodeSafetensors(bytes).pipe(Effect.mapError(failure))),
+      Effect.flatMap((file) => runTraining(dataset, config, file, words.attributes)),
+    ),
+});
