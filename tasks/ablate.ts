@@ -19,7 +19,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
 import sharp from "sharp";
-import { FileStore, Pipeline, Progress, Runner } from "../mod.ts";
+import { FileStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
 import type { StageError, StageRequirements } from "../pipeline/stage.ts";
 import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
 import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
@@ -27,7 +27,14 @@ import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../sta
 import { ablationChartSvg, ablationMarkdown, type AblationRun, summarise } from "../stages/model/ablation.ts";
 import { heldoutPredictions } from "../stages/model/heldout.ts";
 import { heldoutScores, type Scores } from "../stages/model/scores.ts";
-import { trainBaseline, TrainingCheckpoints, trainWithAttributes } from "../stages/model/stages.ts";
+import {
+  trainBaseline,
+  trainFrozenText,
+  trainFrozenTextWithAttributes,
+  TrainingCheckpoints,
+  trainWithAttributes,
+} from "../stages/model/stages.ts";
+import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, type AblationRow, attributeBinning, defaultLearningRate } from "../stages/model/train.ts";
 import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
 
@@ -65,6 +72,9 @@ const parseSets = (sets: ReadonlyArray<string>, rows: ReadonlyArray<string>) => 
 };
 
 type Stages =
+  | typeof frozenTextStage
+  | typeof trainFrozenText
+  | typeof trainFrozenTextWithAttributes
   | typeof maskFeaturesStage
   | typeof attributeSelection
   | typeof attributeBins
@@ -111,6 +121,12 @@ const ablate = Command.make("ablate", {
       "Change one row's training: ROW.KEY=VALUE with KEY steps, batch or lr (repeatable), e.g. --set vl_fixed.steps=400",
     ),
     Flag.atLeast(0),
+  ),
+  textEncoder: Flag.String("text-encoder").pipe(
+    Flag.withDescription(
+      "Rows with text: a frozen CLIP text encoder folder (config.json, vocab.json, merges.txt, one .safetensors) instead of the jointly trained tiny tower",
+    ),
+    Flag.optional,
   ),
   backend: Flag.Literals("backend", BACKENDS).pipe(
     Flag.withDescription("tfjs backend (default wasm); a backend that cannot start is an error"),
@@ -179,11 +195,30 @@ const ablate = Command.make("ablate", {
         }).node(name(`words.${method}`), attributeWords, { inputs: { fit: `bins.${method}` } });
       }
     }
+    const textEncoder = Option.getOrUndefined(f.textEncoder);
+    if (textEncoder !== undefined) {
+      const isDir = yield* Effect.promise(() => Deno.stat(textEncoder).then((s) => s.isDirectory, () => false));
+      if (!isDir) {
+        return yield* fail(
+          `--text-encoder: ${textEncoder} is not a folder (config.json, vocab.json, merges.txt, model .safetensors)`,
+        );
+      }
+      // one frozen encoding of every prompt, shared by every row with text
+      p = p.source(name("clip"), Source.directory(textEncoder))
+        .node(name("text"), frozenTextStage, { inputs: { dataset: "dataset", clip: "clip" } });
+    }
     const targets: Array<{ row: AblationRow; seed: number; node: string }> = [];
     for (const row of rows as AblationRow[]) {
       for (let seed = 0; seed < f.seeds; seed++) {
         const id = `${row}.s${seed}`, config = configOf(row, seed), binning = attributeBinning(row);
-        p = binning === undefined
+        p = textEncoder !== undefined && row !== "baseline"
+          ? binning === undefined
+            ? p.node(`train.${id}`, trainFrozenText, { inputs: { dataset: "dataset", text: "text" }, config })
+            : p.node(`train.${id}`, trainFrozenTextWithAttributes, {
+              inputs: { dataset: "dataset", words: `words.${binning}`, text: "text" },
+              config,
+            })
+          : binning === undefined
           ? p.node(`train.${id}`, trainBaseline, { inputs: { dataset: "dataset" }, config })
           : p.node(`train.${id}`, trainWithAttributes, {
             inputs: { dataset: "dataset", words: `words.${binning}` },

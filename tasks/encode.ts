@@ -32,9 +32,9 @@ import { applyViT, loadSamEncoderWeights, type ViTConfig, vitVariables } from ".
 import {
   applyClipText,
   type ClipTextConfig,
+  ClipTextConfigSchema,
   clipTextVariables,
   eosPositions,
-  HIDDEN_ACTS,
   LEGACY_EOS_TOKEN_ID,
   loadClipTextWeights,
 } from "../stages/text/clip_text.ts";
@@ -59,31 +59,6 @@ const EncoderConfig = Schema.Struct({
     Schema.withDecodingDefaultKey(Effect.succeed([123.675, 116.28, 103.53])),
   ),
   pixel_std: Schema.Array(Schema.Number).pipe(Schema.withDecodingDefaultKey(Effect.succeed([58.395, 57.12, 57.375]))),
-});
-
-const Size = (hfDefault: number) =>
-  Schema.Int.pipe(
-    Schema.check(Schema.isGreaterThanOrEqualTo(1)),
-    Schema.withDecodingDefaultKey(Effect.succeed(hfDefault)),
-  );
-
-/** CLIPTextConfig's keys, with its defaults (transformers configuration_clip.py). */
-const TextEncoderConfig = Schema.Struct({
-  vocab_size: Size(49408),
-  max_position_embeddings: Size(77),
-  hidden_size: Size(512),
-  num_attention_heads: Size(8),
-  num_hidden_layers: Size(12),
-  intermediate_size: Size(2048),
-  projection_dim: Size(512),
-  layer_norm_eps: Schema.Number.pipe(Schema.withDecodingDefaultKey(Effect.succeed(1e-5))),
-  hidden_act: Schema.Literals(HIDDEN_ACTS).pipe(
-    Schema.withDecodingDefaultKey(Effect.succeed("quick_gelu" as const)),
-  ),
-  eos_token_id: Schema.Int.pipe(
-    Schema.check(Schema.isGreaterThanOrEqualTo(0)),
-    Schema.withDecodingDefaultKey(Effect.succeed(2)),
-  ),
 });
 
 const fail = (message: string) => new UsageError({ message });
@@ -212,7 +187,7 @@ const text = Command.make("text", {
   ),
 }, (f) =>
   Effect.gen(function* () {
-    const config: ClipTextConfig = yield* readConfig(TextEncoderConfig, f.config);
+    const config: ClipTextConfig = yield* readConfig(ClipTextConfigSchema, f.config);
     const { ids, B, T } = yield* readTokenIds(f.ids, config);
     const file = yield* decodeSafetensors(yield* read(f.weights, "--weights")).pipe(
       Effect.mapError((e) => fail(`--weights ${f.weights}: ${e.reason}`)),

@@ -24,9 +24,12 @@ import {
   continueTraining,
   continueTrainingWithAttributes,
   trainBaseline,
+  trainFrozenText,
+  trainFrozenTextWithAttributes,
   TrainingCheckpoints,
   trainWithAttributes,
 } from "../stages/model/stages.ts";
+import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, attributeBinning, defaultLearningRate, modelOf } from "../stages/model/train.ts";
 import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
 import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
@@ -91,6 +94,12 @@ const train = Command.make("train", {
   fusionRule: Flag.Literals("fusion-rule", ["predicted", "all"] as const).pipe(
     Flag.withDescription(
       "Row full: which classes' image-level text the features attend to at inference — predicted (default: a presence head trained jointly) or all",
+    ),
+    Flag.optional,
+  ),
+  textEncoder: Flag.String("text-encoder").pipe(
+    Flag.withDescription(
+      "Rows with text: a frozen CLIP text encoder folder (config.json, vocab.json, merges.txt, one .safetensors; e.g. PLIP) instead of the jointly trained tiny tower; its prompt features are a cached stage",
     ),
     Flag.optional,
   ),
@@ -241,7 +250,44 @@ const train = Command.make("train", {
         .node("selection", attributeSelection, { inputs: { table: "features" } })
         .node("bins", attributeBins, { inputs: { table: "features", selection: "selection" }, config: { method } })
         .node("words", attributeWords, { inputs: { fit: "bins" } });
-    yield* binning !== undefined && resume !== undefined
+    const textEncoder = Option.getOrUndefined(f.textEncoder);
+    if (textEncoder !== undefined) {
+      if (binning === undefined && config.row === undefined) {
+        return yield* new UsageError({
+          message: "--text-encoder: the baseline has no text; pick a --row (vl_fixed … full)",
+        });
+      }
+      if (resume !== undefined) {
+        return yield* new UsageError({ message: "--resume: not yet available with --text-encoder" });
+      }
+      const isDir = yield* Effect.promise(() => Deno.stat(textEncoder).then((s) => s.isDirectory, () => false));
+      if (!isDir) {
+        return yield* new UsageError({
+          message:
+            `--text-encoder: ${textEncoder} is not a folder (config.json, vocab.json, merges.txt, model .safetensors)`,
+        });
+      }
+    }
+    const clip = Source.directory(textEncoder ?? ".");
+    const text = { inputs: { dataset: "dataset", clip: "clip" } } as const;
+    yield* textEncoder !== undefined && binning !== undefined
+      ? execute(
+        words(binning).source("clip", clip).node("text", frozenTextStage, text).node(
+          "checkpoint",
+          trainFrozenTextWithAttributes,
+          {
+            inputs: { dataset: "dataset", words: "words", text: "text" },
+            config,
+          },
+        ).node("heldout", heldoutPredictions, heldout),
+      )
+      : textEncoder !== undefined
+      ? execute(
+        data.source("clip", clip).node("text", frozenTextStage, text)
+          .node("checkpoint", trainFrozenText, { inputs: { dataset: "dataset", text: "text" }, config })
+          .node("heldout", heldoutPredictions, heldout),
+      )
+      : binning !== undefined && resume !== undefined
       ? execute(
         words(binning).source("resume", Source.file(resume)).node("checkpoint", continueTrainingWithAttributes, {
           inputs: { dataset: "dataset", checkpoint: "resume", words: "words" },

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { writeClipFolder } from "./_clip_folder.ts";
 import { deno, withTempDir } from "./_helpers.ts";
 
 const ablate = (...args: string[]) => deno(["run", "-A", "tasks/ablate.ts", ...args]);
@@ -44,3 +45,21 @@ Deno.test("deno task ablate: unknown rows and bad --set are one clear line each"
   const key = await ablate("--set", "baseline.depth=3");
   assert.match(key.stderr, /^error: --set baseline\.depth=3: expected ROW\.KEY=VALUE with KEY one of steps, batch, lr/);
 });
+
+Deno.test("deno task ablate --text-encoder: one frozen text stage feeds every row with text; the baseline is unchanged", () =>
+  withTempDir(async (dir) => {
+    await writeClipFolder(`${dir}/clip`);
+    const r = await deno([
+      "run",
+      "-A",
+      "tasks/ablate.ts",
+      ...["--data", "synthetic:2", "--tiles", "8", "--preset", "micro", "--steps", "2", "--batch", "1"],
+      ...["--rows", "baseline,vl_fixed,vl_attr_entropy", "--text-encoder", `${dir}/clip`, "--cache", `${dir}/cache`],
+      "--explain",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\s*text\s+miss\s+text\.frozen/m);
+    assert.match(r.stdout, /^\s*train\.baseline\.s0\s+miss\s+model\.train\s/m);
+    assert.match(r.stdout, /^\s*train\.vl_fixed\.s0\s+pending\s+model\.train\.frozen_text\s/m);
+    assert.match(r.stdout, /^\s*train\.vl_attr_entropy\.s0\s+pending\s+model\.train\.attributes\.frozen_text\s/m);
+  }));

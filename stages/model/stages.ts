@@ -23,6 +23,7 @@ import { ABLATION_ROWS, trainingCheckpoint, trainModel } from "./train.ts";
 import { json } from "../../pipeline/codec/json.ts";
 import { AttributeWords } from "../attributes/stages.ts";
 import type { FittedAttribute } from "./attribute_labels.ts";
+import { frozenTextOf } from "../text/frozen.ts";
 
 export const TrainConfig = Schema.Struct({
   preset: Schema.Literals(["micro", "tiny", "vit_b", "vit_l", "vit_h"]).pipe(
@@ -90,6 +91,7 @@ const runTraining = (
   config: TrainConfig,
   resume: TensorFile | undefined,
   attributes?: ReadonlyArray<FittedAttribute>,
+  frozenText?: TensorFile,
 ) =>
   Effect.acquireUseRelease(
     Effect.tryPromise({ try: () => openDataset(dataset), catch: failure }),
@@ -107,6 +109,7 @@ const runTraining = (
                 const result = await trainModel(ds, full, {
                   ...(resume === undefined ? {} : { resume }),
                   ...(attributes === undefined ? {} : { attributes }),
+                  ...(frozenText === undefined ? {} : { frozenText: frozenTextOf(frozenText) }),
                   signal,
                   checkpointEvery: checkpoints.every,
                   onCheckpoint: checkpoints.save,
@@ -202,4 +205,29 @@ export const continueTrainingWithAttributes = Stage.make({
       Effect.flatMap((bytes) => decodeSafetensors(bytes).pipe(Effect.mapError(failure))),
       Effect.flatMap((file) => runTraining(dataset, config, file, words.attributes)),
     ),
+});
+
+/**
+ * A row with text (vl_fixed, sim, …: no attribute prompts) whose text encoder is frozen: the
+ * `text.frozen` stage's prompt features stand in for the jointly trained tower.
+ */
+export const trainFrozenText = Stage.make({
+  name: "model.train.frozen_text",
+  version: 1,
+  config: TrainConfig,
+  inputs: { dataset: datasetRefCodec, text: safetensors },
+  output: safetensors,
+  environment: backendTag,
+  run: ({ dataset, text }, config) => runTraining(dataset, config, undefined, undefined, text),
+});
+
+/** As `trainFrozenText` for rows with attribute prompts (the `attributes.words` stage's words). */
+export const trainFrozenTextWithAttributes = Stage.make({
+  name: "model.train.attributes.frozen_text",
+  version: 1,
+  config: TrainConfig,
+  inputs: { dataset: datasetRefCodec, words: json(AttributeWords), text: safetensors },
+  output: safetensors,
+  environment: backendTag,
+  run: ({ dataset, words, text }, config) => runTraining(dataset, config, undefined, words.attributes, text),
 });

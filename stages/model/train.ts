@@ -18,6 +18,7 @@ import { batchOf, disposeBatch, trainStep } from "./train_step.ts";
 import { visionLanguagePreset } from "./vision_language.ts";
 import type { FusionRule } from "./fusion.ts";
 import { attributeLabels, attributePrompts, type FittedAttribute } from "./attribute_labels.ts";
+import type { ClipTextConfig } from "../text/clip_text.ts";
 
 export interface TrainConfig {
   readonly preset: keyof typeof MODEL_PRESETS;
@@ -77,6 +78,7 @@ export const defaultLearningRate = (preset: TrainConfig["preset"]): number =>
 export const modelOf = (
   config: Pick<TrainConfig, "preset" | "stem" | "queries" | "row" | "fusionRule">,
   classNames: ReadonlyArray<string> = [],
+  frozenText?: { readonly config: ClipTextConfig; readonly prompts: ReadonlyArray<string> },
 ): ModelConfig => {
   const preset = MODEL_PRESETS[config.preset];
   // fine masks are built on the stem: the ablation without it predicts at Mask2Former's stride 4
@@ -88,11 +90,15 @@ export const modelOf = (
     queries: config.queries ?? preset.queries,
     maskStride,
     ...(row === "baseline" ? {} : {
-      vl: visionLanguagePreset({
-        attributes: attributeBinning(row) !== undefined,
-        sim: row === "sim" || row === "full",
-        ...(row === "full" ? { fusion: config.fusionRule ?? "predicted" } : {}),
-      }, classNames),
+      vl: {
+        ...visionLanguagePreset({
+          attributes: attributeBinning(row) !== undefined,
+          sim: row === "sim" || row === "full",
+          ...(row === "full" ? { fusion: config.fusionRule ?? "predicted" } : {}),
+        }, classNames),
+        // a frozen encoder's features stand in for the jointly trained tower
+        ...(frozenText === undefined ? {} : { text: frozenText.config, frozenText: { prompts: frozenText.prompts } }),
+      },
     }),
   };
 };
@@ -209,6 +215,12 @@ export interface TrainHooks {
   readonly signal?: AbortSignal;
   /** the fitted attributes (`attributes.words`): rows with attribute prompts need them */
   readonly attributes?: ReadonlyArray<FittedAttribute>;
+  /** a frozen text encoder's prompt features (`text.frozen`) instead of the jointly trained tower */
+  readonly frozenText?: {
+    readonly config: ClipTextConfig;
+    readonly prompts: ReadonlyArray<string>;
+    readonly features: Float32Array; // [N, P]
+  };
 }
 
 const OPTIMIZER = "optimizer/";
@@ -296,13 +308,21 @@ export const trainModel = async (
   validation: Validation;
   split: { train: number[]; val: number[] };
 }> => {
-  const model = modelOf(config, ds.classes);
+  const model = modelOf(config, ds.classes, hooks.frozenText);
+  if (hooks.frozenText !== undefined && model.vl === undefined) {
+    throw new RangeError("a frozen text encoder needs a row with text (vl_fixed … full), not the baseline");
+  }
   const classes = ds.classes.length;
   const attributes = model.vl?.attributes === true ? hooks.attributes : undefined;
   if (model.vl?.attributes === true && (attributes === undefined || attributes.length === 0)) {
     throw new RangeError(`row ${config.row}: attribute prompts need the fitted attributes (attributes.words)`);
   }
   const params = initModel(model, classes, config.seed);
+  if (hooks.frozenText !== undefined) {
+    const { features, prompts, config: text } = hooks.frozenText;
+    const frozen = params.vl?.frozen;
+    tf.tidy(() => frozen?.assign(tf.tensor2d(features, [prompts.length, text.projection_dim]))); // [N, P]
+  }
   const split = await splitDataset(ds, config);
   if (split.train.length === 0) throw new RangeError("training split is empty: the dataset needs more tiles");
   const cache = new Map<number, Sample>(); // small datasets: decode each sample once

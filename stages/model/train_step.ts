@@ -11,13 +11,7 @@ import { lossFromPlan, type LossOptions, planLoss } from "./losses.ts";
 import type { InstanceTargets } from "./matcher.ts";
 import { applyModel, type ModelConfig, type ModelParams } from "./model.ts";
 import { presenceOf } from "./fusion.ts";
-import {
-  type AttributeBatch,
-  matchedQueries,
-  promptIds,
-  textEmbeddings,
-  visionLanguageLoss,
-} from "./vision_language.ts";
+import { type AttributeBatch, matchedQueries, promptEmbeddings, visionLanguageLoss } from "./vision_language.ts";
 
 export interface TrainOptions {
   readonly learningRate: number;
@@ -128,7 +122,8 @@ export const trainStep = (
   batch: Batch,
   options: TrainOptions,
 ): StepLosses => {
-  const variables = parameterList(params).filter((t): t is tf.Variable => t instanceof tf.Variable);
+  // a frozen text encoder's features are a non-trainable variable: saved, never updated
+  const variables = parameterList(params).filter((t): t is tf.Variable => t instanceof tf.Variable && t.trainable);
   let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, attr: 0, cent: 0, presence: 0, gradNorm: 0 };
   tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
@@ -190,8 +185,7 @@ const visionLanguage = (
   if (config.vl.attributes && (attributes === undefined || batch.attributes === undefined)) {
     throw new RangeError("trainStep: L_attr needs attribute prompts and the batch's attribute labels");
   }
-  const ids = promptIds(config.vl, classNames, attributes ?? []); // [C + ΣM_a, T]
-  const text = textEmbeddings(params.vl, config.vl, ids); // [C + ΣM_a, E]
+  const text = promptEmbeddings(params.vl, config.vl, classNames, attributes ?? []); // [C + ΣM_a, E]
   const matched = matchedQueries(lastLayer, batch.targets, output.queries.shape[1]);
   const classes = classNames.length;
   const vl = visionLanguageLoss(

@@ -47,8 +47,14 @@ import { initSim, type SimConfig, type SimParams } from "./sim.ts";
 import { type FusionParams, type FusionRule, initFusion } from "./fusion.ts";
 
 export interface VisionLanguageConfig {
-  /** the text tower (the `tiny` text preset: trained jointly, word vocabulary) */
+  /** the text tower (the `tiny` text preset: trained jointly, word vocabulary; or a frozen CLIP's config) */
   readonly text: ClipTextConfig;
+  /**
+   * A frozen text encoder (a pathology CLIP from local files): its features of these prompts are
+   * computed once (the `text.frozen` stage) and held as a constant [N, projection_dim]; absent:
+   * the tower is trained jointly.
+   */
+  readonly frozenText?: { readonly prompts: ReadonlyArray<string> };
   /** E: width of the joint embedding space */
   readonly embed: number;
   /** L_fix: matched queries against the class prompts */
@@ -71,7 +77,10 @@ export interface VisionLanguageConfig {
 }
 
 export interface VisionLanguageParams<P extends tf.Tensor = tf.Variable> {
-  readonly text: ClipTextParams<P>;
+  /** the jointly trained text tower (absent with a frozen text encoder) */
+  readonly text?: ClipTextParams<P>;
+  /** a frozen text encoder's prompt features [N, projection_dim] (a non-trainable variable) */
+  readonly frozen?: P;
   /** queries and category tokens [D] → [E] */
   readonly visual: ProjectionParams<P>;
   /** text embeddings [P] → [E] */
@@ -116,7 +125,9 @@ export const initVisionLanguage = (
 ): VisionLanguageParams => {
   const sim = simConfigOf(c, classes, d);
   return {
-    text: initClipText(c.text, seed + 7),
+    ...(c.frozenText === undefined
+      ? { text: initClipText(c.text, seed + 7) }
+      : { frozen: tf.variable(tf.zeros([c.frozenText.prompts.length, c.text.projection_dim]), false) }),
     visual: initProjection(init, d, c.embed),
     textual: initProjection(init, c.text.projection_dim, c.embed),
     ...(sim === undefined ? {} : { sim: initSim(init, sim) }),
@@ -169,7 +180,49 @@ export const textEmbeddings = (
   p: VisionLanguageParams<tf.Tensor>,
   c: VisionLanguageConfig,
   ids: tf.Tensor2D,
-): tf.Tensor2D => embed(applyClipText(p.text, c.text, ids), p.textual); // [C, E]
+): tf.Tensor2D => {
+  if (p.text === undefined) throw new RangeError("vision-language: token ids need the jointly trained text tower");
+  return embed(applyClipText(p.text, c.text, ids), p.textual); // [C, E]
+};
+
+/**
+ * The text features `[rows, P]` of `prompts`: the jointly trained tower on their token ids, or the
+ * frozen encoder's stored rows (a prompt it was not run on is an error naming it).
+ */
+export const textFeatures = (
+  p: VisionLanguageParams<tf.Tensor>,
+  c: VisionLanguageConfig,
+  classNames: ReadonlyArray<string>,
+  prompts: ReadonlyArray<string>,
+): tf.Tensor2D => {
+  if (c.frozenText !== undefined) {
+    const stored = c.frozenText.prompts;
+    if (p.frozen === undefined) throw new RangeError("vision-language: the frozen text features are missing");
+    const rows = prompts.map((q) => {
+      const i = stored.indexOf(q);
+      if (i < 0) throw new RangeError(`vision-language: the frozen text encoder has no features for "${q}"`);
+      return i;
+    });
+    return tf.tidy(() => tf.gather(p.frozen as tf.Tensor, tf.tensor1d(rows, "int32")) as tf.Tensor2D); // [rows, P]
+  }
+  if (p.text === undefined) throw new RangeError("vision-language: the text tower is missing");
+  const text = p.text;
+  return tf.tidy(() => applyClipText(text, c.text, encodePrompts(c, classNames, prompts))); // [rows, P]
+};
+
+/** The normalised embeddings `[C + ΣM_a, E]` of the class prompts, then every attribute's candidate prompts. */
+export const promptEmbeddings = (
+  p: VisionLanguageParams<tf.Tensor>,
+  c: VisionLanguageConfig,
+  classNames: ReadonlyArray<string>,
+  attributePrompts: ReadonlyArray<ReadonlyArray<string>> = [],
+): tf.Tensor2D =>
+  tf.tidy(() =>
+    embed(
+      textFeatures(p, c, classNames, [...classNames.map((name) => classPrompt(name, "")), ...attributePrompts.flat()]),
+      p.textual,
+    )
+  );
 
 /**
  * The matched pairs of the last decoder layer: flat query rows `b·Q + q`, their nuclei's classes,
@@ -261,4 +314,4 @@ export const visionLanguageLoss = (
 
 /** The image-level sentences `a photo of a {class} nuclei.` of every class, embedded: [C, P]. */
 export const classSentences = (p: VisionLanguageParams<tf.Tensor>, c: VisionLanguageConfig): tf.Tensor2D =>
-  applyClipText(p.text, c.text, encodePrompts(c, c.classNames, c.classNames.map((name) => imagePrompt([name])))); // [C, P]
+  textFeatures(p, c, c.classNames, c.classNames.map((name) => imagePrompt([name]))); // [C, P]

@@ -218,7 +218,7 @@ Deno.test("finite differences through the whole micro model: L_fix + L_cent w.r.
     const config = withVl(true);
     const params = initModel(config, 5, 5);
     const batch = batchOf([syntheticSample(4, 0, { size: 64 })]);
-    const vl = params.vl!;
+    const vl = params.vl!, tower = vl.text!;
     // the matching is a decision: fix it once, then differentiate the losses for those pairs
     let plan: ReadonlyArray<Match> = [];
     tf.tidy(() => {
@@ -229,21 +229,21 @@ Deno.test("finite differences through the whole micro model: L_fix + L_cent w.r.
     const loss = (token: tf.Tensor, words: tf.Tensor): tf.Scalar => {
       const p = {
         ...params,
-        vl: { ...vl, sim: { ...vl.sim!, tokens: token }, text: { ...vl.text, token_embedding: words } },
+        vl: { ...vl, sim: { ...vl.sim!, tokens: token }, text: { ...tower, token_embedding: words } },
       };
       const out = applyModel(p, config, 5, batch.images);
       const text = textEmbeddings(p.vl, config.vl!, ids);
       const matched = matchedQueries(plan, batch.targets, out.queries!.shape[1]);
       return visionLanguageLoss(p.vl, config.vl!, text, 5, out.queries!, matched, out.tokens).total;
     };
-    const [gTokens, gWords] = tf.grads(loss)([vl.sim!.tokens, vl.text.token_embedding]);
+    const [gTokens, gWords] = tf.grads(loss)([vl.sim!.tokens, tower.token_embedding]);
     const check = (which: 0 | 1, index: number, analytic: number) => {
       const eps = 1e-2;
       const at = (delta: number) =>
         tf.tidy(() => {
-          const base = [vl.sim!.tokens, vl.text.token_embedding][which] as tf.Tensor;
+          const base = [vl.sim!.tokens, tower.token_embedding][which] as tf.Tensor;
           const bumped = tf.add(base, tf.mul(tf.oneHot(index, base.size).reshape(base.shape), delta));
-          return loss(which === 0 ? bumped : vl.sim!.tokens, which === 1 ? bumped : vl.text.token_embedding)
+          return loss(which === 0 ? bumped : vl.sim!.tokens, which === 1 ? bumped : tower.token_embedding)
             .dataSync()[0] as number;
         });
       const numeric = (at(eps) - at(-eps)) / (2 * eps);

@@ -12,7 +12,7 @@ import type { Sample } from "../data/sample.ts";
 import { CLASS_COLOURS } from "../data/overlay.ts";
 import { embed } from "../model/alignment.ts";
 import { applyModel } from "../model/model.ts";
-import { promptIds, textEmbeddings } from "../model/vision_language.ts";
+import { promptEmbeddings } from "../model/vision_language.ts";
 import { decodeTile, type LoadedModel } from "../predict/model_tiles.ts";
 
 /** Joint-space vectors of matched queries (with their nuclei's true classes) and of the class prompts. */
@@ -48,9 +48,7 @@ export const matchedEmbeddings = (model: LoadedModel, tiles: ReadonlyArray<Sampl
   if (vl === undefined || vlParams === undefined) {
     throw new RangeError("the model has no vision–language parts (train a --row other than baseline)");
   }
-  const anchors = tf.tidy(() =>
-    tf.slice(textEmbeddings(vlParams, vl, promptIds(vl, classes)), [0, 0], [classes.length, -1]).arraySync()
-  ) as number[][];
+  const anchors = tf.tidy(() => promptEmbeddings(vlParams, vl, classes).arraySync()) as number[][];
   const vectors: number[][] = [], labels: number[] = [];
   const t = model.tile;
   for (let start = 0; start < tiles.length; start += batch) {

@@ -25,7 +25,7 @@
  * F intermediate_size, P projection_dim, V vocab_size.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Data, Effect } from "effect";
+import { Data, Effect, Schema } from "effect";
 import type { HostTensor } from "../../pipeline/codec/safetensors.ts";
 import {
   gelu,
@@ -49,6 +49,31 @@ const ACTIVATIONS = {
 /** `hidden_act` values we implement. */
 export type HiddenAct = keyof typeof ACTIVATIONS;
 export const HIDDEN_ACTS = ["quick_gelu", "gelu"] as const satisfies ReadonlyArray<HiddenAct>;
+
+const Size = (hfDefault: number) =>
+  Schema.Int.pipe(
+    Schema.check(Schema.isGreaterThanOrEqualTo(1)),
+    Schema.withDecodingDefaultKey(Effect.succeed(hfDefault)),
+  );
+
+/** CLIPTextConfig's keys, with its defaults (transformers configuration_clip.py); other keys are ignored. */
+export const ClipTextConfigSchema = Schema.Struct({
+  vocab_size: Size(49408),
+  max_position_embeddings: Size(77),
+  hidden_size: Size(512),
+  num_attention_heads: Size(8),
+  num_hidden_layers: Size(12),
+  intermediate_size: Size(2048),
+  projection_dim: Size(512),
+  layer_norm_eps: Schema.Number.pipe(Schema.withDecodingDefaultKey(Effect.succeed(1e-5))),
+  hidden_act: Schema.Literals(HIDDEN_ACTS).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed("quick_gelu" as const)),
+  ),
+  eos_token_id: Schema.Int.pipe(
+    Schema.check(Schema.isGreaterThanOrEqualTo(0)),
+    Schema.withDecodingDefaultKey(Effect.succeed(2)),
+  ),
+});
 
 /** Hyper-parameters; names and meanings are Hugging Face CLIPTextConfig's. */
 export interface ClipTextConfig {
