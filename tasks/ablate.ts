@@ -21,7 +21,13 @@ import { Command, Flag } from "effect/cli";
 import sharp from "sharp";
 import { FileStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
 import type { StageError, StageRequirements } from "../pipeline/stage.ts";
-import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
+import {
+  attributeBins,
+  attributeSelection,
+  attributeWords,
+  maskFeaturesStage,
+  trainingNuclei,
+} from "../stages/attributes/stages.ts";
 import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { ablationChartSvg, ablationMarkdown, type AblationRun, summarise } from "../stages/model/ablation.ts";
@@ -76,6 +82,7 @@ type Stages =
   | typeof trainFrozenText
   | typeof trainFrozenTextWithAttributes
   | typeof maskFeaturesStage
+  | typeof trainingNuclei
   | typeof attributeSelection
   | typeof attributeBins
   | typeof attributeWords
@@ -186,13 +193,19 @@ const ablate = Command.make("ablate", {
     let p: AblationPipeline = Pipeline.dynamic<never>().source(name("dataset"), datasetSource(parsed.ref));
     const binnings = [...new Set(rows.map((r) => attributeBinning(r as AblationRow)).filter((b) => b !== undefined))];
     if (binnings.length > 0) {
-      p = p.node(name("features"), maskFeaturesStage, { inputs: { dataset: "dataset" } })
-        .node(name("selection"), attributeSelection, { inputs: { table: "features" } });
-      for (const method of binnings) {
-        p = p.node(name(`bins.${method}`), attributeBins, {
-          inputs: { table: "features", selection: "selection" },
-          config: { method },
-        }).node(name(`words.${method}`), attributeWords, { inputs: { fit: `bins.${method}` } });
+      p = p.node(name("features"), maskFeaturesStage, { inputs: { dataset: "dataset" } });
+      // each seed has its own training split: selection and bins see only its nuclei
+      for (let seed = 0; seed < f.seeds; seed++) {
+        p = p.node(name(`training.s${seed}`), trainingNuclei, {
+          inputs: { table: "features", dataset: "dataset" },
+          config: { seed },
+        }).node(name(`selection.s${seed}`), attributeSelection, { inputs: { table: `training.s${seed}` } });
+        for (const method of binnings) {
+          p = p.node(name(`bins.${method}.s${seed}`), attributeBins, {
+            inputs: { table: `training.s${seed}`, selection: `selection.s${seed}` },
+            config: { method },
+          }).node(name(`words.${method}.s${seed}`), attributeWords, { inputs: { fit: `bins.${method}.s${seed}` } });
+        }
       }
     }
     const textEncoder = Option.getOrUndefined(f.textEncoder);
@@ -215,13 +228,13 @@ const ablate = Command.make("ablate", {
           ? binning === undefined
             ? p.node(`train.${id}`, trainFrozenText, { inputs: { dataset: "dataset", text: "text" }, config })
             : p.node(`train.${id}`, trainFrozenTextWithAttributes, {
-              inputs: { dataset: "dataset", words: `words.${binning}`, text: "text" },
+              inputs: { dataset: "dataset", words: `words.${binning}.s${seed}`, text: "text" },
               config,
             })
           : binning === undefined
           ? p.node(`train.${id}`, trainBaseline, { inputs: { dataset: "dataset" }, config })
           : p.node(`train.${id}`, trainWithAttributes, {
-            inputs: { dataset: "dataset", words: `words.${binning}` },
+            inputs: { dataset: "dataset", words: `words.${binning}.s${seed}` },
             config,
           });
         p = p.node(`heldout.${id}`, heldoutPredictions, {

@@ -16,7 +16,13 @@ import { Command, Flag } from "effect/cli";
 import { FileStore, MemoryStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
 import type { TensorFile } from "../pipeline/codec/safetensors.ts";
 import type { StageError, StageRequirements } from "../pipeline/stage.ts";
-import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
+import {
+  attributeBins,
+  attributeSelection,
+  attributeWords,
+  maskFeaturesStage,
+  trainingNuclei,
+} from "../stages/attributes/stages.ts";
 import type { AttributeWords } from "../stages/attributes/stages.ts";
 import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
 import { readRgb } from "../stages/data/image.ts";
@@ -41,6 +47,7 @@ const IMAGE = /\.(png|jpe?g|tiff?)$/i;
 
 type Stages =
   | typeof maskFeaturesStage
+  | typeof trainingNuclei
   | typeof attributeSelection
   | typeof attributeBins
   | typeof attributeWords
@@ -212,11 +219,17 @@ const predict = Command.make("predict", {
       if ("error" in parsed) return yield* fail(`--data: ${parsed.error}`);
       yield* checkSourcePath(parsed.ref);
       const method = Option.getOrElse(f.binning, () => record?.binning ?? "entropy");
+      const trained = JSON.parse(info.metadata.config ?? "{}") as { seed?: number; valFraction?: number };
       p = p.source(name("dataset"), datasetSource(parsed.ref))
         .node(name("features"), maskFeaturesStage, { inputs: { dataset: "dataset" } })
-        .node(name("selection"), attributeSelection, { inputs: { table: "features" } })
+        // the bins of the run's own training split, as its training used (its seed and fraction)
+        .node(name("training"), trainingNuclei, {
+          inputs: { table: "features", dataset: "dataset" },
+          config: { seed: trained.seed ?? 0, valFraction: trained.valFraction ?? 0.2 },
+        })
+        .node(name("selection"), attributeSelection, { inputs: { table: "training" } })
         .node(name("bins"), attributeBins, {
-          inputs: { table: "features", selection: "selection" },
+          inputs: { table: "training", selection: "selection" },
           config: { method },
         })
         .node(name("words"), attributeWords, { inputs: { fit: "bins" } });

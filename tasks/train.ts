@@ -31,7 +31,13 @@ import {
 } from "../stages/model/stages.ts";
 import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, attributeBinning, defaultLearningRate, modelOf } from "../stages/model/train.ts";
-import { attributeBins, attributeSelection, attributeWords, maskFeaturesStage } from "../stages/attributes/stages.ts";
+import {
+  attributeBins,
+  attributeSelection,
+  attributeWords,
+  maskFeaturesStage,
+  trainingNuclei,
+} from "../stages/attributes/stages.ts";
 import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
 import { heldoutTiles } from "../stages/model/scores.ts";
 import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
@@ -247,8 +253,13 @@ const train = Command.make("train", {
     // the attribute chain of `deno task attributes`, shared through the cache
     const words = (method: "entropy" | "quantile") =>
       data.node("features", maskFeaturesStage, { inputs: { dataset: "dataset" } })
-        .node("selection", attributeSelection, { inputs: { table: "features" } })
-        .node("bins", attributeBins, { inputs: { table: "features", selection: "selection" }, config: { method } })
+        // selection and bins see only this run's training split (never a held-out nucleus's class)
+        .node("training", trainingNuclei, {
+          inputs: { table: "features", dataset: "dataset" },
+          config: { seed: f.seed },
+        })
+        .node("selection", attributeSelection, { inputs: { table: "training" } })
+        .node("bins", attributeBins, { inputs: { table: "training", selection: "selection" }, config: { method } })
         .node("words", attributeWords, { inputs: { fit: "bins" } });
     const textEncoder = Option.getOrUndefined(f.textEncoder);
     if (textEncoder !== undefined) {

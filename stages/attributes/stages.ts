@@ -13,11 +13,12 @@ import { track } from "../../pipeline/progress.ts";
 import * as Stage from "../../pipeline/stage.ts";
 import { DatasetError } from "../data/sample.ts";
 import { datasetRefCodec, openDataset } from "../data/source.ts";
+import { seededSplit } from "../data/splits.ts";
 import { attributePrompt, classPrompt, imagePrompt } from "../text/prompts.ts";
 import { AttributeError, type AttributeFit, fitAttributes, wordOf } from "./fit.ts";
 import { maskFeatures } from "./mask_features.ts";
 import type { Selection } from "./selection.ts";
-import { featureTableCodec, fitRows, tableBuilder } from "./table.ts";
+import { featureTableCodec, fitRows, nucleiOfSamples, tableBuilder } from "./table.ts";
 import { SCALES } from "./words.ts";
 
 const asDatasetError = (e: unknown) =>
@@ -45,6 +46,38 @@ export const maskFeaturesStage = Stage.make({
             }
             return table.build();
           })),
+      (ds) => Effect.sync(() => ds.close()),
+    ),
+});
+
+/**
+ * The nuclei of the training split only — the split of `deno task train` for this seed and
+ * validation fraction — so that neither the attribute selection nor the (supervised) entropy bins
+ * see a held-out nucleus's class.
+ */
+export const trainingNuclei = Stage.make({
+  name: "attributes.trainingNuclei",
+  version: 1,
+  config: Schema.Struct({
+    seed: Schema.Int.pipe(Schema.withDecodingDefaultKey(Effect.succeed(0))),
+    valFraction: Schema.Number.pipe(Schema.withDecodingDefaultKey(Effect.succeed(0.2))),
+  }),
+  inputs: { table: featureTableCodec, dataset: datasetRefCodec },
+  output: featureTableCodec,
+  run: ({ table, dataset }, c) =>
+    Effect.acquireUseRelease(
+      Effect.tryPromise({ try: () => openDataset(dataset), catch: asDatasetError }),
+      (ds) =>
+        Effect.tryPromise({
+          try: async () => {
+            if (ds.size !== table.sampleIds.length) {
+              throw new RangeError(`the feature table has ${table.sampleIds.length} samples, the dataset ${ds.size}`);
+            }
+            const split = await seededSplit(ds, c.valFraction, c.seed);
+            return nucleiOfSamples(table, new Set(split.train));
+          },
+          catch: asDatasetError,
+        }),
       (ds) => Effect.sync(() => ds.close()),
     ),
 });

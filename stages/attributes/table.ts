@@ -56,6 +56,26 @@ export const tableBuilder = (classes: ReadonlyArray<string>) => {
   };
 };
 
+/** The table with only the nuclei of the samples `keep` holds (sample indices and names unchanged). */
+export const nucleiOfSamples = (t: FeatureTable, keep: ReadonlySet<number>): FeatureTable => {
+  const rows: number[] = [];
+  for (let i = 0; i < t.sample.length; i++) if (keep.has(t.sample[i] as number)) rows.push(i);
+  const pick = <A extends Int32Array | Uint8Array | Float64Array>(a: A): A =>
+    a.constructor === Float64Array
+      ? Float64Array.from(rows, (i) => a[i] as number) as A
+      : a.constructor === Uint8Array
+      ? Uint8Array.from(rows, (i) => a[i] as number) as A
+      : Int32Array.from(rows, (i) => a[i] as number) as A;
+  return {
+    ...t,
+    sample: pick(t.sample),
+    id: pick(t.id),
+    cls: pick(t.cls),
+    flags: pick(t.flags),
+    columns: Object.fromEntries(Object.entries(t.columns).map(([f, c]) => [f, pick(c)])),
+  };
+};
+
 /** Whether nucleus `i` carries `flag`. */
 export const hasFlag = (t: FeatureTable, i: number, flag: FeatureFlag): boolean =>
   ((t.flags[i] as number) & (1 << FLAG_BITS.indexOf(flag))) !== 0;

@@ -7,6 +7,7 @@
  *   dominant class or the organ), so every stratum is represented in validation in proportion.
  */
 import { mulberry32, shuffled } from "./random.ts";
+import type { Dataset } from "./sample.ts";
 
 /** The folds (train, val, test) of PanNuke split 1, 2 or 3. */
 export const PANNUKE_ROTATIONS: Readonly<
@@ -77,4 +78,19 @@ export const dominantClass = (classOf: Int32Array, names: ReadonlyArray<string>)
   let best = -2, bestCount = 0;
   for (const [c, n] of [...counts].sort((a, b) => a[0] - b[0])) if (n > bestCount) [best, bestCount] = [c, n];
   return best === -2 ? "none" : best === -1 ? "unknown" : names[best] ?? String(best);
+};
+
+/**
+ * The seeded split of a dataset into training and validation sample indices, stratified by each
+ * sample's dominant class: the split of `deno task train` and of the attribute fit on its training part.
+ */
+export const seededSplit = async (
+  ds: Dataset,
+  valFraction: number,
+  seed: number,
+): Promise<{ train: number[]; val: number[] }> => {
+  const keys: string[] = [];
+  for (let i = 0; i < ds.size; i++) keys.push(dominantClass((await ds.sample(i)).classOf, ds.classes));
+  const split = stratifiedSplit(keys, { val: valFraction }, seed);
+  return { train: [...split.train], val: [...split.val] };
 };

@@ -74,7 +74,7 @@ const predictHeldout = async (
     loadCheckpoint(params, {
       tensors: Object.fromEntries(Object.entries(checkpoint.tensors).filter(([k]) => !k.startsWith("optimizer/"))),
     });
-    const split = await splitDataset(ds, { ...config, size: full.size, valFraction: full.valFraction ?? 0.2 });
+    const split = await splitDataset(ds, { seed: config.seed, valFraction: full.valFraction ?? 0.2 });
     const tiles: Sample[] = [];
     for (const i of split.val) tiles.push(...tilesOf(await ds.sample(i), full.size));
     const size = full.size * full.size;

@@ -10,7 +10,7 @@ import { deriveSeed, mulberry32, shuffled } from "../data/random.ts";
 import type { TensorFile } from "../../pipeline/codec/safetensors.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { Dataset, Sample } from "../data/sample.ts";
-import { dominantClass, stratifiedSplit } from "../data/splits.ts";
+import { seededSplit } from "../data/splits.ts";
 import { type ScoredTile, scoreTiles } from "./scores.ts";
 import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./decoding.ts";
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
@@ -194,13 +194,9 @@ export const validate = (
   };
 };
 
-/** The seeded split of a dataset into training and validation sample indices. */
-export const splitDataset = async (ds: Dataset, config: TrainConfig): Promise<{ train: number[]; val: number[] }> => {
-  const keys: string[] = [];
-  for (let i = 0; i < ds.size; i++) keys.push(dominantClass((await ds.sample(i)).classOf, ds.classes));
-  const split = stratifiedSplit(keys, { val: config.valFraction }, config.seed);
-  return { train: [...split.train], val: [...split.val] };
-};
+/** The seeded split of a dataset into training and validation sample indices (splits.ts). */
+export const splitDataset = (ds: Dataset, config: Pick<TrainConfig, "seed" | "valFraction">) =>
+  seededSplit(ds, config.valFraction, config.seed);
 
 /** Training options besides the config. */
 export interface TrainHooks {
