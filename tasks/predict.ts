@@ -277,8 +277,16 @@ const predict = Command.make("predict", {
         yield* Effect.promise(() => Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true }));
         yield* writeAtomic(target, content);
       }
+      for (const note of written.notes) yield* Console.error(`note: ${file}: ${note}`);
       const cached = report.find((s) => s.node === `predict.${i}`)?.status === "hit";
-      summary.push({ image: file, name, nuclei: written.nuclei.length, counts: written.counts, cached });
+      summary.push({
+        image: file,
+        name,
+        nuclei: written.nuclei.length,
+        counts: written.counts,
+        cached,
+        notes: written.notes,
+      });
       yield* Console.log(
         `${file}: ${written.nuclei.length} nuclei (${
           Object.entries(written.counts).map(([c, n]) => `${c} ${n}`).join(", ")

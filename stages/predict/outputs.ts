@@ -97,7 +97,12 @@ export interface ImageOutputs {
   readonly nuclei: ReadonlyArray<Nucleus>;
   /** nuclei per class name */
   readonly counts: Readonly<Record<string, number>>;
+  /** what was left out and why (e.g. no 16-bit PNG for more than 65,535 nuclei) */
+  readonly notes: ReadonlyArray<string>;
 }
+
+/** PanNuke's layout is float32 [1, H, W, 6] (24 bytes a pixel): written up to this many pixels (400 MB). */
+export const PANNUKE_MAX_PIXELS = 4096 * 4096;
 
 /**
  * The files of an image: `original` is the image in its own pixels, `scaled` at the model's
@@ -124,13 +129,15 @@ export const imageOutputs = async (
     model: { rgb: scaled.rgb, instances: r.other, height: scaled.height, width: scaled.width },
     ...(words === undefined ? {} : { words }),
   });
-  if (n > 65535) throw new RangeError(`${name}: ${n} nuclei do not fit a 16-bit PNG; use npy/${name}.instances.npy`);
   const png = (data: Uint8Array | Uint16Array, channels: 1 | 3) =>
     Effect.runPromise(encodePng({ width: W, height: H, channels, data }));
   const counts: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
   for (const nucleus of nuclei) counts[nucleus.class] = (counts[nucleus.class] ?? 0) + 1;
-  const files: Array<readonly [string, Uint8Array | string]> = [
-    [`instances/${name}.png`, await png(Uint16Array.from(r.keep), 1)],
+  const notes: string[] = [];
+  const files: Array<readonly [string, Uint8Array | string]> = [];
+  if (n <= 65535) files.push([`instances/${name}.png`, await png(Uint16Array.from(r.keep), 1)]);
+  else notes.push(`${n} nuclei do not fit a 16-bit PNG: the instance map is npy/${name}.instances.npy only`);
+  files.push(
     [`classes/${name}.png`, await png(classMap(r.keep, r.classOf), 1)],
     [`npy/${name}.instances.npy`, encodeNpy(r.keep, [H, W])],
     [`npy/${name}.classes.npy`, encodeNpy(classMap(r.keep, r.classOf), [H, W])],
@@ -140,10 +147,13 @@ export const imageOutputs = async (
       JSON.stringify({ image: name, width: W, height: H, classes, count: nuclei.length, counts, nuclei }) + "\n",
     ],
     [`geojson/${name}.geojson`, JSON.stringify(qupathGeoJson(detectionsOf(nuclei, classes))) + "\n"],
-  ];
-  if (classes.length <= PANNUKE_CHANNELS) {
+  );
+  if (classes.length > PANNUKE_CHANNELS) notes.push(`${classes.length} classes have no PanNuke layout (≤ 5)`);
+  else if (H * W > PANNUKE_MAX_PIXELS) {
+    notes.push(`${W}×${H} is too large for PanNuke's float32 layout (≤ 4096² pixels): no pannuke/${name}.npy`);
+  } else {
     const layout = panNukeLayout([{ instances: r.keep, classOf: r.classOf }], H, W);
     files.push([`pannuke/${name}.npy`, encodeNpy(layout, [1, H, W, PANNUKE_CHANNELS + 1])]);
   }
-  return { files, nuclei, counts };
+  return { files, nuclei, counts, notes };
 };
