@@ -15,6 +15,8 @@ import * as tf from "@tensorflow/tfjs";
 import { deriveSeed, mulberry32 } from "../data/random.ts";
 import {
   type InstanceTargets,
+  type MaskLogits,
+  maskValues,
   type Match,
   matchQueries,
   pointSample,
@@ -104,19 +106,19 @@ const checkShapes = (outputs: ReadonlyArray<DecoderOutput>, targets: ReadonlyArr
  */
 // Mask2Former, point_features.py: get_uncertain_point_coords_with_randomness, uncertainty = −|logit|
 export const uncertainPoints = (
-  masks: tf.Tensor3D,
+  masks: MaskLogits,
   rng: () => number,
   points: number,
   oversample: number,
   importanceRatio: number,
   rows?: Int32Array,
 ): Float32Array => {
-  const [R, h, w] = masks.shape;
+  const { values, shape: [R, h, w] } = maskValues(masks);
   const M = rows?.length ?? R;
   const S = Math.floor(points * oversample), U = Math.floor(importanceRatio * points), rest = points - U;
   if (M === 0) return new Float32Array(0);
   const candidates = randomPoints(rng, M * S);
-  const logits = sampleValues(masks.dataSync(), { K: M, P: S, h, w, xy: candidates, shared: false, rows }); // [M, S]
+  const logits = sampleValues(values, { K: M, P: S, h, w, xy: candidates, shared: false, rows }); // [M, S]
   const out = new Float32Array(M * points * 2);
   for (let m = 0; m < M; m++) {
     const chosen = mostUncertain(logits.subarray(m * S, (m + 1) * S), U);
@@ -183,12 +185,14 @@ export const planLoss = (
   const o = { ...defaultLossOptions, ...options };
   checkShapes(outputs, targets);
   const B = targets.length;
-  const layers = outputs.map(({ logits, masks }, l) =>
-    targets.map((target, b): ImagePlan => {
+  const layers = outputs.map(({ logits, masks }, l) => {
+    // one read of the layer's mask logits; each image's matching and point selection read a view
+    const [, Q, h, w] = masks.shape, all = masks.dataSync() as Float32Array; // [B·Q·h·w]
+    return targets.map((target, b): ImagePlan => {
       const stream = 2 * (l * B + b);
       const imageLogits = tf.tidy(() => tf.squeeze(tf.slice(logits, [b, 0, 0], [1, -1, -1]), [0])); // [Q, C+1]
-      const imageMasks = tf.tidy(() => tf.squeeze(tf.slice(masks, [b, 0, 0, 0], [1, -1, -1, -1]), [0])); // [Q, h, w]
-      const match = matchQueries(imageLogits as tf.Tensor2D, imageMasks as tf.Tensor3D, target, {
+      const imageMasks = { values: all.subarray(b * Q * h * w, (b + 1) * Q * h * w), shape: [Q, h, w] as const };
+      const match = matchQueries(imageLogits as tf.Tensor2D, imageMasks, target, {
         costClass: o.weightClass,
         costMask: o.weightMask,
         costDice: o.weightDice,
@@ -197,17 +201,17 @@ export const planLoss = (
       });
       const rng = mulberry32(deriveSeed(o.seed, stream + 1));
       const coords = uncertainPoints(
-        imageMasks as tf.Tensor3D,
+        imageMasks,
         rng,
         o.points,
         o.oversample,
         o.importanceRatio,
         match.queryIndex,
       );
-      tf.dispose([imageLogits, imageMasks]);
+      imageLogits.dispose();
       return { ...match, coords };
-    })
-  );
+    });
+  });
   return { layers };
 };
 

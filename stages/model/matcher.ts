@@ -227,6 +227,15 @@ export const sampleTargets = (
   return sampleValues(values, { ...layout, h: masks.shape[1], w: masks.shape[2] });
 };
 
+/** Mask logits `[K, h, w]`: a tensor, or values already read from one (a view of a batch's, no copy). */
+export type MaskLogits =
+  | tf.Tensor3D
+  | { readonly values: Float32Array; readonly shape: readonly [number, number, number] };
+
+/** The values and shape of mask logits (reads a tensor once). */
+export const maskValues = (m: MaskLogits): { values: Float32Array; shape: readonly [number, number, number] } =>
+  m instanceof tf.Tensor ? { values: m.dataSync() as Float32Array, shape: m.shape } : m;
+
 /**
  * The matching cost `[Q, N]` (row-major, float64 copy) of one image at the points `coords`
  * `[P, 2]`: `costClass·(−p_class) + costMask·BCE + costDice·dice`.
@@ -234,17 +243,18 @@ export const sampleTargets = (
 // Mask2Former, matcher.py: batch_sigmoid_ce_loss / batch_dice_loss on shared random points
 export const matchingCost = (
   predLogits: tf.Tensor2D,
-  predMasks: tf.Tensor3D,
+  predMasks: MaskLogits,
   targets: InstanceTargets,
   coords: tf.Tensor2D,
   options: Pick<MatcherOptions, "costClass" | "costMask" | "costDice"> = defaultMatcherOptions,
 ): Float64Array => {
   const [Q, C1] = predLogits.shape;
   const N = targets.classes.length;
-  if (predMasks.shape[0] !== Q || targets.masks.shape[0] !== N) {
+  const masks = maskValues(predMasks);
+  if (masks.shape[0] !== Q || targets.masks.shape[0] !== N) {
     throw new RangeError(
       `matchingCost: expected predMasks [${Q}, h, w] and target masks [${N}, H, W], ` +
-        `got [${predMasks.shape}] and [${targets.masks.shape}]`,
+        `got [${masks.shape}] and [${targets.masks.shape}]`,
     );
   }
   const bad = targets.classes.find((c) => c < 0 || c >= C1 - 1);
@@ -255,10 +265,10 @@ export const matchingCost = (
     const prob = tf.softmax(predLogits); // [Q, C+1]
     const classCost = tf.neg(tf.gather(prob, tf.tensor1d(targets.classes, "int32"), 1)); // [Q, N]
     const xy = Float32Array.from(coords.dataSync());
-    const [, h, w] = predMasks.shape;
+    const [, h, w] = masks.shape;
     // a decision, not a differentiated value: plain values, nothing recorded on a gradient tape
     const out = tf.tensor2d(
-      sampleValues(predMasks.dataSync(), { K: Q, P, h, w, xy, shared: true, rows: undefined }),
+      sampleValues(masks.values, { K: Q, P, h, w, xy, shared: true, rows: undefined }),
       [Q, P],
     ); // [Q, P]
     const tgt = tf.tensor2d(sampleTargets(targets.masks, { K: N, P, xy, shared: true, rows: undefined }), [N, P]); // [N, P]
@@ -301,7 +311,7 @@ export const matchingCost = (
  */
 export const matchQueries = (
   predLogits: tf.Tensor2D,
-  predMasks: tf.Tensor3D,
+  predMasks: MaskLogits,
   targets: InstanceTargets,
   options: Partial<MatcherOptions> = {},
 ): Match => {
