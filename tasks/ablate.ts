@@ -129,6 +129,12 @@ const ablate = Command.make("ablate", {
     ),
     Flag.atLeast(0),
   ),
+  organPrompts: Flag.Boolean("organ-prompts").pipe(
+    Flag.withDescription(
+      "Rows with text: L_fix's class prompts name the image's organ (`a {class} nucleus in {organ}`, the paper's)",
+    ),
+    Flag.withDefault(false),
+  ),
   textEncoder: Flag.String("text-encoder").pipe(
     Flag.withDescription(
       "Rows with text: a frozen CLIP text encoder folder (config.json, vocab.json, merges.txt, one .safetensors) instead of the jointly trained tiny tower",
@@ -186,6 +192,7 @@ const ablate = Command.make("ablate", {
         stem: true,
         schedule: "step",
         ...(row === "baseline" ? {} : { row }),
+        ...(row !== "baseline" && f.organPrompts ? { organPrompts: true } : {}),
       };
       for (const s of parsedSets.sets ?? []) if (s.row === row) config[s.field] = s.value;
       return config;

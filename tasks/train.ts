@@ -103,6 +103,12 @@ const train = Command.make("train", {
     ),
     Flag.optional,
   ),
+  organPrompts: Flag.Boolean("organ-prompts").pipe(
+    Flag.withDescription(
+      "Rows with text: L_fix's class prompts name the image's organ, as the paper's `a {class} nucleus in {organ}` (default: organ-free `a {class} nucleus`)",
+    ),
+    Flag.withDefault(false),
+  ),
   textEncoder: Flag.String("text-encoder").pipe(
     Flag.withDescription(
       "Rows with text: a frozen CLIP text encoder folder (config.json, vocab.json, merges.txt, one .safetensors; e.g. PLIP) instead of the jointly trained tiny tower; its prompt features are a cached stage",
@@ -161,7 +167,13 @@ const train = Command.make("train", {
       ...(queries === undefined ? {} : { queries }),
       ...(f.row === "baseline" ? {} : { row: f.row }),
       ...(Option.isSome(f.fusionRule) ? { fusionRule: f.fusionRule.value } : {}),
+      ...(f.organPrompts ? { organPrompts: true } : {}),
     };
+    if (f.organPrompts && f.row === "baseline") {
+      return yield* new UsageError({
+        message: "--organ-prompts: the baseline has no text; pick a --row (vl_fixed … full)",
+      });
+    }
     if (config.fusionRule !== undefined && config.row !== "full") {
       return yield* new UsageError({ message: "--fusion-rule: only row full has feature fusion" });
     }
@@ -204,7 +216,9 @@ const train = Command.make("train", {
           "",
           `- data: ${f.data}; preset ${f.preset} (${modelOf(config).queries} queries, ${
             config.stem ? "with" : "without"
-          } the stem; row ${f.row}); ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
+          } the stem; row ${f.row}${f.organPrompts ? ", organ prompts" : ""}${
+            Option.isSome(f.textEncoder) ? `, frozen text encoder ${f.textEncoder.value}` : ""
+          }); ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
           `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
             history.at(-1)?.step
           }; ${msPerStep.toFixed(0)} ms per step`,

@@ -98,3 +98,29 @@ Deno.test("train --text-encoder: attribute rows too; the baseline and a missing 
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^error: --text-encoder: .*nothing is not a folder/m);
   }));
+
+Deno.test("train --organ-prompts: L_fix against the image's organ's prompts, with the tiny tower or a frozen encoder", () =>
+  withTempDir(async (dir) => {
+    await writeClipFolder(`${dir}/clip`);
+    const common = ["--data", "synthetic:2", "--tiles", "8", "--preset", "micro", "--batch", "1", "--steps", "3"];
+    common.push("--row", "vl_fixed", "--organ-prompts", "--cache", `${dir}/cache`, "--checkpoint-every", "0");
+    for (const [out, extra] of [["tower", []], ["frozen", ["--text-encoder", `${dir}/clip`]]] as const) {
+      const r = await train(...common, ...extra, "--out", `${dir}/${out}`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /row vl_fixed, organ prompts/);
+      const file = await Effect.runPromise(
+        decodeSafetensors(await Deno.readFile(`${dir}/${out}/checkpoint.safetensors`)),
+      );
+      const organs: string[] = JSON.parse(file.metadata?.model ?? "{}").vl.organs;
+      assert.ok(organs.length >= 2 && organs.every((o) => o !== ""), `synthetic organs: ${organs}`);
+      if (out === "frozen") {
+        const prompts: string[] = JSON.parse(file.metadata?.model ?? "{}").vl.frozenText.prompts;
+        for (const o of organs) assert.ok(prompts.includes(`a neoplastic nucleus in ${o}`), o);
+      }
+      const history: Array<{ fix: number }> = JSON.parse(await Deno.readTextFile(`${dir}/${out}/metrics.json`)).history;
+      assert.ok(history.every((h) => Number.isFinite(h.fix)) && history.some((h) => h.fix > 0));
+    }
+    const baseline = await train(...common.map((a) => (a === "vl_fixed" ? "baseline" : a)), "--out", `${dir}/b`);
+    assert.equal(baseline.code, 1);
+    assert.match(baseline.stderr, /^error: --organ-prompts: the baseline has no text/m);
+  }));

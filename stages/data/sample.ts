@@ -43,6 +43,13 @@ export interface Dataset extends DatasetInfo {
   readonly warnings?: () => ReadonlyArray<string>;
 }
 
+/** The distinct organs of a dataset's samples, sorted ("" for samples without one). */
+export const datasetOrgans = async (ds: Dataset): Promise<string[]> => {
+  const organs = new Set<string>();
+  for (let i = 0; i < ds.size; i++) organs.add((await ds.sample(i)).organ);
+  return [...organs].sort();
+};
+
 /** A file or folder that cannot be read as the dataset it claims to be. */
 export class DatasetError extends Data.TaggedError("DatasetError")<{ readonly file: string; readonly reason: string }> {
   override get message(): string {

@@ -45,6 +45,8 @@ export const TrainConfig = Schema.Struct({
   row: Schema.optionalKey(Schema.Literals(ABLATION_ROWS)),
   /** row full: the classes feature fusion reads at inference */
   fusionRule: Schema.optionalKey(Schema.Literals(["predicted", "all"])),
+  /** rows with text: L_fix's class prompts name the image's organ (the paper's `a {class} nucleus in {organ}`) */
+  organPrompts: Schema.optionalKey(Schema.Boolean),
 });
 export type TrainConfig = typeof TrainConfig.Type;
 

@@ -9,7 +9,7 @@ import { augment, crop } from "../data/augment.ts";
 import { deriveSeed, mulberry32, shuffled } from "../data/random.ts";
 import type { TensorFile } from "../../pipeline/codec/safetensors.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import type { Dataset, Sample } from "../data/sample.ts";
+import { type Dataset, datasetOrgans, type Sample } from "../data/sample.ts";
 import { seededSplit } from "../data/splits.ts";
 import { type ScoredTile, scoreTiles } from "./scores.ts";
 import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./decoding.ts";
@@ -43,6 +43,8 @@ export interface TrainConfig {
   readonly row?: AblationRow;
   /** row `full`: which classes the fusion reads at inference (default: the presence head's) */
   readonly fusionRule?: FusionRule;
+  /** rows with text: L_fix's class prompts name the image's organ (`a {class} nucleus in {organ}`) */
+  readonly organPrompts?: boolean;
 }
 
 /**
@@ -76,9 +78,10 @@ export const defaultLearningRate = (preset: TrainConfig["preset"]): number =>
 
 /** The model a training config describes: its preset with the config's ablations. */
 export const modelOf = (
-  config: Pick<TrainConfig, "preset" | "stem" | "queries" | "row" | "fusionRule">,
+  config: Pick<TrainConfig, "preset" | "stem" | "queries" | "row" | "fusionRule" | "organPrompts">,
   classNames: ReadonlyArray<string> = [],
   frozenText?: { readonly config: ClipTextConfig; readonly prompts: ReadonlyArray<string> },
+  organs: ReadonlyArray<string> = [],
 ): ModelConfig => {
   const preset = MODEL_PRESETS[config.preset];
   // fine masks are built on the stem: the ablation without it predicts at Mask2Former's stride 4
@@ -98,6 +101,7 @@ export const modelOf = (
         }, classNames),
         // a frozen encoder's features stand in for the jointly trained tower
         ...(frozenText === undefined ? {} : { text: frozenText.config, frozenText: { prompts: frozenText.prompts } }),
+        ...(config.organPrompts === true ? { organs } : {}),
       },
     }),
   };
@@ -304,7 +308,9 @@ export const trainModel = async (
   validation: Validation;
   split: { train: number[]; val: number[] };
 }> => {
-  const model = modelOf(config, ds.classes, hooks.frozenText);
+  // organ prompts: the dataset's organs, each a word of the prompts' vocabulary
+  const organs = config.organPrompts === true ? await datasetOrgans(ds) : [];
+  const model = modelOf(config, ds.classes, hooks.frozenText, organs);
   if (hooks.frozenText !== undefined && model.vl === undefined) {
     throw new RangeError("a frozen text encoder needs a row with text (vl_fixed … full), not the baseline");
   }

@@ -11,7 +11,16 @@ import { lossFromPlan, type LossOptions, planLoss } from "./losses.ts";
 import type { InstanceTargets } from "./matcher.ts";
 import { applyModel, type ModelConfig, type ModelParams } from "./model.ts";
 import { presenceOf } from "./fusion.ts";
-import { type AttributeBatch, matchedQueries, promptEmbeddings, visionLanguageLoss } from "./vision_language.ts";
+import { embed } from "./alignment.ts";
+import {
+  type AttributeBatch,
+  matchedQueries,
+  organPrompts,
+  type OrganText,
+  promptEmbeddings,
+  textFeatures,
+  visionLanguageLoss,
+} from "./vision_language.ts";
 
 export interface TrainOptions {
   readonly learningRate: number;
@@ -42,6 +51,8 @@ export interface Batch {
   readonly centers: tf.Tensor3D; // [B, H/4, W/4] CenterNet heat map of the kept instances
   /** per image, the attribute labels of its targets (L_attr) */
   readonly attributes?: AttributeBatch;
+  /** per image, its organ ("" unknown): L_fix's organ prompts */
+  readonly organs?: ReadonlyArray<string>;
 }
 
 /** Per sample, instance id → `[A]` attribute scale indices; and each attribute's candidate count. */
@@ -90,6 +101,7 @@ export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttri
     targets,
     centers: tf.tensor3d(centers, [samples.length, ch, cw]),
     ...(attributes === undefined ? {} : { attributes: { labels: attributeLabels, candidates: attributes.candidates } }),
+    organs: samples.map((s) => s.organ),
   };
 };
 
@@ -166,6 +178,20 @@ export const trainStep = (
   return parts;
 };
 
+/** The embeddings `[O, C, E]` of the class prompts of the batch's organs, and each image's organ index. */
+const organText = (
+  p: NonNullable<ModelParams<tf.Tensor>["vl"]>,
+  c: NonNullable<ModelConfig["vl"]>,
+  classNames: ReadonlyArray<string>,
+  batch: Batch,
+): OrganText => {
+  const organs = [...new Set(batch.organs ?? [])];
+  const ofImage = Int32Array.from(batch.organs ?? [], (o) => organs.indexOf(o));
+  const C = classNames.length;
+  const flat = embed(textFeatures(p, c, classNames, organPrompts(classNames, organs)), p.textual); // [O·C, E]
+  return { text: tf.reshape(flat, [organs.length, C, -1]) as tf.Tensor3D, ofImage };
+};
+
 /** The vision–language losses of a step (zeros for the baseline). */
 const visionLanguage = (
   params: ModelParams,
@@ -188,6 +214,7 @@ const visionLanguage = (
   const text = promptEmbeddings(params.vl, config.vl, classNames, attributes ?? []); // [C + ΣM_a, E]
   const matched = matchedQueries(lastLayer, batch.targets, output.queries.shape[1]);
   const classes = classNames.length;
+  const organs = config.vl.organs === undefined ? undefined : organText(params.vl, config.vl, classNames, batch);
   const vl = visionLanguageLoss(
     params.vl,
     config.vl,
@@ -197,6 +224,7 @@ const visionLanguage = (
     matched,
     output.tokens,
     batch.attributes,
+    organs,
   );
   // the multi-label head of feature fusion learns which classes an image holds (rule `predicted`)
   const fusion = config.vl.fusion;

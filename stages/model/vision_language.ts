@@ -14,10 +14,12 @@
  * training step with the last layer's matching, so that the alignment uses the same query ↔
  * nucleus pairs as the mask and class losses.
  *
- * Gotchas: the class prompts are organ-free here (`a {class} nucleus`): the organ of an image is
- * not part of a sample yet. The word vocabulary comes from the class names, so a model is tied to
- * its dataset's class names (stored in the checkpoint metadata with the config). L_attr needs
- * per-nucleus attribute labels (attribute_labels.ts); feature fusion is not wired in yet.
+ * Gotchas: L_fix's class prompts name the organ (`a {class} nucleus in {organ}`, the paper's)
+ * only with `organs` set (train --organ-prompts): each matched query is then compared with its
+ * image's organ's prompts; otherwise, and always for L_cent's class prototypes, they are organ-free
+ * (`a {class} nucleus`). The word vocabulary comes from the class (and organ) names, so a model is
+ * tied to its dataset's names (stored in the checkpoint metadata with the config). L_attr needs
+ * per-nucleus attribute labels (attribute_labels.ts).
  */
 import * as tf from "@tensorflow/tfjs";
 import { attributePrompt, classPrompt, imagePrompt } from "../text/prompts.ts";
@@ -67,6 +69,8 @@ export interface VisionLanguageConfig {
   readonly fusion?: { readonly rule: FusionRule; readonly weightPresence: number };
   /** the dataset's class names (the prompts' words); set when training starts */
   readonly classNames: ReadonlyArray<string>;
+  /** L_fix's prompts name the image's organ (`a {class} nucleus in {organ}`): the dataset's organs; absent: organ-free */
+  readonly organs?: ReadonlyArray<string>;
   /** loss weights (the paper: λ_CL 1 with λ_fix 1; λ_cent 2) and temperatures (τ 0.07, τ_CT 0.07) */
   readonly weightFix: number;
   readonly weightAttr: number;
@@ -135,6 +139,10 @@ export const initVisionLanguage = (
   };
 };
 
+/** `a {class} nucleus in {organ}` for every organ, then class (organ-major); organ "" is organ-free. */
+export const organPrompts = (classNames: ReadonlyArray<string>, organs: ReadonlyArray<string>): string[] =>
+  organs.flatMap((organ) => classNames.map((name) => classPrompt(name, organ)));
+
 /**
  * The word vocabulary of every prompt a dataset can make: its class and image-level prompts and the
  * attribute prompts of every family scale (whichever attributes a fit selects), so a word keeps its
@@ -145,6 +153,8 @@ const promptTokenizer = (c: VisionLanguageConfig, classNames: ReadonlyArray<stri
     ...classNames.map((name) => classPrompt(name, "")),
     imagePrompt(classNames),
     ...Object.values(SCALES).flat().map(attributePrompt),
+    // organ prompts only when on: without them the vocabulary (and a checkpoint's word ids) is as before
+    ...organPrompts(classNames, c.organs ?? []),
   ]);
   if (tokenizer.vocabSize > c.text.vocab_size) {
     throw new RangeError(
@@ -270,6 +280,12 @@ export interface AttributeBatch {
  * are the final (enhanced) queries, `text` the embeddings of `promptIds` (class prompts first,
  * then each attribute's candidates), `tokens` SIM's dynamic ones.
  */
+/** The organ prompts' embeddings `[O, C, E]` (organ-major) and each image's organ index `[B]`. */
+export interface OrganText {
+  readonly text: tf.Tensor3D;
+  readonly ofImage: Int32Array;
+}
+
 export const visionLanguageLoss = (
   p: VisionLanguageParams<tf.Tensor>,
   c: VisionLanguageConfig,
@@ -279,13 +295,19 @@ export const visionLanguageLoss = (
   matched: MatchedQueries,
   tokens: tf.Tensor3D | undefined,
   attributes?: AttributeBatch,
+  organs?: OrganText,
 ): { total: tf.Scalar; fix: tf.Scalar; attr: tf.Scalar; cent: tf.Scalar } =>
   tf.tidy(() => {
     const [b, q, d] = queries.shape;
     const classText = tf.slice(text, [0, 0], [classes, -1]) as tf.Tensor2D; // [C, E]
     const flat = tf.reshape(queries, [b * q, d]) as tf.Tensor2D; // [B·Q, D]
     const v = embed(tf.gather(flat, tf.tensor1d(matched.rows, "int32")) as tf.Tensor2D, p.visual); // [N, E]
-    const fix = c.fixedPrompts ? fixedPromptLoss(v, classText, matched.labels, c.tau) : tf.scalar(0);
+    // with organ prompts each nucleus meets its own image's organ's class prompts: [N, C, E]
+    const fixText = organs === undefined ? classText : tf.gather(
+      organs.text,
+      tf.tensor1d(Int32Array.from(matched.images, (image) => organs.ofImage[image] as number), "int32"),
+    ) as tf.Tensor3D;
+    const fix = c.fixedPrompts ? fixedPromptLoss(v, fixText, matched.labels, c.tau) : tf.scalar(0);
     let attr: tf.Scalar = tf.scalar(0);
     if (c.attributes && attributes !== undefined) {
       const A = attributes.candidates.length;

@@ -14,7 +14,9 @@ import { namedTensors } from "./checkpoint.ts";
 import { applyModel, initModel, MODEL_PRESETS, type ModelConfig } from "./model.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "./train_step.ts";
 import {
+  encodePrompts,
   matchedQueries,
+  organPrompts,
   promptIds,
   textEmbeddings,
   visionLanguageLoss,
@@ -43,6 +45,21 @@ Deno.test("promptIds: one row per class prompt, <sot> first, <eot> after the pro
   assert.equal(rows[0]?.[5], WORD_SPECIALS.pad);
   assert.notEqual(rows[0]?.[2], rows[1]?.[2], "the class words differ");
   ids.dispose();
+});
+
+Deno.test("organ prompts: organ-major `a {class} nucleus in {organ}`, every word in the vocabulary", () => {
+  const classes = ["neoplastic", "dead"], organs = ["breast", "colon"];
+  assert.deepEqual(organPrompts(classes, organs), [
+    "a neoplastic nucleus in breast",
+    "a dead nucleus in breast",
+    "a neoplastic nucleus in colon",
+    "a dead nucleus in colon",
+  ]);
+  const plain = visionLanguagePreset({ attributes: false, sim: false });
+  const withOrgans = { ...plain, organs };
+  const ids = encodePrompts(withOrgans, classes, organPrompts(classes, organs)).arraySync();
+  for (const row of ids) assert.ok(!row.includes(WORD_SPECIALS.unk), `no unknown word in ${row}`);
+  assert.notEqual(ids[0]?.[5], ids[2]?.[5], "the organ words differ");
 });
 
 Deno.test("matchedQueries: flat rows b·Q + q and the matched nuclei's classes", () => {
@@ -258,4 +275,41 @@ Deno.test("finite differences through the whole micro model: L_fix + L_cent w.r.
   } finally {
     await tf.setBackend("wasm");
   }
+});
+
+Deno.test("L_fix with organ prompts: each nucleus is scored against its own image's organ's class embeddings", () => {
+  const config = withVl(false), params = initModel(config, 5, 3), vl = params.vl!;
+  tf.tidy(() => {
+    const queries = tf.randomNormal([2, 4, config.decoder.d], 0, 1, "float32", 1) as tf.Tensor3D; // [B, Q, D]
+    const text = tf.randomNormal([5, 128], 0, 1, "float32", 2) as tf.Tensor2D; // [C, E]
+    const matched = {
+      rows: Int32Array.of(0, 2, 5, 7),
+      labels: Int32Array.of(1, 3, 0, 4),
+      images: Int32Array.of(0, 0, 1, 1),
+      targets: Int32Array.of(0, 1, 0, 1),
+    };
+    const fix = (organs?: { text: tf.Tensor3D; ofImage: Int32Array }) =>
+      visionLanguageLoss(vl, config.vl!, text, 5, queries, matched, undefined, undefined, organs).fix
+        .dataSync()[0] as number;
+    const plain = fix();
+    // every organ's prompts equal to the organ-free ones: the same loss
+    const same = fix({ text: tf.stack([text, text]) as tf.Tensor3D, ofImage: Int32Array.of(0, 1) });
+    assert.ok(Math.abs(same - plain) < 1e-5, `${same} vs ${plain}`);
+    // image 1's organ differs: only its nuclei's terms change — equal to the mean of the two halves
+    const other = tf.randomNormal([5, 128], 0, 1, "float32", 3) as tf.Tensor2D;
+    const mixed = fix({ text: tf.stack([text, other]) as tf.Tensor3D, ofImage: Int32Array.of(0, 1) });
+    const half = (t: tf.Tensor2D, rows: number[]) => {
+      const m = {
+        rows: Int32Array.from(rows.map((i) => matched.rows[i] as number)),
+        labels: Int32Array.from(rows.map((i) => matched.labels[i] as number)),
+        images: Int32Array.from(rows.map((i) => matched.images[i] as number)),
+        targets: Int32Array.from(rows.map((i) => matched.targets[i] as number)),
+      };
+      return visionLanguageLoss(vl, config.vl!, t, 5, queries, m, undefined).fix.dataSync()[0] as number;
+    };
+    const expected = (half(text, [0, 1]) + half(other, [2, 3])) / 2;
+    assert.ok(Math.abs(mixed - expected) < 1e-5, `${mixed} vs ${expected}`);
+    assert.ok(Math.abs(mixed - plain) > 1e-4, "the organ's prompts matter");
+  });
+  tf.dispose(namedTensors(params).map(([, t]) => t));
 });

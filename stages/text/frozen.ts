@@ -18,7 +18,7 @@ import { type DirRef, dirRefCodec } from "../../pipeline/source.ts";
 import * as Stage from "../../pipeline/stage.ts";
 import { SCALES } from "../attributes/words.ts";
 import { TfBackend } from "../backend/tf.ts";
-import { DatasetError } from "../data/sample.ts";
+import { DatasetError, datasetOrgans } from "../data/sample.ts";
 import { datasetRefCodec, openDataset } from "../data/source.ts";
 import {
   applyClipText,
@@ -30,12 +30,16 @@ import {
 import { attributePrompt, classPrompt, imagePrompt } from "./prompts.ts";
 import { clipTokenizer } from "./tokenizer.ts";
 
-/** Every prompt training can ask the text encoder for, for these classes (no duplicates, stable order). */
-export const frozenPrompts = (classNames: ReadonlyArray<string>): string[] => [
+/**
+ * Every prompt training can ask the text encoder for, for these classes and organs (no duplicates,
+ * stable order): the organ-named class prompts serve `--organ-prompts`.
+ */
+export const frozenPrompts = (classNames: ReadonlyArray<string>, organs: ReadonlyArray<string> = []): string[] => [
   ...new Set([
     ...classNames.map((name) => classPrompt(name, "")),
     ...classNames.map((name) => imagePrompt([name])),
     ...Object.values(SCALES).flat().map(attributePrompt),
+    ...organs.flatMap((organ) => classNames.map((name) => classPrompt(name, organ))),
   ]),
 ];
 
@@ -141,7 +145,7 @@ const backendTag: Effect.Effect<string, never, TfBackend | Progress> = Effect.ma
 /** Every prompt of a dataset's classes through a frozen CLIP text encoder folder (cached). */
 export const frozenTextStage = Stage.make({
   name: "text.frozen",
-  version: 1,
+  version: 2, // 2: the organ-named class prompts of the dataset's organs too
   inputs: { dataset: datasetRefCodec, clip: dirRefCodec },
   output: safetensors,
   environment: backendTag,
@@ -149,9 +153,11 @@ export const frozenTextStage = Stage.make({
     Effect.tryPromise({
       try: async () => {
         const ds = await openDataset(dataset);
-        const classes = [...ds.classes];
-        ds.close();
-        return await encodeWithClipFolder(clip, frozenPrompts(classes));
+        try {
+          return await encodeWithClipFolder(clip, frozenPrompts(ds.classes, await datasetOrgans(ds)));
+        } finally {
+          ds.close();
+        }
       },
       catch: (e) =>
         e instanceof DatasetError
