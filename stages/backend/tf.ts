@@ -43,6 +43,14 @@ export interface TfBackendShape {
 /** The TfBackend service key and its layers. */
 export class TfBackend extends Context.Service<TfBackend, TfBackendShape>()("ivaan/backend/TfBackend") {}
 
+/**
+ * A stage's `environment` when its results depend on the backend's arithmetic: the backend's name
+ * and tfjs version become part of the cache key. `R` widens the requirement to what the stage's
+ * `run` needs besides (the stage's requirements are read from its environment).
+ */
+export const backendEnvironment = <R = never>(): Effect.Effect<string, never, TfBackend | R> =>
+  Effect.map(TfBackend, (b) => b.environment);
+
 const wasmDist = (): string => new URL(".", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
 
 /** Backend options: `threads` for the native BLAS (the WASM kernels are single-threaded under Deno). */

@@ -12,7 +12,7 @@ import { Effect } from "effect";
 import * as tf from "@tensorflow/tfjs";
 import { safetensors, type TensorFile } from "../../pipeline/codec/safetensors.ts";
 import * as Stage from "../../pipeline/stage.ts";
-import { TfBackend } from "../backend/tf.ts";
+import { backendEnvironment } from "../backend/tf.ts";
 import { DatasetError, type Sample } from "../data/sample.ts";
 import { PANNUKE_TISSUES } from "../evaluation/pannuke.ts";
 import { type DatasetRef, datasetRefCodec, openDataset } from "../data/source.ts";
@@ -111,7 +111,7 @@ export const heldoutPredictions = Stage.make({
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, checkpoint: safetensors },
   output: safetensors,
-  environment: Effect.map(TfBackend, (b) => b.environment),
+  environment: backendEnvironment(),
   run: ({ dataset, checkpoint }, config) =>
     Effect.tryPromise({ try: () => predictHeldout(dataset, checkpoint, config), catch: failure }),
 });

@@ -13,7 +13,7 @@ import {
 import { fileRefCodec } from "../../pipeline/source.ts";
 import { type Progress, track } from "../../pipeline/progress.ts";
 import * as Stage from "../../pipeline/stage.ts";
-import { TfBackend } from "../backend/tf.ts";
+import { backendEnvironment } from "../backend/tf.ts";
 import { DatasetError } from "../data/sample.ts";
 import { type DatasetRef, datasetRefCodec, openDataset } from "../data/source.ts";
 import * as tf from "@tensorflow/tfjs";
@@ -56,11 +56,8 @@ const failure = (
   ? e
   : new DatasetError({ file: "training", reason: e instanceof Error ? e.message : String(e) }));
 
-/** Results depend on the backend's arithmetic: its name and tfjs version are part of the key. */
-const backendTag: Effect.Effect<string, never, TfBackend | Progress | TrainingCheckpoints> = Effect.map(
-  TfBackend,
-  (b) => b.environment,
-);
+/** Results depend on the backend's arithmetic; training also reports progress and writes checkpoints. */
+const backendTag = backendEnvironment<Progress | TrainingCheckpoints>();
 
 /**
  * Where intermediate checkpoints go while a training stage runs (a real dependency, switched on

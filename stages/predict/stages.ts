@@ -10,7 +10,7 @@ import { safetensors, type TensorFile } from "../../pipeline/codec/safetensors.t
 import { type Progress, track } from "../../pipeline/progress.ts";
 import { fileRefCodec } from "../../pipeline/source.ts";
 import * as Stage from "../../pipeline/stage.ts";
-import { TfBackend } from "../backend/tf.ts";
+import { backendEnvironment } from "../backend/tf.ts";
 import { DatasetError } from "../data/sample.ts";
 import { defaultDecodeOptions } from "../model/decoding.ts";
 import { disposeModel, loadModel, modelTilePredictor } from "./model_tiles.ts";
@@ -61,16 +61,13 @@ export const storedPrediction = (file: TensorFile): StoredPrediction => {
 const failure = (file: string) => (e: unknown) =>
   e instanceof DatasetError ? e : new DatasetError({ file, reason: e instanceof Error ? e.message : String(e) });
 
-/** Results depend on the backend's arithmetic: its name and tfjs version are part of the key. */
-const backendTag: Effect.Effect<string, never, TfBackend | Progress> = Effect.map(TfBackend, (b) => b.environment);
-
 export const predictImage = Stage.make({
   name: "predict.image",
   version: 1,
   config: PredictConfig,
   inputs: { image: fileRefCodec, checkpoint: fileRefCodec },
   output: safetensors,
-  environment: backendTag,
+  environment: backendEnvironment<Progress>(),
   run: ({ image, checkpoint }, config) =>
     Effect.gen(function* () {
       const [scaled, model] = yield* Effect.tryPromise({

@@ -29,15 +29,10 @@ import type { Confusion } from "./confusion.ts";
 
 const Metric = Schema.NullOr(Schema.Number);
 
-/** The held-out validation a training run stores (classPQ only in newer runs). */
+/** The held-out validation a training run stores: the scores of `model.scores`, classPQ only in newer runs. */
 export const Validation = Schema.Struct({
-  tiles: Schema.Number,
-  bPQ: Metric,
-  aji: Metric,
-  detectionF1: Metric,
-  classF1: Schema.Record(Schema.String, Metric),
-  meanClassF1: Metric,
-  classPQ: Schema.optionalKey(Schema.Record(Schema.String, Metric)),
+  ...Scores.fields,
+  classPQ: Schema.optionalKey(Scores.fields.classPQ),
 });
 export type Validation = typeof Validation.Type;
 

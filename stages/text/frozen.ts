@@ -17,7 +17,7 @@ import type { Progress } from "../../pipeline/progress.ts";
 import { type DirRef, dirRefCodec } from "../../pipeline/source.ts";
 import * as Stage from "../../pipeline/stage.ts";
 import { SCALES } from "../attributes/words.ts";
-import { TfBackend } from "../backend/tf.ts";
+import { backendEnvironment } from "../backend/tf.ts";
 import { DatasetError, datasetOrgans } from "../data/sample.ts";
 import { datasetRefCodec, openDataset } from "../data/source.ts";
 import {
@@ -140,15 +140,13 @@ export const frozenTextOf = (
   };
 };
 
-const backendTag: Effect.Effect<string, never, TfBackend | Progress> = Effect.map(TfBackend, (b) => b.environment);
-
 /** Every prompt of a dataset's classes through a frozen CLIP text encoder folder (cached). */
 export const frozenTextStage = Stage.make({
   name: "text.frozen",
   version: 2, // 2: the organ-named class prompts of the dataset's organs too
   inputs: { dataset: datasetRefCodec, clip: dirRefCodec },
   output: safetensors,
-  environment: backendTag,
+  environment: backendEnvironment<Progress>(),
   run: ({ dataset, clip }) =>
     Effect.tryPromise({
       try: async () => {
