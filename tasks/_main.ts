@@ -64,6 +64,52 @@ export const mergeFlag = Flag.Boolean("merge").pipe(
   Flag.withDefault(false),
 );
 
+/** `--organ-prompts` for the rows with text (train, ablate). */
+export const organPromptsFlag = Flag.Boolean("organ-prompts").pipe(
+  Flag.withDescription(
+    "Rows with text: L_fix's class prompts name the image's organ, as the paper's `a {class} nucleus in {organ}` (default: organ-free `a {class} nucleus`)",
+  ),
+  Flag.withDefault(false),
+);
+
+/** `--text-encoder DIR` for the rows with text (train, ablate); checked by `textEncoderFolder`. */
+export const textEncoderFlag = Flag.String("text-encoder").pipe(
+  Flag.withDescription(
+    "Rows with text: a frozen CLIP text encoder folder (config.json, vocab.json, merges.txt, one .safetensors; e.g. PLIP) instead of the jointly trained tiny tower; its prompt features are a cached stage",
+  ),
+  Flag.optional,
+);
+
+/** The folder of `--text-encoder`, if given; one that is not a folder is a UsageError. */
+export const textEncoderFolder = (path: string) =>
+  Effect.promise(() => Deno.stat(path).then((s) => s.isDirectory, () => false)).pipe(
+    Effect.flatMap((isDir) =>
+      isDir ? Effect.succeed(path) : Effect.fail(
+        new UsageError({
+          message: `--text-encoder: ${path} is not a folder (config.json, vocab.json, merges.txt, model .safetensors)`,
+        }),
+      )
+    ),
+  );
+
+/** What `deno task train` records next to its checkpoint (`run.json`): how to find its data again. */
+export interface RunRecord {
+  readonly data?: string;
+  readonly tiles?: number;
+  readonly merge?: boolean;
+  readonly binning?: "entropy" | "quantile";
+}
+
+/** The `run.json` of a run folder; undefined when there is none or it is not JSON. */
+export const readRunRecord = (dir: string): Effect.Effect<RunRecord | undefined> =>
+  Effect.promise(async () => {
+    try {
+      return JSON.parse(await Deno.readTextFile(`${dir}/run.json`)) as RunRecord;
+    } catch {
+      return undefined;
+    }
+  });
+
 /** The cache directory: `--cache DIR`, else `$IVAAN_CACHE`, else `.ivaan-cache`. */
 export const cacheDirectory = (flag: Option.Option<string>): string =>
   Option.getOrElse(flag, () => Deno.env.get("IVAAN_CACHE") || ".ivaan-cache");

@@ -42,7 +42,18 @@ import {
 } from "../stages/model/stages.ts";
 import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, type AblationRow, attributeBinning, defaultLearningRate } from "../stages/model/train.ts";
-import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
+import {
+  cacheDirectory,
+  cacheFlag,
+  mergeFlag,
+  organPromptsFlag,
+  runTask,
+  textEncoderFlag,
+  textEncoderFolder,
+  tilesFlag,
+  UsageError,
+  writeAtomic,
+} from "./_main.ts";
 
 const PRESETS = ["micro", "tiny", "vit_b", "vit_l", "vit_h"] as const;
 /** What `--set ROW.KEY=VALUE` may change, and how the value reads. */
@@ -129,18 +140,8 @@ const ablate = Command.make("ablate", {
     ),
     Flag.atLeast(0),
   ),
-  organPrompts: Flag.Boolean("organ-prompts").pipe(
-    Flag.withDescription(
-      "Rows with text: L_fix's class prompts name the image's organ (`a {class} nucleus in {organ}`, the paper's)",
-    ),
-    Flag.withDefault(false),
-  ),
-  textEncoder: Flag.String("text-encoder").pipe(
-    Flag.withDescription(
-      "Rows with text: a frozen CLIP text encoder folder (config.json, vocab.json, merges.txt, one .safetensors) instead of the jointly trained tiny tower",
-    ),
-    Flag.optional,
-  ),
+  organPrompts: organPromptsFlag,
+  textEncoder: textEncoderFlag,
   backend: Flag.Literals("backend", BACKENDS).pipe(
     Flag.withDescription("tfjs backend (default wasm); a backend that cannot start is an error"),
     Flag.withDefault("wasm" as const),
@@ -217,12 +218,7 @@ const ablate = Command.make("ablate", {
     }
     const textEncoder = Option.getOrUndefined(f.textEncoder);
     if (textEncoder !== undefined) {
-      const isDir = yield* Effect.promise(() => Deno.stat(textEncoder).then((s) => s.isDirectory, () => false));
-      if (!isDir) {
-        return yield* fail(
-          `--text-encoder: ${textEncoder} is not a folder (config.json, vocab.json, merges.txt, model .safetensors)`,
-        );
-      }
+      yield* textEncoderFolder(textEncoder);
       // one frozen encoding of every prompt, shared by every row with text
       p = p.source(name("clip"), Source.directory(textEncoder))
         .node(name("text"), frozenTextStage, { inputs: { dataset: "dataset", clip: "clip" } });

@@ -41,7 +41,18 @@ import {
 import { heldoutPredictions, PANNUKE_CHANNELS, panNukeLayout } from "../stages/model/heldout.ts";
 import { heldoutTiles } from "../stages/model/scores.ts";
 import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
-import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
+import {
+  cacheDirectory,
+  cacheFlag,
+  mergeFlag,
+  organPromptsFlag,
+  runTask,
+  textEncoderFlag,
+  textEncoderFolder,
+  tilesFlag,
+  UsageError,
+  writeAtomic,
+} from "./_main.ts";
 
 const train = Command.make("train", {
   data: Flag.String("data").pipe(
@@ -103,18 +114,8 @@ const train = Command.make("train", {
     ),
     Flag.optional,
   ),
-  organPrompts: Flag.Boolean("organ-prompts").pipe(
-    Flag.withDescription(
-      "Rows with text: L_fix's class prompts name the image's organ, as the paper's `a {class} nucleus in {organ}` (default: organ-free `a {class} nucleus`)",
-    ),
-    Flag.withDefault(false),
-  ),
-  textEncoder: Flag.String("text-encoder").pipe(
-    Flag.withDescription(
-      "Rows with text: a frozen CLIP text encoder folder (config.json, vocab.json, merges.txt, one .safetensors; e.g. PLIP) instead of the jointly trained tiny tower; its prompt features are a cached stage",
-    ),
-    Flag.optional,
-  ),
+  organPrompts: organPromptsFlag,
+  textEncoder: textEncoderFlag,
   threads: Flag.Int("threads").pipe(
     Flag.withDescription(
       "Threads of the native BLAS on wasm (default: the library's own, one per core); tfjs-wasm's own kernels run on one thread under Deno",
@@ -285,13 +286,7 @@ const train = Command.make("train", {
       if (resume !== undefined) {
         return yield* new UsageError({ message: "--resume: not yet available with --text-encoder" });
       }
-      const isDir = yield* Effect.promise(() => Deno.stat(textEncoder).then((s) => s.isDirectory, () => false));
-      if (!isDir) {
-        return yield* new UsageError({
-          message:
-            `--text-encoder: ${textEncoder} is not a folder (config.json, vocab.json, merges.txt, model .safetensors)`,
-        });
-      }
+      yield* textEncoderFolder(textEncoder);
     }
     const clip = Source.directory(textEncoder ?? ".");
     const text = { inputs: { dataset: "dataset", clip: "clip" } } as const;
