@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { HostTensor, TensorFile } from "../../pipeline/codec/safetensors.ts";
+import { initModel, type ModelConfig, type ModelParams } from "./model.ts";
 
 /** (path, tensor) of every tensor in a nested record, in sorted key order. */
 export const namedTensors = (params: unknown, prefix = ""): Array<[string, tf.Tensor]> => {
@@ -46,4 +47,24 @@ export const loadCheckpoint = (params: unknown, file: TensorFile): void => {
     if (!(t instanceof tf.Variable)) throw new RangeError(`checkpoint: '${name}' is not a variable`);
     tf.tidy(() => t.assign(tf.tensor(stored.data, t.shape)));
   }
+};
+
+/** Where a training checkpoint keeps Adam's state (train.ts), apart from the parameters. */
+export const OPTIMIZER = "optimizer/";
+
+/** A training checkpoint's parameters, Adam's state left out: what `loadCheckpoint` fills a model with. */
+export const parameterTensors = (file: TensorFile): TensorFile => ({
+  tensors: Object.fromEntries(Object.entries(file.tensors).filter(([name]) => !name.startsWith(OPTIMIZER))),
+});
+
+/** A model of `config` with a checkpoint's parameters; nothing is left allocated when they do not fit. */
+export const restoreModel = (config: ModelConfig, classes: number, file: TensorFile): ModelParams => {
+  const params = initModel(config, classes, 0);
+  try {
+    loadCheckpoint(params, parameterTensors(file));
+  } catch (e) {
+    tf.dispose(namedTensors(params).map(([, t]) => t));
+    throw e;
+  }
+  return params;
 };

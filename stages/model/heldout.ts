@@ -16,8 +16,8 @@ import { backendEnvironment } from "../backend/tf.ts";
 import { DatasetError, type Sample } from "../data/sample.ts";
 import { PANNUKE_TISSUES } from "../evaluation/pannuke.ts";
 import { type DatasetRef, datasetRefCodec, openDataset } from "../data/source.ts";
-import { loadCheckpoint, namedTensors } from "./checkpoint.ts";
-import { initModel, type ModelConfig } from "./model.ts";
+import { namedTensors, restoreModel } from "./checkpoint.ts";
+import type { ModelConfig } from "./model.ts";
 import { TrainConfig } from "./stages.ts";
 import { predictTile, splitDataset, tilesOf } from "./train.ts";
 
@@ -70,10 +70,7 @@ const predictHeldout = async (
     const model = JSON.parse(meta.model ?? "null") as ModelConfig | null;
     const full = JSON.parse(meta.config ?? "null") as { size?: number; valFraction?: number } | null;
     if (model === null || full?.size === undefined) throw new RangeError("the checkpoint has no model config");
-    const params = initModel(model, ds.classes.length, 0);
-    loadCheckpoint(params, {
-      tensors: Object.fromEntries(Object.entries(checkpoint.tensors).filter(([k]) => !k.startsWith("optimizer/"))),
-    });
+    const params = restoreModel(model, ds.classes.length, checkpoint);
     const split = await splitDataset(ds, { seed: config.seed, valFraction: full.valFraction ?? 0.2 });
     const tiles: Sample[] = [];
     for (const i of split.val) tiles.push(...tilesOf(await ds.sample(i), full.size));

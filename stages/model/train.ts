@@ -8,7 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { augment, crop } from "../data/augment.ts";
 import { deriveSeed, mulberry32, shuffled } from "../data/random.ts";
 import type { TensorFile } from "../../pipeline/codec/safetensors.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { loadCheckpoint, OPTIMIZER, parameterTensors, saveCheckpoint } from "./checkpoint.ts";
 import { type Dataset, datasetOrgans, type Sample } from "../data/sample.ts";
 import { seededSplit } from "../data/splits.ts";
 import { type ScoredTile, scoreTiles } from "./scores.ts";
@@ -223,8 +223,6 @@ export interface TrainHooks {
   };
 }
 
-const OPTIMIZER = "optimizer/";
-
 /**
  * Adam's running β₁ᵗ and β₂ᵗ. tfjs accumulates them by repeated float32 products but `setWeights`
  * recomputes them with `pow`, which differs in the last bits — so a resumed run restores them
@@ -355,10 +353,7 @@ export const trainModel = async (
     if (first > config.steps) {
       throw new RangeError(`resume: the checkpoint is already at step ${first - 1}, ≥ --steps ${config.steps}`);
     }
-    const paramsOnly = Object.fromEntries(
-      Object.entries(hooks.resume.tensors).filter(([n]) => !n.startsWith(OPTIMIZER)),
-    );
-    loadCheckpoint(params, { tensors: paramsOnly });
+    loadCheckpoint(params, parameterTensors(hooks.resume));
     const names = JSON.parse(meta.optimizer ?? "[]") as string[];
     await optimizer.setWeights(names.map((name, i) => {
       const t = hooks.resume?.tensors[`${OPTIMIZER}${String(i).padStart(5, "0")}`];

@@ -5,9 +5,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { decodeSafetensors, readSafetensorsMetadata } from "../../pipeline/codec/safetensors.ts";
 import { Effect } from "effect";
-import { loadCheckpoint, namedTensors } from "../model/checkpoint.ts";
+import { namedTensors, restoreModel } from "../model/checkpoint.ts";
 import { type DecodedInstances, decodeInstances, type DecodeOptions, defaultDecodeOptions } from "../model/decoding.ts";
-import { applyModel, initModel, type ModelConfig, type ModelParams } from "../model/model.ts";
+import { applyModel, type ModelConfig, type ModelParams } from "../model/model.ts";
 import type { Tile, TilePrediction } from "./tiling.ts";
 
 /** A checkpoint ready to predict: parameters, config, class names and tile side. */
@@ -51,13 +51,10 @@ export const loadModel = async (path: string): Promise<LoadedModel> => {
     throw new RangeError(`${path}: not a checkpoint of deno task train (metadata '${key}' missing)`);
   };
   const config = parse<ModelConfig>("model"), classes = parse<string[]>("classes");
-  const params = initModel(config, classes.length, 0);
+  let params: ModelParams;
   try {
-    loadCheckpoint(params, {
-      tensors: Object.fromEntries(Object.entries(file.tensors).filter(([k]) => !k.startsWith("optimizer/"))),
-    });
+    params = restoreModel(config, classes.length, file);
   } catch (e) {
-    disposeModel({ params });
     throw new RangeError(`${path}: ${e instanceof Error ? e.message : e}`);
   }
   return { params, config, classes, tile: config.vit.img_size, metadata };
