@@ -25,11 +25,11 @@ import {
 } from "../stages/attributes/stages.ts";
 import type { AttributeWords } from "../stages/attributes/stages.ts";
 import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
-import { readRgb } from "../stages/data/image.ts";
+import { IMAGE_FILE, readRgb } from "../stages/data/image.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { imageOutputs } from "../stages/predict/outputs.ts";
 import { PANNUKE_CHANNELS } from "../stages/model/heldout.ts";
-import { DEFAULT_MODEL_MPP, mppOfMagnification, readScaled } from "../stages/predict/scale.ts";
+import { DEFAULT_MODEL_MPP, mppOfMagnification, scaleImage } from "../stages/predict/scale.ts";
 import { predictImage, storedPrediction } from "../stages/predict/stages.ts";
 import { readCheckpointInfo } from "../stages/predict/model_tiles.ts";
 import {
@@ -37,13 +37,12 @@ import {
   cacheFlag,
   mergeFlag,
   noCacheFlag,
+  readRunRecord,
   runTask,
   tilesFlag,
   UsageError,
   writeAtomic,
 } from "./_main.ts";
-
-const IMAGE = /\.(png|jpe?g|tiff?)$/i;
 
 type Stages =
   | typeof maskFeaturesStage
@@ -67,7 +66,7 @@ const inputImages = (inputs: ReadonlyArray<string>) =>
         entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
         for (const e of entries) {
           if (e.isDirectory) await walk(`${dir}/${e.name}`);
-          else if (e.isFile && IMAGE.test(e.name)) found.push(`${dir}/${e.name}`);
+          else if (e.isFile && IMAGE_FILE.test(e.name)) found.push(`${dir}/${e.name}`);
         }
       };
       for (const input of inputs) {
@@ -77,7 +76,7 @@ const inputImages = (inputs: ReadonlyArray<string>) =>
           const before = found.length;
           await walk(input.replace(/\/+$/, ""));
           if (found.length === before) throw new Error(`--input: no .png, .jpg or .tif image under ${input}`);
-        } else if (IMAGE.test(input)) found.push(input);
+        } else if (IMAGE_FILE.test(input)) found.push(input);
         else throw new Error(`--input: ${input} is not a PNG, JPEG or TIFF image (by its extension)`);
       }
       return found;
@@ -87,7 +86,7 @@ const inputImages = (inputs: ReadonlyArray<string>) =>
 
 /** Output names: the file name without extension; two inputs with one name are an error. */
 const outputNames = (files: ReadonlyArray<string>) => {
-  const names = files.map((f) => (f.split("/").at(-1) ?? f).replace(IMAGE, ""));
+  const names = files.map((f) => (f.split("/").at(-1) ?? f).replace(IMAGE_FILE, ""));
   const clash = names.findIndex((n, i) => names.indexOf(n) !== i);
   return clash < 0 ? { names } : {
     error: `--input: ${files[names.indexOf(names[clash] as string)]} and ${files[clash]} would both be written as '${
@@ -95,22 +94,6 @@ const outputNames = (files: ReadonlyArray<string>) => {
     }'; predict them in two runs with different --out`,
   };
 };
-
-/** The training run's record next to a checkpoint (written by `deno task train`), if any. */
-const runRecord = (model: string) =>
-  Effect.promise(async () => {
-    const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/")) : ".";
-    try {
-      return JSON.parse(await Deno.readTextFile(`${dir}/run.json`)) as {
-        data?: string;
-        tiles?: number;
-        merge?: boolean;
-        binning?: "entropy" | "quantile";
-      };
-    } catch {
-      return undefined;
-    }
-  });
 
 const predict = Command.make("predict", {
   model: Flag.String("model").pipe(
@@ -208,7 +191,7 @@ const predict = Command.make("predict", {
     }
 
     // the attribute bins of the training data (the cached chain of deno task attributes)
-    const record = yield* runRecord(f.model);
+    const record = yield* readRunRecord(f.model.includes("/") ? f.model.slice(0, f.model.lastIndexOf("/")) : ".");
     const dataSpec = Option.getOrElse(f.data, () => record?.data);
     let p: PredictPipeline = Pipeline.dynamic<never>().source(name("checkpoint"), Source.file(f.model));
     if (dataSpec !== undefined) {
@@ -264,10 +247,9 @@ const predict = Command.make("predict", {
       const name = names[i] as string, stored = storedPrediction(all[`predict.${i}`] as TensorFile);
       const written = yield* Effect.tryPromise({
         try: async () => {
+          // decoded once: the overlay and geometry read the original, the attributes the scaled image
           const original = await readRgb(file);
-          const scaled = scale === 1
-            ? { ...original, originalHeight: original.height, originalWidth: original.width }
-            : await readScaled(file, scale);
+          const scaled = await scaleImage(original, scale, file);
           return await imageOutputs(name, original, scaled, stored, words);
         },
         catch: (e) => new UsageError({ message: `${file}: ${e instanceof Error ? e.message : e}` }),

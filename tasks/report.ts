@@ -28,7 +28,7 @@ import {
   TrainingMetadata,
   trainingReport,
 } from "../stages/report/report.ts";
-import { runTask, UsageError, writeAtomic } from "./_main.ts";
+import { readRunRecord, runTask, UsageError, writeAtomic } from "./_main.ts";
 
 const EXPECTED =
   "expected a training run folder (with checkpoint.safetensors) or an ablation folder (with ablation.json)";
@@ -109,9 +109,8 @@ const heldoutEmbeddings = (dir: string, metadata: Record<string, string>) =>
   Effect.gen(function* () {
     const model = JSON.parse(metadata.model ?? "{}") as { vl?: unknown };
     if (model.vl === undefined) return undefined; // a baseline: no text anchors to show
-    const record = yield* attempt(`${dir}/run.json`, () => readText(`${dir}/run.json`));
-    if (record === undefined) return "the run folder has no run.json (written by deno task train) naming its data.";
-    const run = JSON.parse(record) as { data?: string; tiles?: number; merge?: boolean };
+    const run = yield* readRunRecord(dir);
+    if (run === undefined) return "the run folder has no run.json (written by deno task train) naming its data.";
     const parsed = parseSource(run.data ?? "", {
       ...(run.tiles ? { tiles: run.tiles } : {}),
       merge: run.merge ?? false,

@@ -12,10 +12,9 @@
 import { decodeNpy, NpyError } from "../../pipeline/codec/npy.ts";
 import { decodePng } from "../../pipeline/codec/png.ts";
 import { Effect } from "effect";
-import { readRgb } from "./image.ts";
+import { IMAGE_FILE, readRgb } from "./image.ts";
 import { type Dataset, DatasetError, relabelContiguous, type Sample } from "./sample.ts";
 
-const IMAGE = /\.(png|jpe?g|tiff?)$/i;
 const LABELS = /\.(png|npy)$/i;
 
 const listNames = async (dir: string, pattern: RegExp): Promise<Map<string, string>> => {
@@ -109,7 +108,7 @@ const readInstances = async (file: string): Promise<{ height: number; width: num
 /** Opens the folder format at DIR; samples are sorted by name. */
 export const openFolder = async (dir: string): Promise<Dataset> => {
   const meta = await readDatasetJson(`${dir}/dataset.json`);
-  const images = await listNames(`${dir}/images`, IMAGE);
+  const images = await listNames(`${dir}/images`, IMAGE_FILE);
   const instances = await listNames(`${dir}/instances`, LABELS);
   const classFiles = await listNames(`${dir}/classes`, /\.json$/i);
   if (images.size === 0) {

@@ -2,6 +2,9 @@
 import sharp from "sharp";
 import { DatasetError } from "./sample.ts";
 
+/** The image files readRgb is for, by extension: PNG, JPEG, TIFF. */
+export const IMAGE_FILE = /\.(png|jpe?g|tiff?)$/i;
+
 /** The image as `rgb` [H, W, 3]; an undecodable file is a DatasetError naming it. */
 export const readRgb = async (file: string): Promise<{ height: number; width: number; rgb: Uint8Array }> => {
   const { data, info } = await sharp(file).removeAlpha().toColourspace("srgb").raw({ depth: "uchar" })

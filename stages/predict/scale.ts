@@ -24,10 +24,14 @@ export interface ScaledImage {
 /** The scaled size of a side (at least 1 pixel). */
 export const scaledSide = (side: number, scale: number): number => Math.max(1, Math.round(side * scale));
 
-/** Reads `file` as RGB resized by `scale` (Lanczos; 1 = as is). */
-export const readScaled = async (file: string, scale: number): Promise<ScaledImage> => {
-  const original = await readRgb(file);
-  if (scale === 1) return { ...original, originalHeight: original.height, originalWidth: original.width };
+/** A decoded image (of `file`, named in errors) resized by `scale` (Lanczos; 1 = as is). */
+export const scaleImage = async (
+  original: { readonly height: number; readonly width: number; readonly rgb: Uint8Array },
+  scale: number,
+  file: string,
+): Promise<ScaledImage> => {
+  const sides = { originalHeight: original.height, originalWidth: original.width };
+  if (scale === 1) return { height: original.height, width: original.width, rgb: original.rgb, ...sides };
   const height = scaledSide(original.height, scale), width = scaledSide(original.width, scale);
   const { data, info } = await sharp(original.rgb, {
     raw: { width: original.width, height: original.height, channels: 3 },
@@ -36,14 +40,12 @@ export const readScaled = async (file: string, scale: number): Promise<ScaledIma
   if (info.channels !== 3 || info.width !== width || info.height !== height) {
     throw new DatasetError({ file, reason: `rescaling gave ${info.width}×${info.height}×${info.channels}` });
   }
-  return {
-    height,
-    width,
-    rgb: new Uint8Array(data),
-    originalHeight: original.height,
-    originalWidth: original.width,
-  };
+  return { height, width, rgb: new Uint8Array(data), ...sides };
 };
+
+/** Reads `file` as RGB resized by `scale` (Lanczos; 1 = as is). */
+export const readScaled = async (file: string, scale: number): Promise<ScaledImage> =>
+  scaleImage(await readRgb(file), scale, file);
 
 /**
  * A label map [h, w] resampled to [H, W] by nearest neighbour (each target pixel centre looks up
