@@ -17,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { Context, Data, Effect, Layer } from "effect";
-import { registerWasmKernels } from "./kernels/mod.ts";
+import { registerCpuKernels, registerWasmKernels } from "./kernels/mod.ts";
 import { useBlas } from "./kernels/batch_matmul.ts";
 import { loadBlas } from "./kernels/blas.ts";
 
@@ -34,7 +34,7 @@ export class BackendUnavailable
 
 export interface TfBackendShape {
   readonly name: BackendName;
-  /** e.g. `wasm+openblas/tfjs-4.22.0`, for cache keys of results that depend on the backend */
+  /** e.g. `wasm+openblas/tfjs-4.22.0/numerics-2`, for cache keys of results that depend on the backend */
   readonly environment: string;
   /** how matrix products run, e.g. `OpenBLAS (libopenblas.so.0) via FFI` or `XNNPACK (…why no BLAS)` */
   readonly matmul: string;
@@ -50,6 +50,14 @@ export class TfBackend extends Context.Service<TfBackend, TfBackendShape>()("iva
  */
 export const backendEnvironment = <R = never>(): Effect.Effect<string, never, TfBackend | R> =>
   Effect.map(TfBackend, (b) => b.environment);
+
+/**
+ * The revision of our own kernels and loss arithmetic, part of every backend-dependent cache key:
+ * raise it when a change alters results in the last bits, so that no cached result of the old
+ * arithmetic is reused. 2: im2col and 1×1 convs on BLAS, the corrected cpu ResizeNearestNeighborGrad,
+ * softplus as relu(x) − log σ(|x|).
+ */
+const NUMERICS = "numerics-2";
 
 const wasmDist = (): string => new URL(".", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
 
@@ -67,6 +75,7 @@ export const initBackend = (
     const fail = (reason: string) => new BackendUnavailable({ backend: name, reason });
     let matmul = "backend's own kernels";
     let tag: string = name;
+    registerCpuKernels();
     if (name === "wasm") {
       setWasmPaths(wasmDist());
       registerWasmKernels();
@@ -110,7 +119,7 @@ export const initBackend = (
       return yield* fail(`tf.setBackend('${name}') did not take effect`);
     }
     yield* Effect.promise(() => tf.ready());
-    return { name, environment: `${tag}/tfjs-${tf.version_core}`, matmul };
+    return { name, environment: `${tag}/tfjs-${tf.version_core}/${NUMERICS}`, matmul };
   });
 
 /** A layer that starts the backend `name`. */

@@ -13,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { deriveSeed, mulberry32 } from "../data/random.ts";
+import { softplus } from "./softplus.ts";
 import {
   type InstanceTargets,
   type MaskLogits,
@@ -280,7 +281,7 @@ export const lossFromPlan = (
       });
       const t = tf.tensor2d(targetValues, [M, o.points]); // [M, P]
       // BCE with logits: softplus(x) − x·t, mean over points
-      const bce = tf.mean(tf.sub(tf.softplus(x), tf.mul(x, t)), 1); // [M]
+      const bce = tf.mean(tf.sub(softplus(x), tf.mul(x, t)), 1); // [M]
       const p = tf.sigmoid(x); // [M, P]
       const dice = tf.sub(
         1,

@@ -15,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { linearSumAssignment } from "../evaluation/hungarian.ts";
 import { mulberry32, type Rng } from "../data/random.ts";
+import { softplus } from "./softplus.ts";
 
 /** The instances of one image: class ids and binary masks. */
 export interface InstanceTargets {
@@ -277,7 +278,7 @@ export const matchingCost = (
     const prob2 = tf.sigmoid(out); // [Q, P]
     const products = tf.matMul(tf.concat([out, prob2], 0), tgt, false, true); // [2Q, N]
     const [xt, pt] = tf.split(products, 2, 0) as [tf.Tensor2D, tf.Tensor2D]; // [Q, N] each
-    const bce = tf.div(tf.sub(tf.sum(tf.softplus(out), 1, true), xt), P); // [Q, N]
+    const bce = tf.div(tf.sub(tf.sum(softplus(out), 1, true), xt), P); // [Q, N]
     const numerator = tf.mul(2, pt); // [Q, N]
     const denominator = tf.add(tf.sum(prob2, 1, true), tf.reshape(tf.sum(tgt, 1), [1, N])); // [Q, N]
     const dice = tf.sub(1, tf.div(tf.add(numerator, 1), tf.add(denominator, 1))); // [Q, N]

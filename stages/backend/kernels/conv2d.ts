@@ -1,34 +1,42 @@
 /**
- * Conv2D for the WASM backend: stride-1, undilated NHWC convolutions with at least 16 input channels
- * run as shifted matrix products on the native BLAS when it is loaded (conv_blas.ts); everything
- * else — strided stems, the 16×16 patch embedding, few-channel convs, no BLAS — keeps tfjs-wasm's
- * XNNPACK kernel.
+ * Conv2D for the WASM backend: with the native BLAS loaded (conv_blas.ts), stride-1 undilated NHWC
+ * convolutions run as one product (1×1) or shifted matrix products (at least 16 input channels), strided ones (the
+ * stem's stride-2 layers, the 16×16 patch embedding) as one product over gathered patches (im2col);
+ * everything else — stride-1 few-channel convs, dilations, no BLAS — keeps tfjs-wasm's XNNPACK kernel.
  */
 import * as tf from "@tensorflow/tfjs";
 import { asWasm, f32, originalKernel, outputFrom, overrideWasmKernel, pairOf } from "./_wasm.ts";
 import { activeBlas } from "./batch_matmul.ts";
-import { type Conv2DGeometry, conv2dStride1 } from "./conv_blas.ts";
+import {
+  type Conv2DGeometry,
+  conv2dIm2col,
+  conv2dStride1,
+  isPointwise,
+  MAX_PATCH_FLOATS,
+  patchFloats,
+} from "./conv_blas.ts";
 
-/** The stride-1 geometry of a conv, or undefined when the shifted-GEMM path does not apply. */
-export const stride1Geometry = (
+type ConvAttrs = {
+  strides: number | [number, number];
+  dilations?: number | [number, number];
+  pad: tf.Conv2DAttrs["pad"];
+  dataFormat?: string;
+  dimRoundingMode?: tf.Conv2DAttrs["dimRoundingMode"];
+};
+
+/** The geometry of an undilated NHWC conv at any stride, or undefined when it is dilated or not NHWC. */
+export const convGeometry = (
   xShape: number[],
   filterShape: [number, number, number, number],
-  attrs: {
-    strides: number | [number, number];
-    dilations?: number | [number, number];
-    pad: tf.Conv2DAttrs["pad"];
-    dataFormat?: string;
-    dimRoundingMode?: tf.Conv2DAttrs["dimRoundingMode"];
-  },
+  attrs: ConvAttrs,
 ): Conv2DGeometry | undefined => {
   const [sh, sw] = pairOf(attrs.strides), [dh, dw] = pairOf(attrs.dilations);
   const [kh, kw, ci, co] = filterShape;
-  if (sh !== 1 || sw !== 1 || dh !== 1 || dw !== 1 || (attrs.dataFormat ?? "NHWC") !== "NHWC") return undefined;
-  if (kh * kw > 49 || xShape.length !== 4) return undefined;
+  if (dh !== 1 || dw !== 1 || (attrs.dataFormat ?? "NHWC") !== "NHWC" || xShape.length !== 4) return undefined;
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape,
-    1,
+    [sh, sw],
     1,
     attrs.pad,
     attrs.dimRoundingMode,
@@ -45,7 +53,32 @@ export const stride1Geometry = (
     filterWidth: kw,
     top: info.padInfo.top,
     left: info.padInfo.left,
+    strideHeight: sh,
+    strideWidth: sw,
   };
+};
+
+/** The stride-1 geometry of a conv, or undefined when the shifted-GEMM path does not apply. */
+export const stride1Geometry = (
+  xShape: number[],
+  filterShape: [number, number, number, number],
+  attrs: ConvAttrs,
+): Conv2DGeometry | undefined => {
+  const g = convGeometry(xShape, filterShape, attrs);
+  return g === undefined || g.strideHeight !== 1 || g.strideWidth !== 1 || g.filterHeight * g.filterWidth > 49
+    ? undefined
+    : g;
+};
+
+/** The geometry of a strided conv for the im2col path, or undefined (stride 1, dilated, too large). */
+export const stridedGeometry = (
+  xShape: number[],
+  filterShape: [number, number, number, number],
+  attrs: ConvAttrs,
+): Conv2DGeometry | undefined => {
+  const g = convGeometry(xShape, filterShape, attrs);
+  if (g === undefined || (g.strideHeight === 1 && g.strideWidth === 1)) return undefined;
+  return patchFloats(g) <= MAX_PATCH_FLOATS ? g : undefined;
 };
 
 export const registerConv2D = (): void => {
@@ -57,12 +90,32 @@ export const registerConv2D = (): void => {
       const blas = activeBlas();
       const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
       const a = args.attrs as unknown as tf.Conv2DAttrs;
-      const g = blas === undefined || x.dtype !== "float32" || (filter.shape[2] as number) < 16
-        ? undefined
-        : stride1Geometry(x.shape, filter.shape as [number, number, number, number], a);
-      if (g === undefined || blas === undefined) return original.kernelFunc(args);
+      if (blas === undefined || x.dtype !== "float32") return original.kernelFunc(args);
+      const shape = filter.shape as [number, number, number, number];
       const wasm = asWasm(args.backend);
-      const result = conv2dStride1(blas, f32(wasm, x), f32(wasm, filter), g);
+      const any = convGeometry(x.shape, shape, a);
+      if (any !== undefined && isPointwise(any)) {
+        // 1×1: one product of the pixels [B·H·W, Ci] with the filter [Ci, Co], straight on the heap
+        const out = wasm.makeOutput([any.batch, any.outHeight, any.outWidth, any.outChannels], "float32");
+        const rows = any.batch * any.outHeight * any.outWidth;
+        blas.sgemm(
+          false,
+          false,
+          rows,
+          any.outChannels,
+          any.inChannels,
+          f32(wasm, x),
+          f32(wasm, filter),
+          f32(wasm, out),
+        );
+        return out;
+      }
+      const g1 = shape[2] < 16 ? undefined : stride1Geometry(x.shape, shape, a);
+      const g = g1 ?? stridedGeometry(x.shape, shape, a);
+      if (g === undefined) return original.kernelFunc(args);
+      const result = g1 !== undefined
+        ? conv2dStride1(blas, f32(wasm, x), f32(wasm, filter), g)
+        : conv2dIm2col(blas, f32(wasm, x), f32(wasm, filter), g);
       return outputFrom(wasm, [g.batch, g.outHeight, g.outWidth, g.outChannels], result);
     },
   });

@@ -3,13 +3,16 @@
  * (≈ 10× slower than the forward conv, BACKEND-NOTES.md). At stride 1 the input gradient is a plain
  * convolution of dy, padded by (k − 1 − pad) on each side, with the filter rotated by 180° and its
  * in/out channels swapped — which runs on the fast XNNPACK Conv2D, or straight on the native BLAS
- * (shifted GEMM, conv_blas.ts) when it is loaded — then at any stride, on dy spread out by the stride.
- * Without BLAS, other strides keep the original.
+ * (shifted GEMM, conv_blas.ts) when it is loaded. With the native BLAS, 1×1 convs are one product
+ * (dy · Wᵀ) and strided ones one product of the patch gradients added back to their pixels
+ * (col2im); a conv too large for that spreads dy out by the stride. Without BLAS, other strides keep
+ * the original.
  */
 import * as tf from "@tensorflow/tfjs";
 import { asWasm, f32, originalKernel, outputFrom, overrideWasmKernel, pairOf } from "./_wasm.ts";
 import { activeBlas } from "./batch_matmul.ts";
-import { conv2dStride1 } from "./conv_blas.ts";
+import { conv2dInputGradIm2col, conv2dStride1, isPointwise, MAX_PATCH_FLOATS, patchFloats } from "./conv_blas.ts";
+import { convGeometry } from "./conv2d.ts";
 
 /** dy [B, OH, OW, C] → [B, (OH − 1)·sh + 1, (OW − 1)·sw + 1, C] with zeros between the pixels. */
 const dilate = (dy: Float32Array, b: number, oh: number, ow: number, c: number, sh: number, sw: number) => {
@@ -65,6 +68,29 @@ export const registerConv2DBackpropInput = (): void => {
       );
       const { top, left, bottom, right } = info.padInfo;
       const blas = activeBlas();
+      const fast = blas === undefined || dy.dtype !== "float32"
+        ? undefined
+        : convGeometry(a.inputShape, filter.shape as [number, number, number, number], a);
+      if (fast !== undefined && blas !== undefined && isPointwise(fast)) {
+        // 1×1: dx [B·H·W, Ci] = dy · Wᵀ, straight on the heap
+        const out = wasm.makeOutput([...a.inputShape], "float32");
+        const rows = fast.batch * fast.inHeight * fast.inWidth;
+        blas.sgemm(
+          false,
+          true,
+          rows,
+          fast.inChannels,
+          fast.outChannels,
+          f32(wasm, dy),
+          f32(wasm, filter),
+          f32(wasm, out),
+        );
+        return out;
+      }
+      if (fast !== undefined && blas !== undefined && (sh > 1 || sw > 1) && patchFloats(fast) <= MAX_PATCH_FLOATS) {
+        // strided: patch gradients in one product, added back to their pixels (col2im)
+        return outputFrom(wasm, [...a.inputShape], conv2dInputGradIm2col(blas, f32(wasm, dy), f32(wasm, filter), fast));
+      }
       if (blas !== undefined && dy.dtype === "float32") {
         // any stride: dy with (stride − 1) zeros between its pixels, then the stride-1 rule
         const [, , ci, co] = filter.shape as [number, number, number, number];

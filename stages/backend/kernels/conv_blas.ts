@@ -7,6 +7,10 @@
  * KW − 1 columns wrap into the next row, so each product is computed on a "wide" output of width Wp
  * whose extra columns are dropped (forward) or multiplied by zero (filter gradient). No im2col
  * buffer: each image costs KH·KW sgemm calls with K = Ci (forward) or K = OH·Wp (filter gradient).
+ *
+ * Strided convolutions (the stem's stride-2 layers, the 16×16 patch embedding) have no such
+ * contiguous slices; they gather the patches once (im2col, [B·OH·OW, KH·KW·Ci]) and run one
+ * product: forward patches · W, filter gradient patchesᵀ · dy.
  */
 import type { Blas } from "./blas.ts";
 
@@ -23,7 +27,63 @@ export interface Conv2DGeometry {
   /** zeros added above / left of the input */
   readonly top: number;
   readonly left: number;
+  /** strides (1 when absent); only the im2col functions take strides other than 1 */
+  readonly strideHeight?: number;
+  readonly strideWidth?: number;
 }
+
+/** The largest patch matrix (floats) im2col builds: 256 MB; a larger conv keeps the original kernel. */
+export const MAX_PATCH_FLOATS = 1 << 26;
+
+/** The number of floats of `g`'s patch matrix. */
+export const patchFloats = (g: Conv2DGeometry): number =>
+  g.batch * g.outHeight * g.outWidth * g.filterHeight * g.filterWidth * g.inChannels;
+
+/** x [B, H, W, Ci] → patches [B·OH·OW, KH·KW·Ci], zero where a tap falls outside the input. */
+const im2col = (x: Float32Array, g: Conv2DGeometry): Float32Array => {
+  const { inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = g;
+  const sh = g.strideHeight ?? 1, sw = g.strideWidth ?? 1, k = kh * kw * ci;
+  const out = new Float32Array(g.batch * oh * ow * k);
+  for (let b = 0; b < g.batch; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const row = ((b * oh + oy) * ow + ox) * k;
+        for (let i = 0; i < kh; i++) {
+          const iy = oy * sh + i - g.top;
+          if (iy < 0 || iy >= h) continue;
+          for (let j = 0; j < kw; j++) {
+            const ix = ox * sw + j - g.left;
+            if (ix < 0 || ix >= w) continue;
+            const src = ((b * h + iy) * w + ix) * ci, dst = row + (i * kw + j) * ci;
+            for (let c = 0; c < ci; c++) out[dst + c] = x[src + c] as number;
+          }
+        }
+      }
+    }
+  }
+  return out;
+};
+
+/** out [B, OH, OW, Co] = conv(x, filter [KH, KW, Ci, Co]) at any stride (dilation 1), via im2col. */
+export const conv2dIm2col = (blas: Blas, x: Float32Array, filter: Float32Array, g: Conv2DGeometry): Float32Array => {
+  const rows = g.batch * g.outHeight * g.outWidth, k = g.filterHeight * g.filterWidth * g.inChannels;
+  const out = new Float32Array(rows * g.outChannels);
+  blas.sgemm(false, false, rows, g.outChannels, k, im2col(x, g), filter, out);
+  return out;
+};
+
+/** dW [KH, KW, Ci, Co] of a conv at any stride (dilation 1), from x and dy [B, OH, OW, Co], via im2col. */
+export const conv2dFilterGradIm2col = (
+  blas: Blas,
+  x: Float32Array,
+  dy: Float32Array,
+  g: Conv2DGeometry,
+): Float32Array => {
+  const rows = g.batch * g.outHeight * g.outWidth, k = g.filterHeight * g.filterWidth * g.inChannels;
+  const dw = new Float32Array(k * g.outChannels);
+  blas.sgemm(true, false, k, g.outChannels, rows, im2col(x, g), dy, dw);
+  return dw;
+};
 
 /** x [B, H, W, Ci] → P [B, Hp + 1, Wp, Ci], zero-padded; rows of x that fall outside are dropped. */
 const padded = (x: Float32Array, g: Conv2DGeometry): { p: Float32Array; hp: number; wp: number } => {
@@ -111,3 +171,45 @@ export const conv2dFilterGradStride1 = (
   }
   return dw;
 };
+
+/**
+ * dx [B, H, W, Ci] of a conv at any stride (dilation 1), from dy [B, OH, OW, Co] and the filter
+ * [KH, KW, Ci, Co]: the patch gradients dy · Wᵀ ([B·OH·OW, KH·KW·Ci], one product) added back to
+ * the pixels they were gathered from (col2im). Unlike spreading dy with zeros for a stride-1
+ * convolution, no product is spent on the zeros.
+ */
+export const conv2dInputGradIm2col = (
+  blas: Blas,
+  dy: Float32Array,
+  filter: Float32Array,
+  g: Conv2DGeometry,
+): Float32Array => {
+  const { inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = g;
+  const sh = g.strideHeight ?? 1, sw = g.strideWidth ?? 1, k = kh * kw * ci, rows = g.batch * oh * ow;
+  const cols = new Float32Array(rows * k);
+  blas.sgemm(false, true, rows, k, g.outChannels, dy, filter, cols);
+  const dx = new Float32Array(g.batch * h * w * ci);
+  for (let b = 0; b < g.batch; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const row = ((b * oh + oy) * ow + ox) * k;
+        for (let i = 0; i < kh; i++) {
+          const iy = oy * sh + i - g.top;
+          if (iy < 0 || iy >= h) continue;
+          for (let j = 0; j < kw; j++) {
+            const ix = ox * sw + j - g.left;
+            if (ix < 0 || ix >= w) continue;
+            const dst = ((b * h + iy) * w + ix) * ci, src = row + (i * kw + j) * ci;
+            for (let c = 0; c < ci; c++) dx[dst + c] = (dx[dst + c] as number) + (cols[src + c] as number);
+          }
+        }
+      }
+    }
+  }
+  return dx;
+};
+
+/** Whether `g` is a 1×1, stride-1, unpadded conv: a plain product of [B·H·W, Ci] pixels with [Ci, Co]. */
+export const isPointwise = (g: Conv2DGeometry): boolean =>
+  g.filterHeight === 1 && g.filterWidth === 1 && (g.strideHeight ?? 1) === 1 && (g.strideWidth ?? 1) === 1 &&
+  g.top === 0 && g.left === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth;

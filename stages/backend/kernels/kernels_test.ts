@@ -536,3 +536,81 @@ Deno.test("Identity on wasm shares the buffer: a clone outlives its source, no b
   assert.equal(tf.memory().numTensors, before.numTensors);
   assert.equal(tf.memory().numDataBuffers, before.numDataBuffers);
 });
+
+Deno.test("strided (im2col) and 1×1 Conv2D with both gradients on wasm equal cpu: kernel 1/2/3/5/16, strides 1/2/3/16, same/valid/explicit, every matmul path", () =>
+  onEveryPath(async (path) => {
+    type Pad = "same" | "valid" | [[number, number], [number, number], [number, number], [number, number]];
+    const cases: Array<[number, number | [number, number], Pad, number, number, number]> = [
+      [3, 2, "same", 3, 8, 13],
+      [3, 2, "valid", 20, 6, 12],
+      [5, 3, "same", 4, 5, 11],
+      [1, 2, "valid", 6, 3, 9],
+      [2, [2, 3], "same", 5, 4, 10],
+      [16, 16, "valid", 3, 7, 32],
+      [3, 2, [[0, 0], [1, 0], [0, 2], [0, 0]], 4, 3, 9],
+      [1, 1, "same", 3, 5, 9],
+      [1, 1, "valid", 7, 2, 6],
+    ];
+    for (const [k, s, pad, ci, co, size] of cases) {
+      const xs = [2, size, size + 1, ci], fs = [k, k, ci, co];
+      const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
+      const what = `${path}: x=[${xs}] f=[${fs}] s=${s} ${JSON.stringify(pad)}`;
+      const conv = (x: tf.Tensor, w: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad);
+      const [cpu, wasm] = await onBoth(inputs, (x, w) => conv(x as tf.Tensor, w as tf.Tensor));
+      close(cpu, wasm, `${what} forward`);
+      for (const which of [0, 1]) {
+        const [gc, gw] = await onBoth(
+          inputs,
+          (x, w) =>
+            tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([
+              x as tf.Tensor,
+              w as tf.Tensor,
+            ])[which] as tf.Tensor,
+        );
+        close(gc, gw, `${what} ${which === 0 ? "dx" : "dw"}`);
+      }
+    }
+  }));
+
+Deno.test("ResizeNearestNeighborGrad on wasm and cpu is the adjoint of the forward resize: batches, ×2, non-integer up and down, align corners, half-pixel centres", async () => {
+  const cases: Array<[[number, number, number, number], [number, number], boolean, boolean]> = [
+    [[2, 8, 8, 5], [16, 16], false, false],
+    [[1, 7, 5, 3], [11, 13], false, false],
+    [[2, 9, 6, 4], [4, 5], false, false],
+    [[2, 7, 5, 3], [11, 13], true, false],
+    [[3, 6, 9, 2], [13, 7], false, true],
+    [[1, 5, 5, 1], [1, 1], true, false],
+  ];
+  for (const backendName of ["wasm", "cpu"]) {
+    await tf.setBackend(backendName);
+    for (const [shape, size, alignCorners, halfPixel] of cases) {
+      const dyShape = [shape[0], ...size, shape[3]];
+      const w = data(dyShape);
+      // the reference, independent of the kernel: resize the element indices forward, so each output
+      // element names the input element it copies, and add its gradient there
+      const source = tf.tidy(() =>
+        tf.image.resizeNearestNeighbor(
+          tf.range(0, tf.util.sizeFromShape(shape)).reshape(shape) as tf.Tensor4D,
+          size,
+          alignCorners,
+          halfPixel,
+        )
+          .dataSync()
+      );
+      const expected = new Float32Array(tf.util.sizeFromShape(shape));
+      source.forEach((i, o) => (expected[i] = (expected[i] as number) + (w[o] as number)));
+      const actual = tf.tidy(() => {
+        const weights = tf.tensor(w, dyShape);
+        return tf.grad((a: tf.Tensor) =>
+          tf.mul(tf.image.resizeNearestNeighbor(a as tf.Tensor4D, size, alignCorners, halfPixel), weights).sum()
+        )(tf.zeros(shape)).dataSync() as Float32Array;
+      });
+      close(
+        expected,
+        actual,
+        `${backendName}: x=[${shape}] → ${size} alignCorners=${alignCorners} halfPixelCenters=${halfPixel}`,
+      );
+    }
+  }
+  await tf.setBackend("wasm");
+});

@@ -13,6 +13,7 @@ import {
 import { registerFusedMatMul } from "./fused_matmul.ts";
 import { registerGather } from "./gather.ts";
 import { registerIdentity } from "./identity.ts";
+import { registerResizeNearestNeighborGrad } from "./resize_nearest_grad.ts";
 import { registerSum } from "./sum.ts";
 import { registerTranspose } from "./transpose.ts";
 import { registerUnsortedSegmentSum } from "./unsorted_segment_sum.ts";
@@ -32,7 +33,11 @@ export const registerWasmKernels = (): void => {
   registerDepthwiseConv2dNativeBackpropInput();
   registerGather();
   registerIdentity();
+  registerResizeNearestNeighborGrad("wasm");
   registerSum();
   registerTranspose();
   registerUnsortedSegmentSum();
 };
+
+/** Corrections to the `cpu` backend's kernels (registered whatever backend starts: tests compare against cpu). */
+export const registerCpuKernels = (): void => registerResizeNearestNeighborGrad("cpu");
