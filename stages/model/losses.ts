@@ -12,19 +12,19 @@
  * without weights; `total` applies the weights. Randomness comes only from `seed`.
  */
 import * as tf from "@tensorflow/tfjs";
-import { deriveSeed, mulberry32 } from "../data/random.ts";
+import { deriveSeed } from "../data/random.ts";
 import { softplus } from "./softplus.ts";
 import {
   type InstanceTargets,
   type MaskLogits,
   maskValues,
-  type Match,
-  matchQueries,
   pointSample,
-  randomPoints,
   sampleTargets,
-  sampleValues,
+  targetMaskValues,
 } from "./matcher.ts";
+import { type ImagePlan, planImage, uncertainPointValues } from "./planning.ts";
+
+export { type ImagePlan, mostUncertain } from "./planning.ts";
 
 /** One decoder layer's predictions. */
 export interface DecoderOutput {
@@ -65,12 +65,6 @@ export const defaultLossOptions: LossOptions = {
   importanceRatio: 0.75,
   seed: 0,
 };
-
-/** The non-differentiated decisions of one image in one layer. */
-export interface ImagePlan extends Match {
-  /** `[M, P, 2]` flat `(x, y)` points of each matched pair, in `queryIndex` order. */
-  readonly coords: Float32Array;
-}
 
 /** `layers[l][b]`: the plan of image `b` in decoder layer `l`. */
 export interface LossPlan {
@@ -114,67 +108,8 @@ export const uncertainPoints = (
   importanceRatio: number,
   rows?: Int32Array,
 ): Float32Array => {
-  const { values, shape: [R, h, w] } = maskValues(masks);
-  const M = rows?.length ?? R;
-  const S = Math.floor(points * oversample), U = Math.floor(importanceRatio * points), rest = points - U;
-  if (M === 0) return new Float32Array(0);
-  const candidates = randomPoints(rng, M * S);
-  const logits = sampleValues(values, { K: M, P: S, h, w, xy: candidates, shared: false, rows }); // [M, S]
-  const out = new Float32Array(M * points * 2);
-  for (let m = 0; m < M; m++) {
-    const chosen = mostUncertain(logits.subarray(m * S, (m + 1) * S), U);
-    chosen.forEach((s, u) => {
-      out[(m * points + u) * 2] = candidates[(m * S + s) * 2] as number;
-      out[(m * points + u) * 2 + 1] = candidates[(m * S + s) * 2 + 1] as number;
-    });
-    out.set(randomPoints(rng, rest), (m * points + U) * 2);
-  }
-  return out;
-};
-
-/**
- * Indices of the `k` values with the smallest `|logit|`, ascending; among equal values the lower
- * index wins (as `tf.topk` on `−|logit|` picks them). A selection, not a sort: O(n) on average.
- */
-export const mostUncertain = (logits: Float32Array, k: number): Int32Array => {
-  const n = logits.length;
-  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
-  if (k <= 0) return new Int32Array(0);
-  const abs = new Float32Array(n);
-  for (let i = 0; i < n; i++) abs[i] = Math.abs(logits[i] as number);
-  const cut = kthSmallest(abs.slice(), k - 1);
-  let below = 0;
-  for (let i = 0; i < n; i++) if ((abs[i] as number) < cut) below++;
-  let ties = k - below;
-  const out = new Int32Array(k);
-  let j = 0;
-  for (let i = 0; i < n && j < k; i++) {
-    const a = abs[i] as number;
-    if (a < cut || (a === cut && ties-- > 0)) out[j++] = i;
-  }
-  return out;
-};
-
-/** The `r`-th smallest value (0-based) of `a`, reordering `a` in place (Hoare's quickselect). */
-const kthSmallest = (a: Float32Array, r: number): number => {
-  let lo = 0, hi = a.length - 1;
-  while (lo < hi) {
-    const pivot = a[(lo + hi) >> 1] as number;
-    let i = lo, j = hi;
-    while (i <= j) {
-      while ((a[i] as number) < pivot) i++;
-      while ((a[j] as number) > pivot) j--;
-      if (i <= j) {
-        const t = a[i] as number;
-        a[i++] = a[j] as number;
-        a[j--] = t;
-      }
-    }
-    if (r <= j) hi = j;
-    else if (r >= i) lo = i;
-    else return a[r] as number;
-  }
-  return a[r] as number;
+  const { values, shape } = maskValues(masks);
+  return uncertainPointValues(values, shape, rng, points, oversample, importanceRatio, rows);
 };
 
 /** Matching and point selection of every layer and image; reads values, records nothing to keep. */
@@ -186,34 +121,40 @@ export const planLoss = (
   const o = { ...defaultLossOptions, ...options };
   checkShapes(outputs, targets);
   const B = targets.length;
-  const layers = outputs.map(({ logits, masks }, l) => {
-    // one read of the layer's mask logits; each image's matching and point selection read a view
-    const [, Q, h, w] = masks.shape, all = masks.dataSync() as Float32Array; // [B·Q·h·w]
-    return targets.map((target, b): ImagePlan => {
+  const plans = outputs.flatMap(({ logits, masks }, l): ImagePlan[] => {
+    // one read of the layer's logits and mask logits; each image's plan reads views
+    const [, Q, h, w] = masks.shape, C1 = logits.shape[2];
+    const allLogits = logits.dataSync() as Float32Array, allMasks = masks.dataSync() as Float32Array; // [B·Q·(C+1)], [B·Q·h·w]
+    return targets.map((target, b) => {
+      const bad = target.classes.find((c) => c < 0 || c >= C1 - 1);
+      if (bad !== undefined) throw new RangeError(`planLoss: target class ${bad} outside [0, ${C1 - 1})`);
+      if (target.masks.shape[0] !== target.classes.length) {
+        throw new RangeError(`planLoss: ${target.classes.length} classes but target masks [${target.masks.shape}]`);
+      }
       const stream = 2 * (l * B + b);
-      const imageLogits = tf.tidy(() => tf.squeeze(tf.slice(logits, [b, 0, 0], [1, -1, -1]), [0])); // [Q, C+1]
-      const imageMasks = { values: all.subarray(b * Q * h * w, (b + 1) * Q * h * w), shape: [Q, h, w] as const };
-      const match = matchQueries(imageLogits as tf.Tensor2D, imageMasks, target, {
-        costClass: o.weightClass,
-        costMask: o.weightMask,
-        costDice: o.weightDice,
-        points: o.points,
-        seed: deriveSeed(o.seed, stream),
-      });
-      const rng = mulberry32(deriveSeed(o.seed, stream + 1));
-      const coords = uncertainPoints(
-        imageMasks,
-        rng,
-        o.points,
-        o.oversample,
-        o.importanceRatio,
-        match.queryIndex,
+      return planImage(
+        {
+          logits: allLogits.subarray(b * Q * C1, (b + 1) * Q * C1),
+          masks: allMasks.subarray(b * Q * h * w, (b + 1) * Q * h * w),
+          maskShape: [Q, h, w],
+          classes: target.classes,
+          targets: targetMaskValues(target.masks),
+          targetShape: target.masks.shape,
+        },
+        {
+          costClass: o.weightClass,
+          costMask: o.weightMask,
+          costDice: o.weightDice,
+          points: o.points,
+          oversample: o.oversample,
+          importanceRatio: o.importanceRatio,
+          matchSeed: deriveSeed(o.seed, stream),
+          pointSeed: deriveSeed(o.seed, stream + 1),
+        },
       );
-      imageLogits.dispose();
-      return { ...match, coords };
     });
   });
-  return { layers };
+  return { layers: outputs.map((_, l) => plans.slice(l * B, (l + 1) * B)) };
 };
 
 /**
