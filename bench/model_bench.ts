@@ -1,10 +1,11 @@
 /**
  * Model benchmark (run by `deno task bench`): one AdamW training step of the `tiny` baseline
  * (batch 2, 256² synthetic tiles, 4,096 loss points) on the WASM backend with our kernels, median of
- * 3 after a warm-up, and where the time goes (the five most expensive kernels of one step). Where the
- * native BLAS loads, the step is timed with matrix products on OpenBLAS (1 and 2 BLAS threads) and on
- * pure WASM (one thread: tfjs-wasm has no threads under Deno); the
- * PyTorch peer of the same architecture runs in the same call.
+ * 3 after 3 warm-ups, and where the time goes (the five most expensive kernels of one step). Where
+ * the native BLAS loads, the step is timed with matrix products on OpenBLAS and the loss's planning
+ * on 1 and 2 threads (planning's second thread is a worker, plan_pool.ts), and on pure WASM (one
+ * thread: tfjs-wasm has no threads under Deno); the PyTorch peer of the same architecture runs in
+ * the same call.
  */
 import * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
@@ -14,6 +15,7 @@ import { syntheticSample } from "../stages/data/synthetic.ts";
 import { initModel, MODEL_PRESETS } from "../stages/model/model.ts";
 import { parameterList } from "../stages/model/layers.ts";
 import { type PeerRow, torchStepPeer } from "./torch_peer.ts";
+import { setPlanningThreads } from "../stages/model/plan_pool.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "../stages/model/train_step.ts";
 import type { Row } from "./evaluation_bench.ts";
 
@@ -47,14 +49,17 @@ export const kernelFlops = (
   }
 };
 
-/** Median of 3 timed steps after a warm-up, the five most expensive kernels and the FLOPs of one more step. */
+/**
+ * Median of 3 timed steps after 3 warm-ups (V8 compiles the planning worker's code during its first
+ * jobs), the five most expensive kernels and the FLOPs of one more step.
+ */
 const timeStep = async (): Promise<{ median: number; peakBytes: number; top: string; flops: number }> => {
   const config = MODEL_PRESETS.tiny;
   const params = initModel(config, 5, 1);
   const batch = batchOf([syntheticSample(1, 0), syntheticSample(1, 1)]);
   const optimizer = tf.train.adam(1e-4);
   const options = { ...defaultTrainOptions, loss: { points: 4096 } };
-  trainStep(params, config, 5, optimizer, batch, options);
+  for (let i = 0; i < 3; i++) trainStep(params, config, 5, optimizer, batch, options);
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
@@ -82,14 +87,19 @@ export const modelBench = async (): Promise<Row[]> => {
   const runs: Array<{ label: string; median: number; peakBytes: number; top: string; flops: number }> = [];
   if (blas !== undefined) {
     const threads = blas.threads();
-    for (const n of [1, 2]) {
-      blas.setThreads(n);
-      runs.push({
-        label: `wasm + OpenBLAS matmul/conv on ${n} ${n > 1 ? "threads" : "thread"}`,
-        ...(await timeStep()),
-      });
+    try {
+      for (const n of [1, 2]) {
+        blas.setThreads(n);
+        setPlanningThreads(n);
+        runs.push({
+          label: `wasm + OpenBLAS matmul/conv and loss planning on ${n} ${n > 1 ? "threads" : "thread"}`,
+          ...(await timeStep()),
+        });
+      }
+    } finally {
+      setPlanningThreads(1);
+      if (threads !== undefined) blas.setThreads(threads);
     }
-    if (threads !== undefined) blas.setThreads(threads);
   }
   useBlas(undefined);
   try {
@@ -110,7 +120,7 @@ export const modelBench = async (): Promise<Row[]> => {
       name: `training step, tiny baseline (batch 2, 256², ${r.label})`,
       value: `${(r.median / 1000).toFixed(2)} s`,
       note:
-        `median of 3; ${(r.flops / 1e9).toFixed(1)} GFLOP of products and convolutions, ${
+        `median of 3 after 3 warm-ups; ${(r.flops / 1e9).toFixed(1)} GFLOP of products and convolutions, ${
           rate(r.median / 1000)
         }; peak ${(r.peakBytes / 1e9).toFixed(2)} GB of tensors; top kernels: ${r.top}; ` +
         `${ratio(r.median, peers[0])} the PyTorch 1-thread step and ${ratio(r.median, peers[1])} the 2-thread step ` +

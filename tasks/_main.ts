@@ -7,6 +7,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime";
 import { Cause, Data, Effect, Option } from "effect";
 import { CliError, Flag } from "effect/cli";
 import { NodeFailed } from "../pipeline/errors.ts";
+import { setPlanningThreads } from "../stages/model/plan_pool.ts";
 
 /** A mistake in how a task was called (bad flag value, unknown key): printed as one line. */
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
@@ -39,6 +40,26 @@ export const runTask = <E>(program: Effect.Effect<void, E>): void =>
   NodeRuntime.runMain(program.pipe(Effect.tapCause(report)), { disableErrorReporting: true });
 
 /** `--cache DIR`, resolved by `cacheDirectory`. */
+/** `--threads` of the tasks that train: the native BLAS's threads and the loss planning's. */
+export const threadsFlag = Flag.Int("threads").pipe(
+  Flag.withDescription(
+    "Threads of the native BLAS on wasm, and of the loss's planning (matching and point sampling; at most 2: " +
+      "this thread and one worker). Default: one per core. tfjs-wasm's own kernels run on one thread under Deno",
+  ),
+  Flag.optional,
+);
+
+/**
+ * Runs `effect` with the loss's planning on `threads` threads (default: one per core; at most 2),
+ * and ends the planning worker afterwards, whatever the outcome (a live worker keeps Deno running).
+ */
+export const withPlanningThreads = (threads: number | undefined) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => setPlanningThreads(threads ?? navigator.hardwareConcurrency)),
+    () => effect,
+    () => Effect.sync(() => setPlanningThreads(1)),
+  );
+
 export const cacheFlag = Flag.String("cache").pipe(
   Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
   Flag.optional,

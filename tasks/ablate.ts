@@ -50,8 +50,10 @@ import {
   runTask,
   textEncoderFlag,
   textEncoderFolder,
+  threadsFlag,
   tilesFlag,
   UsageError,
+  withPlanningThreads,
   writeAtomic,
 } from "./_main.ts";
 
@@ -146,10 +148,7 @@ const ablate = Command.make("ablate", {
     Flag.withDescription("tfjs backend (default wasm); a backend that cannot start is an error"),
     Flag.withDefault("wasm" as const),
   ),
-  threads: Flag.Int("threads").pipe(
-    Flag.withDescription("Threads of the native BLAS on wasm (default: the library's own)"),
-    Flag.optional,
-  ),
+  threads: threadsFlag,
   out: Flag.String("out").pipe(
     Flag.withDescription("Output folder (default runs/ablate)"),
     Flag.withDefault("runs/ablate"),
@@ -160,7 +159,7 @@ const ablate = Command.make("ablate", {
   ),
   cache: cacheFlag,
 }, (f) =>
-  Effect.gen(function* () {
+  withPlanningThreads(Option.getOrUndefined(f.threads))(Effect.gen(function* () {
     const fail = (message: string) => new UsageError({ message });
     const parsed = parseSource(f.data, { tiles: f.tiles, merge: f.merge });
     if ("error" in parsed) return yield* fail(parsed.error);
@@ -300,7 +299,7 @@ const ablate = Command.make("ablate", {
         ((performance.now() - started) / 1000).toFixed(0)
       } s`,
     );
-  })).pipe(
+  }))).pipe(
     Command.withDescription(
       "Train, predict and score the rows of the paper's ablation in one cached pipeline. Example: deno task ablate --rows baseline,vl_fixed --seeds 3 --steps 300",
     ),

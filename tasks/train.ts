@@ -49,8 +49,10 @@ import {
   runTask,
   textEncoderFlag,
   textEncoderFolder,
+  threadsFlag,
   tilesFlag,
   UsageError,
+  withPlanningThreads,
   writeAtomic,
 } from "./_main.ts";
 
@@ -116,12 +118,7 @@ const train = Command.make("train", {
   ),
   organPrompts: organPromptsFlag,
   textEncoder: textEncoderFlag,
-  threads: Flag.Int("threads").pipe(
-    Flag.withDescription(
-      "Threads of the native BLAS on wasm (default: the library's own, one per core); tfjs-wasm's own kernels run on one thread under Deno",
-    ),
-    Flag.optional,
-  ),
+  threads: threadsFlag,
   out: Flag.String("out").pipe(
     Flag.withDescription("Output folder (default runs/train)"),
     Flag.withDefault("runs/train"),
@@ -142,7 +139,7 @@ const train = Command.make("train", {
   ),
   cache: cacheFlag,
 }, (f) =>
-  Effect.gen(function* () {
+  withPlanningThreads(Option.getOrUndefined(f.threads))(Effect.gen(function* () {
     const parsed = parseSource(f.data, { tiles: f.tiles, merge: f.merge });
     if ("error" in parsed) return yield* new UsageError({ message: parsed.error });
     if (f.steps < 1 || f.batch < 1) {
@@ -333,7 +330,7 @@ const train = Command.make("train", {
           config,
         }).node("heldout", heldoutPredictions, heldout),
       );
-  })).pipe(
+  }))).pipe(
     Command.withDescription(
       "Train the Mask2Former-style baseline and evaluate it on a held-out split. Example: deno task train --data synthetic:0 --steps 300 --out runs/synth",
     ),

@@ -22,7 +22,8 @@ import {
   sampleTargets,
   targetMaskValues,
 } from "./matcher.ts";
-import { type ImagePlan, planImage, uncertainPointValues } from "./planning.ts";
+import { type ImagePlan, uncertainPointValues } from "./planning.ts";
+import { planImages, type PlanUnit } from "./plan_pool.ts";
 
 export { type ImagePlan, mostUncertain } from "./planning.ts";
 
@@ -121,7 +122,7 @@ export const planLoss = (
   const o = { ...defaultLossOptions, ...options };
   checkShapes(outputs, targets);
   const B = targets.length;
-  const plans = outputs.flatMap(({ logits, masks }, l): ImagePlan[] => {
+  const units = outputs.flatMap(({ logits, masks }, l): PlanUnit[] => {
     // one read of the layer's logits and mask logits; each image's plan reads views
     const [, Q, h, w] = masks.shape, C1 = logits.shape[2];
     const allLogits = logits.dataSync() as Float32Array, allMasks = masks.dataSync() as Float32Array; // [B·Q·(C+1)], [B·Q·h·w]
@@ -132,8 +133,8 @@ export const planLoss = (
         throw new RangeError(`planLoss: ${target.classes.length} classes but target masks [${target.masks.shape}]`);
       }
       const stream = 2 * (l * B + b);
-      return planImage(
-        {
+      return {
+        image: {
           logits: allLogits.subarray(b * Q * C1, (b + 1) * Q * C1),
           masks: allMasks.subarray(b * Q * h * w, (b + 1) * Q * h * w),
           maskShape: [Q, h, w],
@@ -141,7 +142,7 @@ export const planLoss = (
           targets: targetMaskValues(target.masks),
           targetShape: target.masks.shape,
         },
-        {
+        settings: {
           costClass: o.weightClass,
           costMask: o.weightMask,
           costDice: o.weightDice,
@@ -151,9 +152,10 @@ export const planLoss = (
           matchSeed: deriveSeed(o.seed, stream),
           pointSeed: deriveSeed(o.seed, stream + 1),
         },
-      );
+      };
     });
   });
+  const plans = planImages(units);
   return { layers: outputs.map((_, l) => plans.slice(l * B, (l + 1) * B)) };
 };
 

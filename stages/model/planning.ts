@@ -165,7 +165,6 @@ export const matchingCostValues = (image: ImageValues, xy: Float32Array, weights
   const C1 = Q === 0 ? 0 : image.logits.length / Q, P = xy.length / 2;
   const cost = new Float64Array(Q * N);
   if (Q === 0 || N === 0) return cost;
-  const x = sampleValues(image.masks, { K: Q, P, h, w, xy, shared: true, rows: undefined }, scratchF32("x", Q * P)); // [Q, P]
   const t = sampleValues(
     image.targets,
     { K: N, P, h: H, w: W, xy, shared: true, rows: undefined },
@@ -183,12 +182,14 @@ export const matchingCostValues = (image: ImageValues, xy: Float32Array, weights
     }
     start[n + 1] = nonZero.length;
   }
-  const sigmoid = new Float64Array(P);
+  // one query at a time, sampled and used while its row is in cache
+  const sigmoid = new Float64Array(P), x = scratchF32("x", P), row = new Int32Array(1);
   for (let q = 0; q < Q; q++) {
-    const row = q * P;
+    row[0] = q;
+    sampleValues(image.masks, { K: 1, P, h, w, xy, shared: true, rows: row }, x); // [P]
     let softplusSum = 0, sigmoidSum = 0, product = 1;
     for (let p = 0; p < P; p++) {
-      const v = x[row + p] as number, e = Math.exp(-Math.abs(v));
+      const v = x[p] as number, e = Math.exp(-Math.abs(v));
       // softplus(v) = max(v, 0) + log(1 + e^−|v|)
       if (v > 0) softplusSum += v;
       product *= 1 + e;
@@ -207,7 +208,7 @@ export const matchingCostValues = (image: ImageValues, xy: Float32Array, weights
       let xt = 0, st = 0;
       for (let i = start[n] as number; i < (start[n + 1] as number); i++) {
         const p = nonZero[i] as number, v = value[i] as number;
-        xt += (x[row + p] as number) * v;
+        xt += (x[p] as number) * v;
         st += (sigmoid[p] as number) * v;
       }
       const probability = Math.exp((logits[image.classes[n] as number] as number) - max) / z;
@@ -246,21 +247,22 @@ export const uncertainPointValues = (
   const M = rows?.length ?? R;
   const S = Math.floor(points * oversample), U = Math.floor(importanceRatio * points), rest = points - U;
   if (M === 0) return new Float32Array(0);
-  const candidates = randomPoints(rng, M * S, scratchF32("candidates", M * S * 2)); // [M, S, 2]
-  const logits = sampleValues(
-    values,
-    { K: M, P: S, h, w, xy: candidates, shared: false, rows },
-    scratchF32("candidate logits", M * S),
-  ); // [M, S]
+  // one mask at a time, so that its candidates stay in cache; the random stream is the same as
+  // drawing every mask's candidates first, then every mask's uniform rest
+  const candidates = scratchF32("candidates", S * 2), logits = scratchF32("candidate logits", S); // [S, 2], [S]
+  const row = new Int32Array(1);
   const out = new Float32Array(M * points * 2);
   for (let m = 0; m < M; m++) {
-    const chosen = mostUncertain(logits.subarray(m * S, (m + 1) * S), U);
+    randomPoints(rng, S, candidates);
+    row[0] = rows === undefined ? m : rows[m] as number;
+    sampleValues(values, { K: 1, P: S, h, w, xy: candidates, shared: false, rows: row }, logits);
+    const chosen = mostUncertain(logits, U);
     chosen.forEach((s, u) => {
-      out[(m * points + u) * 2] = candidates[(m * S + s) * 2] as number;
-      out[(m * points + u) * 2 + 1] = candidates[(m * S + s) * 2 + 1] as number;
+      out[(m * points + u) * 2] = candidates[s * 2] as number;
+      out[(m * points + u) * 2 + 1] = candidates[s * 2 + 1] as number;
     });
-    randomPoints(rng, rest, out.subarray((m * points + U) * 2, (m * points + points) * 2));
   }
+  for (let m = 0; m < M; m++) randomPoints(rng, rest, out.subarray((m * points + U) * 2, (m * points + points) * 2));
   return out;
 };
 
