@@ -1,7 +1,7 @@
 /**
  * Model benchmark (run by `deno task bench`): one AdamW training step of the `tiny` baseline
  * (batch 2, 256² synthetic tiles, 4,096 loss points) on the WASM backend with our kernels, median of
- * 3 after 3 warm-ups, and where the time goes (the five most expensive kernels of one step). Where
+ * 5 after 3 warm-ups, and where the time goes (the five most expensive kernels of one step). Where
  * the native BLAS loads, the step is timed with matrix products on OpenBLAS and the loss's planning
  * on 1 and 2 threads (planning's second thread is a worker, plan_pool.ts), and on pure WASM (one
  * thread: tfjs-wasm has no threads under Deno); the PyTorch peer of the same architecture runs in
@@ -50,7 +50,7 @@ export const kernelFlops = (
 };
 
 /**
- * Median of 3 timed steps after 3 warm-ups (V8 compiles the planning worker's code during its first
+ * Median of 5 timed steps after 3 warm-ups (V8 compiles the planning worker's code during its first
  * jobs), the five most expensive kernels and the FLOPs of one more step.
  */
 const timeStep = async (): Promise<{ median: number; peakBytes: number; top: string; flops: number }> => {
@@ -61,7 +61,7 @@ const timeStep = async (): Promise<{ median: number; peakBytes: number; top: str
   const options = { ...defaultTrainOptions, loss: { points: 4096 } };
   for (let i = 0; i < 3; i++) trainStep(params, config, 5, optimizer, batch, options);
   const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const t = performance.now();
     trainStep(params, config, 5, optimizer, batch, options);
     times.push(performance.now() - t);
@@ -78,7 +78,7 @@ const timeStep = async (): Promise<{ median: number; peakBytes: number; top: str
   disposeBatch(batch);
   optimizer.dispose();
   tf.dispose(parameterList(params));
-  return { median: times.sort((a, b) => a - b)[1] as number, peakBytes: profile.peakBytes, top, flops };
+  return { median: times.sort((a, b) => a - b)[2] as number, peakBytes: profile.peakBytes, top, flops };
 };
 
 export const modelBench = async (): Promise<Row[]> => {
@@ -109,7 +109,7 @@ export const modelBench = async (): Promise<Row[]> => {
   }
   const peers = await torchStepPeer();
   const ratio = (median: number, row: PeerRow | undefined): string =>
-    row?.seconds === undefined ? "n/a" : `${(median / 1000 / row.seconds).toFixed(1)}×`;
+    row?.seconds === undefined ? "n/a" : `${(median / 1000 / row.seconds).toFixed(2)}×`;
   // the same architecture and shapes on every path and in the peer: the same FLOPs. A kernel that
   // calls other kernels (pure WASM's conv gradients run convolutions) shows up twice in a profile,
   // so the smallest count over the paths is the one that counts each product once.
@@ -120,7 +120,7 @@ export const modelBench = async (): Promise<Row[]> => {
       name: `training step, tiny baseline (batch 2, 256², ${r.label})`,
       value: `${(r.median / 1000).toFixed(2)} s`,
       note:
-        `median of 3 after 3 warm-ups; ${(r.flops / 1e9).toFixed(1)} GFLOP of products and convolutions, ${
+        `median of 5 after 3 warm-ups; ${(r.flops / 1e9).toFixed(1)} GFLOP of products and convolutions, ${
           rate(r.median / 1000)
         }; peak ${(r.peakBytes / 1e9).toFixed(2)} GB of tensors; top kernels: ${r.top}; ` +
         `${ratio(r.median, peers[0])} the PyTorch 1-thread step and ${ratio(r.median, peers[1])} the 2-thread step ` +

@@ -57,7 +57,7 @@ export const torchStepPeer = async (): Promise<PeerRow[]> => {
       name,
       value: `${r.median_s.toFixed(2)} s`,
       seconds: r.median_s,
-      note: `median of 3 after a warm-up (${r.steps.map((s) => s.toFixed(2)).join(", ")} s); ` +
+      note: `median of 5 after a warm-up (${r.steps.map((s) => s.toFixed(2)).join(", ")} s); ` +
         `${(r.params / 1e6).toFixed(2)} M parameters; forward, Mask2Former loss (scipy matching, 4,096 points) ` +
         `with deep supervision, backward, clipping, AdamW; CPU float32, OMP_WAIT_POLICY=PASSIVE`,
     });

@@ -18,7 +18,7 @@ import {
   type InstanceTargets,
   type MaskLogits,
   maskValues,
-  pointSample,
+  pointSampleAt,
   sampleTargets,
   targetMaskValues,
 } from "./matcher.ts";
@@ -212,7 +212,7 @@ export const lossFromPlan = (
         offset += image.coords.length;
       });
       const flatMasks = tf.reshape(masks, [B * Q, h, w]) as tf.Tensor3D; // [B·Q, h, w]
-      const x = pointSample(flatMasks, tf.tensor3d(coords, [M, o.points, 2]), Int32Array.from(flatIndex)); // [M, P]
+      const x = pointSampleAt(flatMasks, coords, o.points, false, Int32Array.from(flatIndex)); // [M, P]
       const targetValues = new Float32Array(M * o.points);
       let row = 0;
       images.forEach((image, b) => {

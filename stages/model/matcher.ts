@@ -14,11 +14,14 @@
  * normalised point lands on each at its own resolution.
  */
 import * as tf from "@tensorflow/tfjs";
+import { tensorFrom } from "../backend/write.ts";
 import {
   type CostWeights,
   type Match,
   matchImage,
   matchingCostValues,
+  nonZeroBoxes,
+  sampleBoxed,
   type SampleLayout,
   sampleValues,
   scatterValues,
@@ -93,8 +96,7 @@ export const pointSample = (
   coords: tf.Tensor2D | tf.Tensor3D,
   rows?: Int32Array,
 ): tf.Tensor2D => {
-  const [R, h, w] = masks.shape;
-  const K = rows?.length ?? R;
+  const K = rows?.length ?? masks.shape[0];
   const shared = coords.rank === 2;
   const P = shared ? coords.shape[0] : coords.shape[1];
   const last = coords.shape[coords.rank - 1];
@@ -103,15 +105,34 @@ export const pointSample = (
       `pointSample: coords must be [P, 2] or [${K}, P, 2] for masks [${masks.shape}], got [${coords.shape}]`,
     );
   }
+  return pointSampleAt(masks, Float32Array.from(coords.dataSync()), P, shared, rows);
+};
+
+/** `pointSample` with the coordinates as values (`[P, 2]` when `shared`, else `[K, P, 2]`), as the loss holds them. */
+export const pointSampleAt = (
+  masks: tf.Tensor3D,
+  xy: Float32Array,
+  P: number,
+  shared: boolean,
+  rows?: Int32Array,
+): tf.Tensor2D => {
+  const [R, h, w] = masks.shape;
+  const K = rows?.length ?? R;
+  if (xy.length !== (shared ? P : K * P) * 2) {
+    throw new RangeError(`pointSample: ${xy.length / 2} points for ${shared ? 1 : K} × ${P}`);
+  }
   const bad = rows?.find((r) => r < 0 || r >= R);
   if (bad !== undefined) throw new RangeError(`pointSample: row ${bad} outside the ${R} masks`);
   if (K === 0 || P === 0) return tf.zeros([K, P]); // [K, P]
-  const layout: SampleLayout = { K, P, h, w, xy: Float32Array.from(coords.dataSync()), shared, rows };
+  const layout: SampleLayout = { K, P, h, w, xy, shared, rows };
   if (masks.dtype !== "float32") return tf.tensor2d(sampleValues(masks.dataSync(), layout), [K, P]); // [K, P]
   const sample = tf.customGrad((...inputs) => {
     const x = inputs[0] as tf.Tensor3D; // [R, h, w]
     const value = tf.tensor2d(sampleValues(x.dataSync(), layout), [K, P]); // [K, P]
-    const gradFunc = (dy: tf.Tensor) => tf.tensor3d(scatterValues(dy.dataSync(), layout, x.size), [R, h, w]);
+    const gradFunc = (dy: tf.Tensor) => {
+      const g = dy.dataSync(); // [K·P], read before the output exists
+      return tensorFrom([R, h, w], (grad) => scatterValues(g, layout, x.size, grad)); // [R, h, w]
+    };
     return { value, gradFunc };
   });
   return sample(masks) as tf.Tensor2D;
@@ -138,7 +159,15 @@ const targetValues = new WeakMap<tf.Tensor, ArrayLike<number>>();
 export const sampleTargets = (
   masks: tf.Tensor3D,
   layout: Omit<SampleLayout, "h" | "w">,
-): Float32Array => sampleValues(targetMaskValues(masks), { ...layout, h: masks.shape[1], w: masks.shape[2] });
+): Float32Array => {
+  const [R, h, w] = masks.shape, values = targetMaskValues(masks);
+  let boxes = targetBoxes.get(masks);
+  if (boxes === undefined) targetBoxes.set(masks, boxes = nonZeroBoxes(values, R, h, w));
+  return sampleBoxed(values, boxes, { ...layout, h, w });
+};
+
+/** Each target tensor's boxes of non-zero pixels (sampleBoxed skips the points far from a nucleus). */
+const targetBoxes = new WeakMap<tf.Tensor, Int32Array>();
 
 /** A target mask tensor's values, read once per tensor (as bytes when they are all 0 or 1). */
 export const targetMaskValues = (masks: tf.Tensor3D): ArrayLike<number> => {

@@ -116,10 +116,71 @@ export const sampleValues = (data: ArrayLike<number>, layout: SampleLayout, into
   return out;
 };
 
-/** The gradient of `sampleValues` for `dy` `[K·P]`: the tap weights scatter-added into `[size]`. */
-export const scatterValues = (dy: ArrayLike<number>, layout: SampleLayout, size: number): Float32Array => {
+/**
+ * `sampleValues` for masks that are zero outside known boxes (`boxes` `[R, 4]`: y0, x0, y1, x1 of
+ * each row's non-zero pixels, inclusive; y0 > y1 for an empty mask): a point whose four taps all
+ * miss its mask's box is 0 without reading the mask. Exact; for target nuclei, which cover a few
+ * hundred of 65,536 pixels, most points skip the four scattered reads.
+ */
+export const sampleBoxed = (data: ArrayLike<number>, boxes: Int32Array, layout: SampleLayout): Float32Array => {
   const { K, P, h, w, xy, shared, rows } = layout;
-  const grad = new Float32Array(size);
+  const out = new Float32Array(K * P);
+  const i4 = new Int32Array(4), w4 = new Float64Array(4);
+  for (let k = 0; k < K; k++) {
+    const r = rows === undefined ? k : rows[k] as number, base = r * h * w, from = shared ? 0 : k * P * 2;
+    const by0 = boxes[4 * r] as number, bx0 = boxes[4 * r + 1] as number;
+    const by1 = boxes[4 * r + 2] as number, bx1 = boxes[4 * r + 3] as number;
+    if (by0 > by1) continue; // an empty mask: all zeros
+    for (let p = 0; p < P; p++) {
+      const x = xy[from + 2 * p] as number, y = xy[from + 2 * p + 1] as number;
+      const px = x * w - 0.5, py = y * h - 0.5;
+      const x0 = Math.floor(px), y0 = Math.floor(py);
+      if (x0 + 1 < bx0 || x0 > bx1 || y0 + 1 < by0 || y0 > by1) continue; // every tap outside the box
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) {
+        const fx = px - x0, fy = py - y0, i = base + y0 * w + x0;
+        const top = (1 - fx) * (data[i] as number) + fx * (data[i + 1] as number);
+        const bottom = (1 - fx) * (data[i + w] as number) + fx * (data[i + w + 1] as number);
+        out[k * P + p] = (1 - fy) * top + fy * bottom;
+        continue;
+      }
+      tapsAt(x, y, h, w, i4, w4);
+      let v = 0;
+      for (let t = 0; t < 4; t++) v += (w4[t] as number) * (data[base + (i4[t] as number)] as number);
+      out[k * P + p] = v;
+    }
+  }
+  return out;
+};
+
+/** Each mask's box of non-zero pixels `[R, 4]` (y0, x0, y1, x1 inclusive; y0 > y1 when empty), for `sampleBoxed`. */
+export const nonZeroBoxes = (data: ArrayLike<number>, R: number, h: number, w: number): Int32Array => {
+  const boxes = new Int32Array(R * 4);
+  for (let r = 0; r < R; r++) {
+    let y0 = h, x0 = w, y1 = -1, x1 = -1;
+    for (let y = 0; y < h; y++) {
+      const row = (r * h + y) * w;
+      for (let x = 0; x < w; x++) {
+        if (data[row + x] === 0) continue;
+        if (y < y0) y0 = y;
+        y1 = y;
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+      }
+    }
+    boxes.set([y0, x0, y1, x1], 4 * r);
+  }
+  return boxes;
+};
+
+/** The gradient of `sampleValues` for `dy` `[K·P]`: the tap weights scatter-added into `[size]` (or into the zeros `into`). */
+export const scatterValues = (
+  dy: ArrayLike<number>,
+  layout: SampleLayout,
+  size: number,
+  into?: Float32Array,
+): Float32Array => {
+  const { K, P, h, w, xy, shared, rows } = layout;
+  const grad = into ?? new Float32Array(size);
   const i4 = new Int32Array(4), w4 = new Float64Array(4);
   for (let k = 0; k < K; k++) {
     const base = (rows === undefined ? k : rows[k] as number) * h * w, from = shared ? 0 : k * P * 2;

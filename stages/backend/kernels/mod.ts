@@ -17,6 +17,7 @@ import { registerResizeNearestNeighborGrad } from "./resize_nearest_grad.ts";
 import { registerSum } from "./sum.ts";
 import { registerTranspose } from "./transpose.ts";
 import { registerUnsortedSegmentSum } from "./unsorted_segment_sum.ts";
+import { registerWriteKernel } from "../write.ts";
 
 let registered = false;
 
@@ -37,6 +38,7 @@ export const registerWasmKernels = (): void => {
   registerSum();
   registerTranspose();
   registerUnsortedSegmentSum();
+  registerWriteKernel();
 };
 
 /** Corrections to the `cpu` backend's kernels (registered whatever backend starts: tests compare against cpu). */
