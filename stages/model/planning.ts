@@ -89,6 +89,31 @@ export interface SampleLayout {
   readonly rows: Int32Array | undefined;
 }
 
+/** The bilinear value at the normalised point (x, y) of the `h × w` grid at `data[base…]`, zero outside. */
+const bilinearAt = (
+  data: ArrayLike<number>,
+  base: number,
+  x: number,
+  y: number,
+  h: number,
+  w: number,
+  i4: Int32Array,
+  w4: Float64Array,
+): number => {
+  const px = x * w - 0.5, py = y * h - 0.5;
+  const x0 = Math.floor(px), y0 = Math.floor(py);
+  if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) { // all four taps inside: the common case
+    const fx = px - x0, fy = py - y0, i = base + y0 * w + x0;
+    const top = (1 - fx) * (data[i] as number) + fx * (data[i + 1] as number);
+    const bottom = (1 - fx) * (data[i + w] as number) + fx * (data[i + w + 1] as number);
+    return (1 - fy) * top + fy * bottom;
+  }
+  tapsAt(x, y, h, w, i4, w4);
+  let v = 0;
+  for (let t = 0; t < 4; t++) v += (w4[t] as number) * (data[base + (i4[t] as number)] as number);
+  return v;
+};
+
 /** Bilinear values `[K·P]` of `data` (rows of `h·w`) at the points of `layout` (into `into` when given). */
 export const sampleValues = (data: ArrayLike<number>, layout: SampleLayout, into?: Float32Array): Float32Array => {
   const { K, P, h, w, xy, shared, rows } = layout;
@@ -97,20 +122,7 @@ export const sampleValues = (data: ArrayLike<number>, layout: SampleLayout, into
   for (let k = 0; k < K; k++) {
     const base = (rows === undefined ? k : rows[k] as number) * h * w, from = shared ? 0 : k * P * 2;
     for (let p = 0; p < P; p++) {
-      const x = xy[from + 2 * p] as number, y = xy[from + 2 * p + 1] as number;
-      const px = x * w - 0.5, py = y * h - 0.5;
-      const x0 = Math.floor(px), y0 = Math.floor(py);
-      if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) { // all four taps inside: the common case
-        const fx = px - x0, fy = py - y0, i = base + y0 * w + x0;
-        const top = (1 - fx) * (data[i] as number) + fx * (data[i + 1] as number);
-        const bottom = (1 - fx) * (data[i + w] as number) + fx * (data[i + w + 1] as number);
-        out[k * P + p] = (1 - fy) * top + fy * bottom;
-        continue;
-      }
-      tapsAt(x, y, h, w, i4, w4);
-      let v = 0;
-      for (let t = 0; t < 4; t++) v += (w4[t] as number) * (data[base + (i4[t] as number)] as number);
-      out[k * P + p] = v;
+      out[k * P + p] = bilinearAt(data, base, xy[from + 2 * p] as number, xy[from + 2 * p + 1] as number, h, w, i4, w4);
     }
   }
   return out;
@@ -133,20 +145,9 @@ export const sampleBoxed = (data: ArrayLike<number>, boxes: Int32Array, layout: 
     if (by0 > by1) continue; // an empty mask: all zeros
     for (let p = 0; p < P; p++) {
       const x = xy[from + 2 * p] as number, y = xy[from + 2 * p + 1] as number;
-      const px = x * w - 0.5, py = y * h - 0.5;
-      const x0 = Math.floor(px), y0 = Math.floor(py);
+      const x0 = Math.floor(x * w - 0.5), y0 = Math.floor(y * h - 0.5);
       if (x0 + 1 < bx0 || x0 > bx1 || y0 + 1 < by0 || y0 > by1) continue; // every tap outside the box
-      if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) {
-        const fx = px - x0, fy = py - y0, i = base + y0 * w + x0;
-        const top = (1 - fx) * (data[i] as number) + fx * (data[i + 1] as number);
-        const bottom = (1 - fx) * (data[i + w] as number) + fx * (data[i + w + 1] as number);
-        out[k * P + p] = (1 - fy) * top + fy * bottom;
-        continue;
-      }
-      tapsAt(x, y, h, w, i4, w4);
-      let v = 0;
-      for (let t = 0; t < 4; t++) v += (w4[t] as number) * (data[base + (i4[t] as number)] as number);
-      out[k * P + p] = v;
+      out[k * P + p] = bilinearAt(data, base, x, y, h, w, i4, w4);
     }
   }
   return out;

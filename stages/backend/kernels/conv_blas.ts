@@ -39,11 +39,13 @@ export const MAX_PATCH_FLOATS = 1 << 26;
 export const patchFloats = (g: Conv2DGeometry): number =>
   g.batch * g.outHeight * g.outWidth * g.filterHeight * g.filterWidth * g.inChannels;
 
-/** x [B, H, W, Ci] → patches [B·OH·OW, KH·KW·Ci], zero where a tap falls outside the input. */
-const im2col = (x: Float32Array, g: Conv2DGeometry): Float32Array => {
+/**
+ * Every tap of the patch matrix [B·OH·OW, KH·KW·Ci] that falls inside the input [B, H, W, Ci]:
+ * `visit(patch, pixel)` with the offsets of its Ci values in the patch matrix and in the input.
+ */
+const eachPatchTap = (g: Conv2DGeometry, visit: (patch: number, pixel: number) => void): void => {
   const { inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = g;
   const sh = g.strideHeight ?? 1, sw = g.strideWidth ?? 1, k = kh * kw * ci;
-  const out = new Float32Array(g.batch * oh * ow * k);
   for (let b = 0; b < g.batch; b++) {
     for (let oy = 0; oy < oh; oy++) {
       for (let ox = 0; ox < ow; ox++) {
@@ -53,14 +55,20 @@ const im2col = (x: Float32Array, g: Conv2DGeometry): Float32Array => {
           if (iy < 0 || iy >= h) continue;
           for (let j = 0; j < kw; j++) {
             const ix = ox * sw + j - g.left;
-            if (ix < 0 || ix >= w) continue;
-            const src = ((b * h + iy) * w + ix) * ci, dst = row + (i * kw + j) * ci;
-            for (let c = 0; c < ci; c++) out[dst + c] = x[src + c] as number;
+            if (ix >= 0 && ix < w) visit(row + (i * kw + j) * ci, ((b * h + iy) * w + ix) * ci);
           }
         }
       }
     }
   }
+};
+
+/** x [B, H, W, Ci] → patches [B·OH·OW, KH·KW·Ci], zero where a tap falls outside the input. */
+const im2col = (x: Float32Array, g: Conv2DGeometry): Float32Array => {
+  const ci = g.inChannels, out = new Float32Array(patchFloats(g));
+  eachPatchTap(g, (patch, pixel) => {
+    for (let c = 0; c < ci; c++) out[patch + c] = x[pixel + c] as number;
+  });
   return out;
 };
 
@@ -184,28 +192,13 @@ export const conv2dInputGradIm2col = (
   filter: Float32Array,
   g: Conv2DGeometry,
 ): Float32Array => {
-  const { inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = g;
-  const sh = g.strideHeight ?? 1, sw = g.strideWidth ?? 1, k = kh * kw * ci, rows = g.batch * oh * ow;
+  const ci = g.inChannels, k = g.filterHeight * g.filterWidth * ci, rows = g.batch * g.outHeight * g.outWidth;
   const cols = new Float32Array(rows * k);
   blas.sgemm(false, true, rows, k, g.outChannels, dy, filter, cols);
-  const dx = new Float32Array(g.batch * h * w * ci);
-  for (let b = 0; b < g.batch; b++) {
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++) {
-        const row = ((b * oh + oy) * ow + ox) * k;
-        for (let i = 0; i < kh; i++) {
-          const iy = oy * sh + i - g.top;
-          if (iy < 0 || iy >= h) continue;
-          for (let j = 0; j < kw; j++) {
-            const ix = ox * sw + j - g.left;
-            if (ix < 0 || ix >= w) continue;
-            const dst = ((b * h + iy) * w + ix) * ci, src = row + (i * kw + j) * ci;
-            for (let c = 0; c < ci; c++) dx[dst + c] = (dx[dst + c] as number) + (cols[src + c] as number);
-          }
-        }
-      }
-    }
-  }
+  const dx = new Float32Array(g.batch * g.inHeight * g.inWidth * ci);
+  eachPatchTap(g, (patch, pixel) => {
+    for (let c = 0; c < ci; c++) dx[pixel + c] = (dx[pixel + c] as number) + (cols[patch + c] as number);
+  });
   return dx;
 };
 

@@ -138,6 +138,29 @@ Deno.test("matMul gradients (transposed products) on wasm equal cpu", async () =
   }
 });
 
+/** A conv's forward, dx and dw on wasm against cpu, from the same random x [xs] and filter [fs]. */
+const checkConv = async (
+  xs: number[],
+  fs: number[],
+  conv: (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor,
+  what: string,
+) => {
+  const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
+  const [cpu, wasm] = await onBoth(inputs, (x, w) => conv(x as tf.Tensor4D, w as tf.Tensor4D));
+  close(cpu, wasm, `${what} forward`);
+  for (const which of [0, 1]) {
+    const [gc, gw] = await onBoth(
+      inputs,
+      (x, w) =>
+        tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a as tf.Tensor4D, b as tf.Tensor4D).square().sum())([
+          x as tf.Tensor,
+          w as tf.Tensor,
+        ])[which] as tf.Tensor,
+    );
+    close(gc, gw, `${what} gradient ${which === 0 ? "dx" : "dw"}`);
+  }
+};
+
 Deno.test("Conv2DBackpropFilter on wasm equals cpu: kernel 1/3/5, strides 1/2/3, same/valid, every matmul path", () =>
   onEveryPath(async (path) => {
     for (
@@ -172,21 +195,7 @@ Deno.test("stride-1 Conv2D, its input and filter gradients on wasm equal cpu wit
     ];
     for (const [k, pad, ci, co] of cases) {
       const xs = [2, 9, 11, ci], fs = [k, k, ci, co];
-      const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
-      const what = `${path}: x=[${xs}] f=[${fs}] ${JSON.stringify(pad)}`;
-      const conv = (x: tf.Tensor, w: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, pad);
-      const [cpu, wasm] = await onBoth(inputs, (x, w) => conv(x as tf.Tensor, w as tf.Tensor));
-      close(cpu, wasm, `${what} forward`);
-      for (const which of [0, 1]) {
-        const [gc, gw] = await onBoth(
-          inputs,
-          (x, w) =>
-            tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([x as tf.Tensor, w as tf.Tensor])[
-              which
-            ] as tf.Tensor,
-        );
-        close(gc, gw, `${what} gradient ${which === 0 ? "dx" : "dw"}`);
-      }
+      await checkConv(xs, fs, (x, w) => tf.conv2d(x, w, 1, pad), `${path}: x=[${xs}] f=[${fs}] ${JSON.stringify(pad)}`);
     }
   }));
 
@@ -553,22 +562,12 @@ Deno.test("strided (im2col) and 1×1 Conv2D with both gradients on wasm equal cp
     ];
     for (const [k, s, pad, ci, co, size] of cases) {
       const xs = [2, size, size + 1, ci], fs = [k, k, ci, co];
-      const inputs = [{ shape: xs, values: data(xs) }, { shape: fs, values: data(fs) }];
-      const what = `${path}: x=[${xs}] f=[${fs}] s=${s} ${JSON.stringify(pad)}`;
-      const conv = (x: tf.Tensor, w: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad);
-      const [cpu, wasm] = await onBoth(inputs, (x, w) => conv(x as tf.Tensor, w as tf.Tensor));
-      close(cpu, wasm, `${what} forward`);
-      for (const which of [0, 1]) {
-        const [gc, gw] = await onBoth(
-          inputs,
-          (x, w) =>
-            tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([
-              x as tf.Tensor,
-              w as tf.Tensor,
-            ])[which] as tf.Tensor,
-        );
-        close(gc, gw, `${what} ${which === 0 ? "dx" : "dw"}`);
-      }
+      await checkConv(
+        xs,
+        fs,
+        (x, w) => tf.conv2d(x, w, s, pad),
+        `${path}: x=[${xs}] f=[${fs}] s=${s} ${JSON.stringify(pad)}`,
+      );
     }
   }));
 
