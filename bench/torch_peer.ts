@@ -1,7 +1,7 @@
 /**
  * PyTorch peer of the model benchmark: bench/torch_step.py times one AdamW training step of the
- * same architecture as the `tiny` baseline (batch 2, 256², 4,096 loss points, Hungarian matching with
- * scipy) in Debian's PyTorch 1.13 on the CPU, at 1 and 2 threads (OMP_WAIT_POLICY=PASSIVE, so idle
+ * same architecture as the `tiny` baseline (batches of 2 and 4, 256², 4,096 loss points, Hungarian
+ * matching with scipy) in Debian's PyTorch 1.13 on the CPU, at 1 and 2 threads (OMP_WAIT_POLICY=PASSIVE, so idle
  * OpenMP workers do not spin between kernels). Rows match bench/evaluation_bench.ts's `Row`.
  */
 import type { Row } from "./evaluation_bench.ts";
@@ -29,9 +29,9 @@ const run = async (args: string[]): Promise<{ code: number; stdout: string; stde
 };
 
 /** A peer row; `seconds` is the median step time when the run succeeded. */
-export type PeerRow = Row & { readonly seconds?: number };
+export type PeerRow = Row & { readonly seconds?: number; readonly batch?: number; readonly threads?: number };
 
-export const torchStepPeer = async (): Promise<PeerRow[]> => {
+export const torchStepPeer = async (batches: ReadonlyArray<number> = [2]): Promise<PeerRow[]> => {
   const probe = await run(["-c", "import torch, scipy, numpy; print(torch.__version__)"]);
   if (probe === undefined || probe.code !== 0) {
     return [{
@@ -44,23 +44,27 @@ export const torchStepPeer = async (): Promise<PeerRow[]> => {
   }
   const version = probe.stdout.trim().replace(/a0.*$|\+.*$/, "").split(".").slice(0, 2).join(".");
   const rows: PeerRow[] = [];
-  for (const threads of [1, 2]) {
-    const unit = threads > 1 ? "threads" : "thread";
-    const name = `peer: PyTorch ${version}, same architecture (tiny, batch 2), ${threads} ${unit}`;
-    const out = await run([SCRIPT, String(threads)]);
-    if (out === undefined || out.code !== 0) {
-      rows.push({ name, value: "failed", note: out?.stderr.trim().split("\n").at(-1) ?? "could not start" });
-      continue;
+  for (const batch of batches) {
+    for (const threads of [1, 2]) {
+      const unit = threads > 1 ? "threads" : "thread";
+      const name = `peer: PyTorch ${version}, same architecture (tiny, batch ${batch}), ${threads} ${unit}`;
+      const out = await run([SCRIPT, String(threads), String(batch)]);
+      if (out === undefined || out.code !== 0) {
+        rows.push({ name, value: "failed", note: out?.stderr.trim().split("\n").at(-1) ?? "could not start" });
+        continue;
+      }
+      const r = JSON.parse(out.stdout.trim().split("\n").at(-1) as string) as StepResult;
+      rows.push({
+        name,
+        value: `${r.median_s.toFixed(2)} s`,
+        seconds: r.median_s,
+        batch,
+        threads,
+        note: `median of 5 after a warm-up (${r.steps.map((s) => s.toFixed(2)).join(", ")} s); ` +
+          `${(r.params / 1e6).toFixed(2)} M parameters; forward, Mask2Former loss (scipy matching, 4,096 points) ` +
+          `with deep supervision, backward, clipping, AdamW; CPU float32, OMP_WAIT_POLICY=PASSIVE`,
+      });
     }
-    const r = JSON.parse(out.stdout.trim().split("\n").at(-1) as string) as StepResult;
-    rows.push({
-      name,
-      value: `${r.median_s.toFixed(2)} s`,
-      seconds: r.median_s,
-      note: `median of 5 after a warm-up (${r.steps.map((s) => s.toFixed(2)).join(", ")} s); ` +
-        `${(r.params / 1e6).toFixed(2)} M parameters; forward, Mask2Former loss (scipy matching, 4,096 points) ` +
-        `with deep supervision, backward, clipping, AdamW; CPU float32, OMP_WAIT_POLICY=PASSIVE`,
-    });
   }
   return rows;
 };

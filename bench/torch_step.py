@@ -14,7 +14,7 @@ on tensors of rank >= 2, lr 1e-4, global-norm clipping at 1).
 
 Faithful in FLOPs, not in numerics (random init, torch.manual_seed(0); numpy-seeded synthetic data).
 
-Run: /usr/bin/python3 bench/torch_step.py [threads]   (Debian python3-torch 1.13, scipy, numpy)
+Run: /usr/bin/python3 bench/torch_step.py [threads] [batch]   (Debian python3-torch 1.13, scipy, numpy)
 Prints one JSON line: {"threads", "median_s", "steps", "params"}.
 """
 import json, math, sys, time
@@ -33,7 +33,7 @@ IMG, PATCH, EMBED, DEPTH, HEADS, MLP, OUT_CHANS, WINDOW, GLOBAL = 256, 16, 192, 
 LN_EPS = 1e-6
 D, QUERIES, LAYERS, DEC_HEADS, FFN = 128, 120, 3, 4, 256
 CLASSES = 5  # + no-object
-BATCH = 2
+BATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 2
 POINTS, OVERSAMPLE, IMPORTANCE = 4096, 3, 0.75  # model_bench.ts: loss { points: 4096 }
 NO_OBJECT, W_CLASS, W_MASK, W_DICE = 0.1, 2.0, 5.0, 5.0
 LR, WEIGHT_DECAY, CLIP = 1e-4, 0.05, 1.0
