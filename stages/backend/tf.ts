@@ -73,6 +73,8 @@ export const initBackend = (
 ): Effect.Effect<TfBackendShape, BackendUnavailable> =>
   Effect.gen(function* () {
     const fail = (reason: string) => new BackendUnavailable({ backend: name, reason });
+    // the backend in use before (not started here if there is none), restored when webgpu turns out unusable
+    const previous = tf.engine().backendName as string | null;
     let matmul = "backend's own kernels";
     let tag: string = name;
     registerCpuKernels();
@@ -119,6 +121,26 @@ export const initBackend = (
       return yield* fail(`tf.setBackend('${name}') did not take effect`);
     }
     yield* Effect.promise(() => tf.ready());
+    if (name === "webgpu") {
+      // tfjs-webgpu reads values synchronously through a 2D canvas, which Deno has not; training and
+      // prediction read values synchronously (peaks, matching), so they could not run past the first read
+      const read = yield* Effect.sync(() => {
+        try {
+          // a value computed on the GPU: new tensors stay on the CPU, and so do ops on small ones
+          const one = tf.tidy(() => tf.add(tf.ones([1 << 16]), tf.zeros([1 << 16])).dataSync()[0]);
+          return one === 1 ? undefined : "a synchronous read gave a wrong value";
+        } catch (e) {
+          return e instanceof Error ? e.message : String(e);
+        }
+      });
+      if (read !== undefined) {
+        if (previous !== null && previous !== name) yield* Effect.promise(() => tf.setBackend(previous));
+        return yield* fail(
+          `tfjs-webgpu cannot read values synchronously under Deno (it needs a 2D canvas: ${read}); ` +
+            "training and prediction read values synchronously",
+        );
+      }
+    }
     return { name, environment: `${tag}/tfjs-${tf.version_core}/${NUMERICS}`, matmul };
   });
 
