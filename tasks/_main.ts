@@ -39,7 +39,6 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
 export const runTask = <E>(program: Effect.Effect<void, E>): void =>
   NodeRuntime.runMain(program.pipe(Effect.tapCause(report)), { disableErrorReporting: true });
 
-/** `--cache DIR`, resolved by `cacheDirectory`. */
 /** `--threads` of the tasks that train: the native BLAS's threads and the loss planning's. */
 export const threadsFlag = Flag.Int("threads").pipe(
   Flag.withDescription(
@@ -60,6 +59,7 @@ export const withPlanningThreads = (threads: number | undefined) => <A, E, R>(ef
     () => Effect.sync(() => setPlanningThreads(1)),
   );
 
+/** `--cache DIR`, resolved by `cacheDirectory`. */
 export const cacheFlag = Flag.String("cache").pipe(
   Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
   Flag.optional,

@@ -15,12 +15,12 @@ import * as tf from "@tensorflow/tfjs";
 import { deriveSeed } from "../data/random.ts";
 import { softplus } from "./softplus.ts";
 import {
+  imageValues,
   type InstanceTargets,
   type MaskLogits,
   maskValues,
   pointSampleAt,
   sampleTargets,
-  targetMaskValues,
 } from "./matcher.ts";
 import { type ImagePlan, uncertainPointValues } from "./planning.ts";
 import { planImages, type PlanUnit } from "./plan_pool.ts";
@@ -127,21 +127,13 @@ export const planLoss = (
     const [, Q, h, w] = masks.shape, C1 = logits.shape[2];
     const allLogits = logits.dataSync() as Float32Array, allMasks = masks.dataSync() as Float32Array; // [B·Q·(C+1)], [B·Q·h·w]
     return targets.map((target, b) => {
-      const bad = target.classes.find((c) => c < 0 || c >= C1 - 1);
-      if (bad !== undefined) throw new RangeError(`planLoss: target class ${bad} outside [0, ${C1 - 1})`);
-      if (target.masks.shape[0] !== target.classes.length) {
-        throw new RangeError(`planLoss: ${target.classes.length} classes but target masks [${target.masks.shape}]`);
-      }
       const stream = 2 * (l * B + b);
       return {
-        image: {
-          logits: allLogits.subarray(b * Q * C1, (b + 1) * Q * C1),
-          masks: allMasks.subarray(b * Q * h * w, (b + 1) * Q * h * w),
-          maskShape: [Q, h, w],
-          classes: target.classes,
-          targets: targetMaskValues(target.masks),
-          targetShape: target.masks.shape,
-        },
+        image: imageValues(
+          { values: allLogits.subarray(b * Q * C1, (b + 1) * Q * C1), shape: [Q, C1] },
+          { values: allMasks.subarray(b * Q * h * w, (b + 1) * Q * h * w), shape: [Q, h, w] },
+          target,
+        ),
         settings: {
           costClass: o.weightClass,
           costMask: o.weightMask,

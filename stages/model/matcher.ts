@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import { tensorFrom } from "../backend/write.ts";
 import {
   type CostWeights,
+  type ImageValues,
   type Match,
   matchImage,
   matchingCostValues,
@@ -204,21 +205,24 @@ export const matchingCost = (
 ): Float64Array =>
   matchingCostValues(imageValues(predLogits, predMasks, targets), Float32Array.from(coords.dataSync()), options);
 
+/** Class logits `[Q, C+1]`: a tensor, or values already read from one (a view of a batch's, no copy). */
+export type ClassLogits = tf.Tensor2D | { readonly values: Float32Array; readonly shape: readonly [number, number] };
+
 /** One image's predictions and targets as values (checked), as the planning functions take them. */
-export const imageValues = (predLogits: tf.Tensor2D, predMasks: MaskLogits, targets: InstanceTargets) => {
+export const imageValues = (predLogits: ClassLogits, predMasks: MaskLogits, targets: InstanceTargets): ImageValues => {
   const [Q, C1] = predLogits.shape;
   const N = targets.classes.length;
   const masks = maskValues(predMasks);
   if (masks.shape[0] !== Q || targets.masks.shape[0] !== N) {
     throw new RangeError(
-      `matchingCost: expected predMasks [${Q}, h, w] and target masks [${N}, H, W], ` +
+      `matching: expected mask logits [${Q}, h, w] and target masks [${N}, H, W], ` +
         `got [${masks.shape}] and [${targets.masks.shape}]`,
     );
   }
   const bad = targets.classes.find((c) => c < 0 || c >= C1 - 1);
-  if (bad !== undefined) throw new RangeError(`matchingCost: target class ${bad} outside [0, ${C1 - 1})`);
+  if (bad !== undefined) throw new RangeError(`matching: target class ${bad} outside [0, ${C1 - 1})`);
   return {
-    logits: predLogits.dataSync() as Float32Array,
+    logits: predLogits instanceof tf.Tensor ? predLogits.dataSync() as Float32Array : predLogits.values,
     masks: masks.values,
     maskShape: masks.shape,
     classes: targets.classes,

@@ -46,7 +46,9 @@ export interface WorkerUnit {
   readonly targetBytes: boolean;
   readonly targetShape: readonly [number, number, number];
   readonly settings: PlanSettings;
-  /** where its plan goes: `min(Q, N)` query and target indices, then `min(Q, N)·P·2` coordinates */
+  /** how many pairs its plan has: min(Q, N) */
+  readonly matched: number;
+  /** where its plan goes: `matched` query and target indices, then `matched·P·2` coordinates */
   readonly indices: number;
   readonly coords: number;
 }
@@ -172,6 +174,7 @@ const packJob = (units: ReadonlyArray<PlanUnit>, state: SharedArrayBuffer): Work
       targetBytes,
       targetShape: u.image.targetShape,
       settings: u.settings,
+      matched: M,
       indices: resultInts,
       coords: resultFloats,
     };
@@ -205,8 +208,7 @@ const packJob = (units: ReadonlyArray<PlanUnit>, state: SharedArrayBuffer): Work
 
 /** The plan of the job's unit `k`, copied out of shared memory. */
 const readPlan = (job: WorkerJob, k: number): ImagePlan => {
-  const u = job.units[k] as WorkerUnit;
-  const M = Math.min(u.maskShape[0], u.targetShape[0]);
+  const u = job.units[k] as WorkerUnit, M = u.matched;
   const ints = new Int32Array(job.resultInts, 4 * u.indices, 2 * M);
   return {
     queryIndex: ints.slice(0, M),
@@ -230,7 +232,7 @@ export const unitValues = (job: WorkerJob, u: WorkerUnit): ImageValues => ({
 /** The worker's side: writes unit `u`'s plan into the job's result buffers. */
 export const writePlan = (job: WorkerJob, u: WorkerUnit, plan: ImagePlan): void => {
   const M = plan.queryIndex.length;
-  const ints = new Int32Array(job.resultInts, 4 * u.indices, 2 * Math.min(u.maskShape[0], u.targetShape[0]));
+  const ints = new Int32Array(job.resultInts, 4 * u.indices, 2 * u.matched);
   ints.set(plan.queryIndex, 0);
   ints.set(plan.targetIndex, M);
   new Float32Array(job.resultFloats, 4 * u.coords, plan.coords.length).set(plan.coords);

@@ -3,7 +3,7 @@
  * Hungarian matching on uniformly sampled points, then the importance-sampled points of every
  * matched mask. Kept free of tfjs so that a worker thread can run it (plan_pool.ts).
  *
- * Mental model: `planImage` = `matchingCostValues` → Hungarian → `uncertainPoints`. Everything is
+ * Mental model: `planImage` = `matchingCostValues` → Hungarian → `uncertainPointValues`. Everything is
  * seeded; the same unit gives the same plan on any thread.
  *
  * Gotchas: point coordinates are `(x, y)` in `[0, 1]` (x along the width), as `grid_sample` takes

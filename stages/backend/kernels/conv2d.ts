@@ -7,14 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { asWasm, f32, originalKernel, outputFrom, overrideWasmKernel, pairOf } from "./_wasm.ts";
 import { activeBlas } from "./batch_matmul.ts";
-import {
-  type Conv2DGeometry,
-  conv2dIm2col,
-  conv2dStride1,
-  isPointwise,
-  MAX_PATCH_FLOATS,
-  patchFloats,
-} from "./conv_blas.ts";
+import { type Conv2DGeometry, conv2dIm2col, conv2dStride1, isIm2col, isPointwise, isShifted } from "./conv_blas.ts";
 
 type ConvAttrs = {
   strides: number | [number, number];
@@ -58,29 +51,6 @@ export const convGeometry = (
   };
 };
 
-/** The stride-1 geometry of a conv, or undefined when the shifted-GEMM path does not apply. */
-export const stride1Geometry = (
-  xShape: number[],
-  filterShape: [number, number, number, number],
-  attrs: ConvAttrs,
-): Conv2DGeometry | undefined => {
-  const g = convGeometry(xShape, filterShape, attrs);
-  return g === undefined || g.strideHeight !== 1 || g.strideWidth !== 1 || g.filterHeight * g.filterWidth > 49
-    ? undefined
-    : g;
-};
-
-/** The geometry of a strided conv for the im2col path, or undefined (stride 1, dilated, too large). */
-export const stridedGeometry = (
-  xShape: number[],
-  filterShape: [number, number, number, number],
-  attrs: ConvAttrs,
-): Conv2DGeometry | undefined => {
-  const g = convGeometry(xShape, filterShape, attrs);
-  if (g === undefined || (g.strideHeight === 1 && g.strideWidth === 1)) return undefined;
-  return patchFloats(g) <= MAX_PATCH_FLOATS ? g : undefined;
-};
-
 export const registerConv2D = (): void => {
   const original = originalKernel(tf.Conv2D);
   if (original === undefined) throw new Error("tfjs-wasm has no Conv2D kernel to wrap");
@@ -91,29 +61,18 @@ export const registerConv2D = (): void => {
       const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
       const a = args.attrs as unknown as tf.Conv2DAttrs;
       if (blas === undefined || x.dtype !== "float32") return original.kernelFunc(args);
-      const shape = filter.shape as [number, number, number, number];
+      const g = convGeometry(x.shape, filter.shape as [number, number, number, number], a);
       const wasm = asWasm(args.backend);
-      const any = convGeometry(x.shape, shape, a);
-      if (any !== undefined && isPointwise(any)) {
+      if (g !== undefined && isPointwise(g)) {
         // 1×1: one product of the pixels [B·H·W, Ci] with the filter [Ci, Co], straight on the heap
-        const out = wasm.makeOutput([any.batch, any.outHeight, any.outWidth, any.outChannels], "float32");
-        const rows = any.batch * any.outHeight * any.outWidth;
-        blas.sgemm(
-          false,
-          false,
-          rows,
-          any.outChannels,
-          any.inChannels,
-          f32(wasm, x),
-          f32(wasm, filter),
-          f32(wasm, out),
-        );
+        const out = wasm.makeOutput([g.batch, g.outHeight, g.outWidth, g.outChannels], "float32");
+        const rows = g.batch * g.outHeight * g.outWidth;
+        blas.sgemm(false, false, rows, g.outChannels, g.inChannels, f32(wasm, x), f32(wasm, filter), f32(wasm, out));
         return out;
       }
-      const g1 = shape[2] < 16 ? undefined : stride1Geometry(x.shape, shape, a);
-      const g = g1 ?? stridedGeometry(x.shape, shape, a);
-      if (g === undefined) return original.kernelFunc(args);
-      const result = g1 !== undefined
+      const shifted = g !== undefined && isShifted(g) && g.inChannels >= 16;
+      if (g === undefined || (!shifted && !isIm2col(g))) return original.kernelFunc(args);
+      const result = shifted
         ? conv2dStride1(blas, f32(wasm, x), f32(wasm, filter), g)
         : conv2dIm2col(blas, f32(wasm, x), f32(wasm, filter), g);
       return outputFrom(wasm, [g.batch, g.outHeight, g.outWidth, g.outChannels], result);

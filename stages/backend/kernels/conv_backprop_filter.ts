@@ -10,8 +10,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { asWasm, f32, outputFrom, overrideWasmKernel } from "./_wasm.ts";
 import { activeBlas } from "./batch_matmul.ts";
-import { conv2dFilterGradIm2col, conv2dFilterGradStride1, isPointwise } from "./conv_blas.ts";
-import { convGeometry, stride1Geometry, stridedGeometry } from "./conv2d.ts";
+import { conv2dFilterGradIm2col, conv2dFilterGradStride1, isIm2col, isPointwise, isShifted } from "./conv_blas.ts";
+import { convGeometry } from "./conv2d.ts";
 
 export const registerConv2DBackpropFilter = (): void =>
   overrideWasmKernel({
@@ -26,23 +26,22 @@ export const registerConv2DBackpropFilter = (): void =>
       }
       const [kh, kw, ci, co] = a.filterShape;
       const blas = activeBlas();
-      const any = blas === undefined || x.dtype !== "float32" ? undefined : convGeometry(x.shape, a.filterShape, a);
-      if (any !== undefined && blas !== undefined && isPointwise(any)) {
-        // 1×1: dW [Ci, Co] = xᵀ · dy over the pixels, straight on the heap
-        const out = wasm.makeOutput([kh, kw, ci, co], "float32");
-        const rows = any.batch * any.outHeight * any.outWidth;
-        blas.sgemm(true, false, ci, co, rows, f32(wasm, x), f32(wasm, dy), f32(wasm, out));
-        return out;
-      }
-      const g = blas === undefined || x.dtype !== "float32" ? undefined : stride1Geometry(x.shape, a.filterShape, a);
+      const g = blas === undefined || x.dtype !== "float32" ? undefined : convGeometry(x.shape, a.filterShape, a);
       if (g !== undefined && blas !== undefined) {
-        // stride 1 with the native BLAS: shifted matrix products (conv_blas.ts)
-        return outputFrom(wasm, [kh, kw, ci, co], conv2dFilterGradStride1(blas, f32(wasm, x), f32(wasm, dy), g));
-      }
-      const gs = blas === undefined || x.dtype !== "float32" ? undefined : stridedGeometry(x.shape, a.filterShape, a);
-      if (gs !== undefined && blas !== undefined) {
-        // strided with the native BLAS: one product over the gathered patches
-        return outputFrom(wasm, [kh, kw, ci, co], conv2dFilterGradIm2col(blas, f32(wasm, x), f32(wasm, dy), gs));
+        if (isPointwise(g)) {
+          // 1×1: dW [Ci, Co] = xᵀ · dy over the pixels, straight on the heap
+          const out = wasm.makeOutput([kh, kw, ci, co], "float32");
+          const rows = g.batch * g.outHeight * g.outWidth;
+          blas.sgemm(true, false, ci, co, rows, f32(wasm, x), f32(wasm, dy), f32(wasm, out));
+          return out;
+        }
+        // stride 1: shifted matrix products; strided: one product over the gathered patches
+        if (isShifted(g)) {
+          return outputFrom(wasm, [kh, kw, ci, co], conv2dFilterGradStride1(blas, f32(wasm, x), f32(wasm, dy), g));
+        }
+        if (isIm2col(g)) {
+          return outputFrom(wasm, [kh, kw, ci, co], conv2dFilterGradIm2col(blas, f32(wasm, x), f32(wasm, dy), g));
+        }
       }
       const info = tf.backend_util.computeConv2DInfo(
         x.shape as [number, number, number, number],

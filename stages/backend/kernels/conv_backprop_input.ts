@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { asWasm, f32, originalKernel, outputFrom, overrideWasmKernel, pairOf } from "./_wasm.ts";
 import { activeBlas } from "./batch_matmul.ts";
-import { conv2dInputGradIm2col, conv2dStride1, isPointwise, MAX_PATCH_FLOATS, patchFloats } from "./conv_blas.ts";
+import { conv2dInputGradIm2col, conv2dStride1, isIm2col, isPointwise } from "./conv_blas.ts";
 import { convGeometry } from "./conv2d.ts";
 
 /** dy [B, OH, OW, C] → [B, (OH − 1)·sh + 1, (OW − 1)·sw + 1, C] with zeros between the pixels. */
@@ -87,7 +87,7 @@ export const registerConv2DBackpropInput = (): void => {
         );
         return out;
       }
-      if (fast !== undefined && blas !== undefined && (sh > 1 || sw > 1) && patchFloats(fast) <= MAX_PATCH_FLOATS) {
+      if (fast !== undefined && blas !== undefined && isIm2col(fast)) {
         // strided: patch gradients in one product, added back to their pixels (col2im)
         return outputFrom(wasm, [...a.inputShape], conv2dInputGradIm2col(blas, f32(wasm, dy), f32(wasm, filter), fast));
       }

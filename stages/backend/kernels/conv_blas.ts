@@ -33,10 +33,10 @@ export interface Conv2DGeometry {
 }
 
 /** The largest patch matrix (floats) im2col builds: 256 MB; a larger conv keeps the original kernel. */
-export const MAX_PATCH_FLOATS = 1 << 26;
+const MAX_PATCH_FLOATS = 1 << 26;
 
 /** The number of floats of `g`'s patch matrix. */
-export const patchFloats = (g: Conv2DGeometry): number =>
+const patchFloats = (g: Conv2DGeometry): number =>
   g.batch * g.outHeight * g.outWidth * g.filterHeight * g.filterWidth * g.inChannels;
 
 /**
@@ -202,7 +202,15 @@ export const conv2dInputGradIm2col = (
   return dx;
 };
 
+const isStride1 = (g: Conv2DGeometry): boolean => (g.strideHeight ?? 1) === 1 && (g.strideWidth ?? 1) === 1;
+
 /** Whether `g` is a 1×1, stride-1, unpadded conv: a plain product of [B·H·W, Ci] pixels with [Ci, Co]. */
 export const isPointwise = (g: Conv2DGeometry): boolean =>
-  g.filterHeight === 1 && g.filterWidth === 1 && (g.strideHeight ?? 1) === 1 && (g.strideWidth ?? 1) === 1 &&
+  g.filterHeight === 1 && g.filterWidth === 1 && isStride1(g) &&
   g.top === 0 && g.left === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth;
+
+/** Whether the shifted-product functions take `g`: stride 1 and at most 49 kernel taps. */
+export const isShifted = (g: Conv2DGeometry): boolean => isStride1(g) && g.filterHeight * g.filterWidth <= 49;
+
+/** Whether the im2col functions take `g`: a stride above 1 and a patch matrix of at most 256 MB. */
+export const isIm2col = (g: Conv2DGeometry): boolean => !isStride1(g) && patchFloats(g) <= MAX_PATCH_FLOATS;

@@ -69,37 +69,35 @@ export const registerResizeNearestNeighborGrad = (backendName: "wasm" | "cpu"): 
   replaced.add(backendName);
   const original = originalKernel(tf.ResizeNearestNeighborGrad, backendName);
   if (original !== undefined) tf.unregisterKernel(tf.ResizeNearestNeighborGrad, backendName);
-  {
-    tf.registerKernel({
-      kernelName: tf.ResizeNearestNeighborGrad,
-      backendName,
-      kernelFunc: (args) => {
-        const { images, dy } = args.inputs as { images: tf.TensorInfo; dy: tf.TensorInfo };
-        const { alignCorners, halfPixelCenters } = args.attrs as unknown as tf.ResizeNearestNeighborGradAttrs;
-        if (dy.dtype !== "float32" || images.shape.length !== 4) {
-          if (original === undefined) {
-            throw new Error(`ResizeNearestNeighborGrad (${backendName}): ${dy.dtype} is not supported`);
-          }
-          return original.kernelFunc(args);
+  tf.registerKernel({
+    kernelName: tf.ResizeNearestNeighborGrad,
+    backendName,
+    kernelFunc: (args) => {
+      const { images, dy } = args.inputs as { images: tf.TensorInfo; dy: tf.TensorInfo };
+      const { alignCorners, halfPixelCenters } = args.attrs as unknown as tf.ResizeNearestNeighborGradAttrs;
+      if (dy.dtype !== "float32" || images.shape.length !== 4) {
+        if (original === undefined) {
+          throw new Error(`ResizeNearestNeighborGrad (${backendName}): ${dy.dtype} is not supported`);
         }
-        if (backendName === "cpu") {
-          const cpu = args.backend as unknown as CpuBackend;
-          const dx = new Float32Array(tf.util.sizeFromShape(images.shape));
-          nearestGrad(
-            cpu.data.get(dy.dataId).values as Float32Array,
-            images.shape,
-            dy.shape,
-            alignCorners,
-            halfPixelCenters,
-            dx,
-          );
-          return cpu.makeTensorInfo(images.shape, "float32", dx);
-        }
-        const wasm = asWasm(args.backend);
-        const out = wasm.makeOutput(images.shape, "float32");
-        nearestGrad(f32(wasm, dy), images.shape, dy.shape, alignCorners, halfPixelCenters, f32(wasm, out));
-        return out;
-      },
-    });
-  }
+        return original.kernelFunc(args);
+      }
+      if (backendName === "cpu") {
+        const cpu = args.backend as unknown as CpuBackend;
+        const dx = new Float32Array(tf.util.sizeFromShape(images.shape));
+        nearestGrad(
+          cpu.data.get(dy.dataId).values as Float32Array,
+          images.shape,
+          dy.shape,
+          alignCorners,
+          halfPixelCenters,
+          dx,
+        );
+        return cpu.makeTensorInfo(images.shape, "float32", dx);
+      }
+      const wasm = asWasm(args.backend);
+      const out = wasm.makeOutput(images.shape, "float32");
+      nearestGrad(f32(wasm, dy), images.shape, dy.shape, alignCorners, halfPixelCenters, f32(wasm, out));
+      return out;
+    },
+  });
 };
