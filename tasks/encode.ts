@@ -164,7 +164,8 @@ const image = Command.make("image", {
       catch: (e) => fail(`--image ${f.image}: ${e instanceof Error ? e.message : e}`),
     });
     const output = applyViT(params, config, input); // [1, H/p, W/p, out]
-    const data = output.dataSync() as Float32Array;
+    // read asynchronously: webgpu cannot read synchronously under Deno
+    const data = (yield* Effect.promise(() => output.data())) as Float32Array;
     yield* writeAtomic(f.out, encodeNpy(data, output.shape));
     yield* Console.log(`wrote ${f.out}: float32 [${output.shape.join(", ")}] (${f.backend})`);
     tf.dispose([input, output, ...vitVariables(params)]);
@@ -202,7 +203,7 @@ const text = Command.make("text", {
     );
     const input = tf.tensor2d(ids, [B, T], "int32"); // [B, T]
     const output = applyClipText(params, config, input); // [B, P]
-    const data = output.dataSync() as Float32Array;
+    const data = (yield* Effect.promise(() => output.data())) as Float32Array;
     tf.dispose([input, output, ...clipTextVariables(params)]);
     yield* writeAtomic(f.out, encodeNpy(data, [B, config.projection_dim]));
     yield* Console.log(`wrote ${f.out}: float32 [${B}, ${config.projection_dim}] (${f.backend})`);

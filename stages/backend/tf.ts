@@ -7,6 +7,11 @@
  * cannot work offline). A failed initialisation is a `BackendUnavailable` error, never a silent
  * fallback (tf.setBackend returns false instead of throwing: we check it).
  *
+ * Reads: `webgpu` cannot read values synchronously under Deno (tfjs-webgpu's `dataSync` draws through a
+ * 2D canvas, which Deno has not), so the model takes its value-dependent decisions (peaks, the
+ * attention masks, the loss plan) either from values already read (`prefetch`: `data()` caches them
+ * on the host, after which `dataSync` works) or as tensor ops; `readsSynchronously` says which.
+ *
  * Gotchas: tfjs keeps one global engine, so only one backend is active per process; the WASM
  * binaries are loaded from the package's own dist/ folder (resolved through the module resolver).
  * Threads: under Deno tfjs-wasm detects Node and runs single-threaded; see BACKEND-NOTES.md. On
@@ -18,6 +23,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { Context, Data, Effect, Layer } from "effect";
 import { registerCpuKernels, registerWasmKernels } from "./kernels/mod.ts";
+import { registerWebGpuAddN } from "./kernels/webgpu_addn.ts";
 import { useBlas } from "./kernels/batch_matmul.ts";
 import { loadBlas } from "./kernels/blas.ts";
 
@@ -34,7 +40,7 @@ export class BackendUnavailable
 
 export interface TfBackendShape {
   readonly name: BackendName;
-  /** e.g. `wasm+openblas/tfjs-4.22.0/numerics-2`, for cache keys of results that depend on the backend */
+  /** e.g. `wasm+openblas/tfjs-4.22.0/numerics-3`, for cache keys of results that depend on the backend */
   readonly environment: string;
   /** how matrix products run, e.g. `OpenBLAS (libopenblas.so.0) via FFI` or `XNNPACK (…why no BLAS)` */
   readonly matmul: string;
@@ -55,9 +61,10 @@ export const backendEnvironment = <R = never>(): Effect.Effect<string, never, Tf
  * The revision of our own kernels and loss arithmetic, part of every backend-dependent cache key:
  * raise it when a change alters results in the last bits, so that no cached result of the old
  * arithmetic is reused. 2: im2col and 1×1 convs on BLAS, the corrected cpu ResizeNearestNeighborGrad,
- * softplus as relu(x) − log σ(|x|).
+ * softplus as relu(x) − log σ(|x|). 3: the corrected wasm MaxPoolGrad, decoding's softmax in JS,
+ * the gradient norm as one stacked sum.
  */
-const NUMERICS = "numerics-2";
+const NUMERICS = "numerics-3";
 
 const wasmDist = (): string => new URL(".", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
 
@@ -73,8 +80,6 @@ export const initBackend = (
 ): Effect.Effect<TfBackendShape, BackendUnavailable> =>
   Effect.gen(function* () {
     const fail = (reason: string) => new BackendUnavailable({ backend: name, reason });
-    // the backend in use before (not started here if there is none), restored when webgpu turns out unusable
-    const previous = tf.engine().backendName as string | null;
     let matmul = "backend's own kernels";
     let tag: string = name;
     registerCpuKernels();
@@ -121,29 +126,31 @@ export const initBackend = (
       return yield* fail(`tf.setBackend('${name}') did not take effect`);
     }
     yield* Effect.promise(() => tf.ready());
-    if (name === "webgpu") {
-      // tfjs-webgpu reads values synchronously through a 2D canvas, which Deno has not; training and
-      // prediction read values synchronously (peaks, matching), so they could not run past the first read
-      const read = yield* Effect.sync(() => {
-        try {
-          // a value computed on the GPU: new tensors stay on the CPU, and so do ops on small ones
-          const one = tf.tidy(() => tf.add(tf.ones([1 << 16]), tf.zeros([1 << 16])).dataSync()[0]);
-          return one === 1 ? undefined : "a synchronous read gave a wrong value";
-        } catch (e) {
-          return e instanceof Error ? e.message : String(e);
-        }
-      });
-      if (read !== undefined) {
-        if (previous !== null && previous !== name) yield* Effect.promise(() => tf.setBackend(previous));
-        return yield* fail(
-          `tfjs-webgpu cannot read values synchronously under Deno (it needs a 2D canvas: ${read}); ` +
-            "training and prediction read values synchronously",
-        );
-      }
-    }
+    if (name === "webgpu") registerWebGpuAddN();
     return { name, environment: `${tag}/tfjs-${tf.version_core}/${NUMERICS}`, matmul };
   });
 
 /** A layer that starts the backend `name`. */
 export const layer = (name: BackendName, options: BackendOptions = {}): Layer.Layer<TfBackend, BackendUnavailable> =>
   Layer.effect(TfBackend, initBackend(name, options));
+
+let syncReads: boolean | undefined;
+
+/**
+ * Whether the active backend reads values synchronously (`dataSync` on a computed tensor): every
+ * backend but `webgpu`. Where it cannot, the model runs the tensor-op versions of its decisions and
+ * training reads through `prefetch`. `forceAsyncReads` makes a test take those paths on `cpu`.
+ */
+export const readsSynchronously = (): boolean => syncReads ?? tf.getBackend() !== "webgpu";
+
+/** Tests only: take the paths of a backend without synchronous reads (`true`), or detect again (`false`). */
+export const forceAsyncReads = (on: boolean): void => {
+  syncReads = on ? false : undefined;
+};
+
+/**
+ * Reads the values of `tensors` asynchronously; every backend then keeps them on the host, so
+ * `dataSync` on these tensors works even on `webgpu`. Returns the values in order.
+ */
+export const prefetch = (tensors: ReadonlyArray<tf.Tensor>): Promise<tf.TypedArray[]> =>
+  Promise.all(tensors.map((t) => t.data() as Promise<tf.TypedArray>));

@@ -61,8 +61,56 @@ export const decodeInstances = (
   width: number,
   options: DecodeOptions = defaultDecodeOptions,
 ): DecodedInstances => {
-  const [q, c1] = logits.shape, classes = c1 - 1;
-  const probs = tf.tidy(() => tf.softmax(logits).dataSync()); // [Q·(C+1)]
+  const [q, c1] = logits.shape, [, h, w] = masks.shape;
+  return decodeValues(
+    logits.dataSync(),
+    masks.dataSync(),
+    { queries: q, classes: c1 - 1, h, w },
+    height,
+    width,
+    options,
+  );
+};
+
+/** The shape of one image's predictions: Q queries, C classes, h × w mask logits. */
+export interface PredictionShape {
+  readonly queries: number;
+  readonly classes: number;
+  readonly h: number;
+  readonly w: number;
+}
+
+/** The softmax of each row of `logits` `[rows, cols]` (float64 inside, as float32). */
+const softmaxRows = (logits: ArrayLike<number>, rows: number, cols: number): Float32Array => {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    let max = -Infinity, sum = 0;
+    for (let c = 0; c < cols; c++) max = Math.max(max, logits[r * cols + c] as number);
+    for (let c = 0; c < cols; c++) sum += Math.exp((logits[r * cols + c] as number) - max);
+    for (let c = 0; c < cols; c++) out[r * cols + c] = Math.exp((logits[r * cols + c] as number) - max) / sum;
+  }
+  return out;
+};
+
+/**
+ * `decodeInstances` from values: logits `[Q·(C+1)]` and mask logits `[Q·h·w]` (views of a batch's
+ * values do: nothing is copied).
+ */
+export const decodeValues = (
+  logitValues: ArrayLike<number>,
+  maskValues: ArrayLike<number>,
+  shape: PredictionShape,
+  height: number,
+  width: number,
+  options: DecodeOptions = defaultDecodeOptions,
+): DecodedInstances => {
+  const { queries: q, classes, h, w } = shape, c1 = classes + 1;
+  if (logitValues.length !== q * c1 || maskValues.length !== q * h * w) {
+    throw new RangeError(
+      `decodeValues: expected ${q}×${c1} logits and ${q}×${h}×${w} mask logits, got ${logitValues.length} and ${maskValues.length}`,
+    );
+  }
+  const probs = softmaxRows(logitValues, q, c1); // [Q·(C+1)]
   const kept: Array<{ query: number; label: number; score: number }> = [];
   for (let i = 0; i < q; i++) {
     const noObject = probs[i * c1 + classes] as number;
@@ -92,8 +140,7 @@ export const decodeInstances = (
   // maskThreshold), so where a query's value stays below that it can neither own the pixel nor
   // count towards its area, and it only ever beats queries that cannot own it either: skipping
   // it there leaves the result unchanged.
-  const k = kept.length, [, h, w] = masks.shape;
-  const logitsAll = masks.dataSync(); // [Q·h·w]
+  const k = kept.length, logitsAll = maskValues; // [Q·h·w]
   const rows = bilinearAxis(h, height), cols = bilinearAxis(w, width);
   const owner = new Int32Array(n).fill(-1), own = new Int32Array(k), area = new Int32Array(k);
   const bestValue = new Float64Array(n), bestProb = new Float64Array(n);

@@ -77,13 +77,13 @@ const predictHeldout = async (
     const size = full.size * full.size;
     const truth = new Int32Array(tiles.length * size), pred = new Int32Array(tiles.length * size);
     const truthClasses: number[][] = [], predClasses: number[][] = [];
-    tiles.forEach((s, t) => {
-      const d = predictTile(params, model, ds.classes.length, s);
+    for (const [t, s] of tiles.entries()) {
+      const d = await predictTile(params, model, ds.classes.length, s);
       truth.set(s.instances, t * size);
       pred.set(d.instances, t * size);
       truthClasses.push([...s.classOf]);
       predClasses.push([...d.classOf]);
-    });
+    }
     tf.dispose(namedTensors(params).map(([, t]) => t));
     const shape = [tiles.length, full.size, full.size];
     return {

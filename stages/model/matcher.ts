@@ -14,6 +14,7 @@
  * normalised point lands on each at its own resolution.
  */
 import * as tf from "@tensorflow/tfjs";
+import { readsSynchronously } from "../backend/tf.ts";
 import { tensorFrom } from "../backend/write.ts";
 import {
   type CostWeights,
@@ -24,6 +25,7 @@ import {
   nonZeroBoxes,
   sampleBoxed,
   type SampleLayout,
+  sampleTaps,
   sampleValues,
   scatterValues,
   tapsAt,
@@ -126,6 +128,7 @@ export const pointSampleAt = (
   if (bad !== undefined) throw new RangeError(`pointSample: row ${bad} outside the ${R} masks`);
   if (K === 0 || P === 0) return tf.zeros([K, P]); // [K, P]
   const layout: SampleLayout = { K, P, h, w, xy, shared, rows };
+  if (!readsSynchronously()) return sampleOnDevice(masks, layout);
   if (masks.dtype !== "float32") return tf.tensor2d(sampleValues(masks.dataSync(), layout), [K, P]); // [K, P]
   const sample = tf.customGrad((...inputs) => {
     const x = inputs[0] as tf.Tensor3D; // [R, h, w]
@@ -138,6 +141,19 @@ export const pointSampleAt = (
   });
   return sample(masks) as tf.Tensor2D;
 };
+
+/**
+ * `pointSampleAt` as a gather of the four taps times their weights, on the device: for backends
+ * without synchronous reads. tfjs differentiates it (the gather's gradient scatters, as `scatterValues`).
+ */
+const sampleOnDevice = (masks: tf.Tensor3D, layout: SampleLayout): tf.Tensor2D =>
+  tf.tidy(() => {
+    const { index, weight } = sampleTaps(layout), { K, P } = layout;
+    const flat = tf.reshape(masks.dtype === "float32" ? masks : tf.cast(masks, "float32"), [-1]); // [R·h·w]
+    const taps = tf.gather(flat, tf.tensor1d(index, "int32")); // [K·P·4]
+    const weighted = tf.mul(tf.reshape(taps, [K * P, 4]), tf.tensor2d(weight, [K * P, 4])); // [K·P, 4]
+    return tf.reshape(tf.sum(weighted, 1), [K, P]) as tf.Tensor2D; // [K, P]
+  });
 
 /** `values` as bytes when every value is 0 or 1, else `undefined`. */
 const asBytes = (values: ArrayLike<number>): Uint8Array | undefined => {

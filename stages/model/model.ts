@@ -13,7 +13,9 @@
  * Presets are named builders (STYLE: a registry, not branches); ablations are configs.
  */
 import * as tf from "@tensorflow/tfjs";
-import { centerLogits, type CenterParams, initCenters, proposalQueries, selectPeaks } from "./centers.ts";
+import { prefetch, readsSynchronously } from "../backend/tf.ts";
+import type { PredictionShape } from "./decoding.ts";
+import { centerLogits, type CenterParams, initCenters, type Peaks, proposalQueries, selectPeaks } from "./centers.ts";
 import { initializer } from "./layers.ts";
 import {
   applyDecoder,
@@ -69,12 +71,20 @@ export interface ModelOutput {
   readonly tokens?: tf.Tensor3D;
   /** feature fusion: the multi-label head's presence logits [B, C] */
   readonly presence?: tf.Tensor2D;
+  /** the decisions this run took from values or was given: `inputs` that replay it exactly */
+  readonly decided: ModelInputs;
 }
 
-/** What the model may be told besides the images: the classes each image holds (training only). */
+/**
+ * What the model may be told besides the images: the classes each image holds (training), and
+ * decisions taken from values by an earlier run of the same forward (`ModelOutput.decided`), so
+ * that a differentiated run on a backend without synchronous reads needs to read nothing.
+ */
 export interface ModelInputs {
-  /** 0/1 [B·C]: the truth's classes per image, for feature fusion in training */
+  /** 0/1 [B·C]: the classes per image for feature fusion (the truth's in training) */
   readonly present?: Float32Array;
+  /** centre queries: the chosen cells */
+  readonly peaks?: Peaks;
 }
 
 const SAM_MEAN = [123.675, 116.28, 103.53] as const, SAM_STD = [58.395, 57.12, 57.375] as const;
@@ -150,12 +160,128 @@ export const applyModel = (
   classes: number,
   images: tf.Tensor4D,
   inputs: ModelInputs = {},
-): ModelOutput => {
+): ModelOutput => decodeQueries(params, config, classes, encodeImages(params, config, images), inputs);
+
+/**
+ * `applyModel` for backends that cannot read values synchronously (and any other): the decisions
+ * between encoder and decoder (centre peaks, predicted presence) read their values asynchronously
+ * first. No gradient: training replays the returned `decided` inputs in its differentiated run.
+ * The output's tensors are the caller's to dispose.
+ */
+export const applyModelAsync = async (
+  params: ModelParams<tf.Tensor>,
+  config: ModelConfig,
+  classes: number,
+  images: tf.Tensor4D,
+  inputs: ModelInputs = {},
+): Promise<ModelOutput> => {
+  const encoded = tidied(() => encodeImages(params, config, images));
+  try {
+    // read once here, these values stay on the host: the decisions' dataSync then works on any backend
+    await prefetch(defined([encoded.centers, encoded.presence]));
+    return tidied(() => decodeQueries(params, config, classes, encoded, inputs));
+  } finally {
+    tf.dispose(defined([encoded.maskFeatures, encoded.coarse, ...encoded.levels, encoded.centers, encoded.presence]));
+  }
+};
+
+/** The last decoder layer's predictions for a batch, as values on the host. */
+export interface PredictionValues {
+  /** `[B·Q·(C+1)]` class logits */
+  readonly logits: Float32Array;
+  /** `[B·Q·h·w]` mask logits */
+  readonly masks: Float32Array;
+  /** one image's part */
+  readonly shape: PredictionShape;
+}
+
+/** The last layer's predictions on `images` [B, H, W, 3], read to the host; on every backend. */
+export const lastPredictionValues = async (
+  params: ModelParams<tf.Tensor>,
+  config: ModelConfig,
+  classes: number,
+  images: tf.Tensor4D,
+): Promise<PredictionValues> => {
+  const output = readsSynchronously()
+    ? tidied(() => applyModel(params, config, classes, images))
+    : await applyModelAsync(params, config, classes, images);
+  try {
+    const last = output.predictions.at(-1);
+    if (last === undefined) throw new Error("the model produced no prediction");
+    const [logits, masks] = await prefetch([last.logits, last.masks]);
+    const [, q, h, w] = last.masks.shape;
+    return {
+      logits: logits as Float32Array,
+      masks: masks as Float32Array,
+      shape: { queries: q, classes: last.logits.shape[2] - 1, h, w },
+    };
+  } finally {
+    tf.dispose(outputTensors(output));
+  }
+};
+
+/** Image `i`'s part of a batch's prediction values (views, no copy). */
+export const imagePrediction = (p: PredictionValues, i: number): { logits: Float32Array; masks: Float32Array } => {
+  const { queries: q, classes, h, w } = p.shape;
+  return {
+    logits: p.logits.subarray(i * q * (classes + 1), (i + 1) * q * (classes + 1)),
+    masks: p.masks.subarray(i * q * h * w, (i + 1) * q * h * w),
+  };
+};
+
+/** Every tensor of a model output (to dispose it). */
+export const outputTensors = (o: ModelOutput): tf.Tensor[] =>
+  defined([...o.predictions.flatMap((p) => [p.logits, p.masks]), o.centers, o.queries, o.tokens, o.presence]);
+
+const defined = (tensors: ReadonlyArray<tf.Tensor | undefined>): tf.Tensor[] =>
+  tensors.filter((t): t is tf.Tensor => t !== undefined);
+
+/** `tf.tidy` for a record holding tensors (tfjs's types want an index signature). */
+const tidied = <T extends object>(f: () => T): T => tf.tidy(() => f() as unknown as tf.TensorContainer) as unknown as T;
+
+/** The encoder's side of the model: everything before a decision that reads values. */
+interface Encoded {
+  readonly maskFeatures: tf.Tensor4D; // [B, H/s, W/s, D]
+  readonly coarse: tf.Tensor4D; // [B, H/4, W/4, D]
+  readonly levels: ReadonlyArray<tf.Tensor4D>; // s32, s16, s8
+  /** centre queries: the centre logits [B, H/4, W/4] the peaks are chosen from */
+  readonly centers?: tf.Tensor3D;
+  /** feature fusion: the presence logits [B, C] */
+  readonly presence?: tf.Tensor2D;
+}
+
+const encodeImages = (params: ModelParams<tf.Tensor>, config: ModelConfig, images: tf.Tensor4D): Encoded => {
   const x = tf.div(tf.sub(images, [...config.pixelMean]), [...config.pixelStd]) as tf.Tensor4D; // [B, H, W, 3]
   const features = applyViT(params.vit, config.vit, x); // [B, H/16, W/16, D]
-  const pixel = applyPixelDecoder(params.pixelDecoder, x, features, config.stem);
-  const { maskFeatures, coarse } = pixel;
-  const fused = fuseText(params, config, classes, pixel.levels, inputs);
+  const { maskFeatures, coarse, levels } = applyPixelDecoder(params.pixelDecoder, x, features, config.stem);
+  const fusion = config.vl?.fusion === undefined ? undefined : params.vl?.fusion;
+  if (config.vl?.fusion !== undefined && fusion === undefined) {
+    throw new RangeError("applyModel: feature fusion needs its parameters");
+  }
+  if (config.queries === "centers" && params.centers === undefined) {
+    throw new RangeError("applyModel: centre queries need the centre parameters");
+  }
+  return {
+    maskFeatures,
+    coarse,
+    levels,
+    ...(params.centers === undefined || config.queries !== "centers"
+      ? {}
+      : { centers: centerLogits(params.centers, coarse) }), // [B, H/4, W/4]
+    ...(fusion === undefined ? {} : { presence: presenceLogits(fusion, levels[0] as tf.Tensor4D) }), // [B, C] from s32
+  };
+};
+
+/** The decoder's side: decisions (from `inputs`, else read from values), fusion, queries, decoder. */
+const decodeQueries = (
+  params: ModelParams<tf.Tensor>,
+  config: ModelConfig,
+  classes: number,
+  encoded: Encoded,
+  inputs: ModelInputs,
+): ModelOutput => {
+  const { maskFeatures, coarse } = encoded;
+  const fused = fuseText(params, config, classes, encoded, inputs);
   const levels = fused.levels;
   const decoder = { ...config.decoder, classes };
   // the vision–language configs keep the last queries (and run SIM on them) for the alignment losses
@@ -170,17 +296,16 @@ export const applyModel = (
     ...(last.queries === undefined ? {} : { queries: last.queries }),
     ...(last.tokens === undefined ? {} : { tokens: last.tokens }),
   });
-  if (config.queries === "learned") {
+  const { centers } = encoded;
+  if (config.queries === "learned" || centers === undefined || params.centers === undefined) {
     const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, undefined, enhance);
-    return { predictions, ...kept(), ...fused.extra };
+    return { predictions, ...kept(), ...fused.extra, decided: fused.decided };
   }
-  if (params.centers === undefined) throw new RangeError("applyModel: centre queries need the centre parameters");
-  const centers = centerLogits(params.centers, coarse); // [B, H/4, W/4]
-  const peaks = selectPeaks(centers, decoder.queries);
+  const peaks = inputs.peaks ?? selectPeaks(centers, decoder.queries);
   const maskSize = [maskFeatures.shape[1], maskFeatures.shape[2]] as const;
   const start = proposalQueries(params.centers, coarse, peaks, decoder.queries, maskSize);
   const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, start, enhance);
-  return { predictions, centers, ...kept(), ...fused.extra };
+  return { predictions, centers, ...kept(), ...fused.extra, decided: { ...fused.decided, peaks } };
 };
 
 /**
@@ -191,11 +316,14 @@ const fuseText = (
   params: ModelParams<tf.Tensor>,
   config: ModelConfig,
   classes: number,
-  levels: ReadonlyArray<tf.Tensor4D>,
+  encoded: Encoded,
   inputs: ModelInputs,
-): { levels: ReadonlyArray<tf.Tensor4D>; extra: Pick<ModelOutput, "presence"> } => {
+): { levels: ReadonlyArray<tf.Tensor4D>; extra: Pick<ModelOutput, "presence">; decided: ModelInputs } => {
+  const { levels, presence } = encoded;
   const fusion = config.vl?.fusion, p = params.vl?.fusion;
-  if (fusion === undefined || config.vl === undefined || params.vl === undefined) return { levels, extra: {} };
+  if (fusion === undefined || config.vl === undefined || params.vl === undefined || presence === undefined) {
+    return { levels, extra: {}, decided: {} };
+  }
   if (p === undefined) throw new RangeError("applyModel: feature fusion needs its parameters");
   if (config.vl.classNames.length !== classes) {
     throw new RangeError(
@@ -203,11 +331,13 @@ const fuseText = (
     );
   }
   const b = levels[0]?.shape[0] ?? 0;
-  const coarsest = levels[0] as tf.Tensor4D; // s32
-  const presence = presenceLogits(p, coarsest); // [B, C]
   const present = fusion.rule === "all"
     ? new Float32Array(b * classes).fill(1)
     : inputs.present ?? Float32Array.from(presence.dataSync(), (logit) => (logit > 0 ? 1 : 0)); // σ > 0.5
   const text = classSentences(params.vl, config.vl); // [C, P]
-  return { levels: applyFusion(p, config.decoder.heads, levels, text, present), extra: { presence } };
+  return {
+    levels: applyFusion(p, config.decoder.heads, levels, text, present),
+    extra: { presence },
+    decided: { present },
+  };
 };

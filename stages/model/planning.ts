@@ -129,6 +129,28 @@ export const sampleValues = (data: ArrayLike<number>, layout: SampleLayout, into
 };
 
 /**
+ * The four taps of every point of `layout`: flat indices into the data `[K·P·4]` (0 for a tap
+ * outside the grid) and their bilinear weights (0 outside) — `sampleValues` as a gather, for
+ * backends that sample on the device.
+ */
+export const sampleTaps = (layout: SampleLayout): { index: Int32Array; weight: Float32Array } => {
+  const { K, P, h, w, xy, shared, rows } = layout;
+  const index = new Int32Array(K * P * 4), weight = new Float32Array(K * P * 4);
+  const i4 = new Int32Array(4), w4 = new Float64Array(4);
+  for (let k = 0; k < K; k++) {
+    const base = (rows === undefined ? k : rows[k] as number) * h * w, from = shared ? 0 : k * P * 2;
+    for (let p = 0; p < P; p++) {
+      tapsAt(xy[from + 2 * p] as number, xy[from + 2 * p + 1] as number, h, w, i4, w4);
+      for (let t = 0; t < 4; t++) {
+        index[(k * P + p) * 4 + t] = base + (i4[t] as number);
+        weight[(k * P + p) * 4 + t] = w4[t] as number;
+      }
+    }
+  }
+  return { index, weight };
+};
+
+/**
  * `sampleValues` for masks that are zero outside known boxes (`boxes` `[R, 4]`: y0, x0, y1, x1 of
  * each row's non-zero pixels, inclusive; y0 > y1 for an empty mask): a point whose four taps all
  * miss its mask's box is 0 without reading the mask. Exact; for target nuclei, which cover a few

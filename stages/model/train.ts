@@ -8,13 +8,14 @@ import * as tf from "@tensorflow/tfjs";
 import { augment, crop } from "../data/augment.ts";
 import { deriveSeed, mulberry32, shuffled } from "../data/random.ts";
 import type { TensorFile } from "../../pipeline/codec/safetensors.ts";
-import { loadCheckpoint, OPTIMIZER, parameterTensors, saveCheckpoint } from "./checkpoint.ts";
+import { loadCheckpoint, namedTensors, OPTIMIZER, parameterTensors, saveCheckpoint } from "./checkpoint.ts";
 import { type Dataset, datasetOrgans, type Sample } from "../data/sample.ts";
 import { seededSplit } from "../data/splits.ts";
 import { type ScoredTile, scoreTiles } from "./scores.ts";
-import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./decoding.ts";
-import { applyModel, initModel, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
-import { batchOf, disposeBatch, trainStep } from "./train_step.ts";
+import { type DecodedInstances, type DecodeOptions, decodeValues, defaultDecodeOptions } from "./decoding.ts";
+import { initModel, lastPredictionValues, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
+import { batchOf, disposeBatch, trainStep, trainStepAsync } from "./train_step.ts";
+import { prefetch, readsSynchronously } from "../backend/tf.ts";
 import { visionLanguagePreset } from "./vision_language.ts";
 import type { FusionRule } from "./fusion.ts";
 import { attributeLabels, attributePrompts, type FittedAttribute } from "./attribute_labels.ts";
@@ -146,43 +147,42 @@ export const tilesOf = (s: Sample, size: number): Sample[] => {
   return out;
 };
 
-/** Predicts one tile and returns its decoded instances. */
-export const predictTile = (
+/** Predicts one tile and returns its decoded instances (on every backend). */
+export const predictTile = async (
   params: ModelParams<tf.Tensor>,
   config: ModelConfig,
   classes: number,
   s: Sample,
   decode: DecodeOptions = defaultDecodeOptions,
-) => {
-  const [logits, masks] = tf.tidy(() => {
-    const images = tf.tensor4d(Float32Array.from(s.image), [1, s.height, s.width, 3]); // [1, H, W, 3]
-    const last = applyModel(params, config, classes, images).predictions.at(-1);
-    if (last === undefined) throw new Error("model produced no prediction");
-    return [tf.squeeze(last.logits, [0]) as tf.Tensor2D, tf.squeeze(last.masks, [0]) as tf.Tensor3D]; // [Q, C+1], [Q, H/4, W/4]
-  });
-  const decoded = decodeInstances(logits, masks, s.height, s.width, decode);
-  tf.dispose([logits, masks]);
-  return decoded;
+): Promise<DecodedInstances> => {
+  const images = tf.tensor4d(Float32Array.from(s.image), [1, s.height, s.width, 3]); // [1, H, W, 3]
+  try {
+    const p = await lastPredictionValues(params, config, classes, images);
+    return decodeValues(p.logits, p.masks, p.shape, s.height, s.width, decode);
+  } finally {
+    images.dispose();
+  }
 };
 
 /** Evaluates tiles (scores.ts): bPQ, AJI, detection and per-class F1, per-class PQ; NaN where undefined. */
-export const validate = (
+export const validate = async (
   params: ModelParams<tf.Tensor>,
   config: ModelConfig,
   classNames: ReadonlyArray<string>,
   tiles: ReadonlyArray<Sample>,
   decode: DecodeOptions = defaultDecodeOptions,
-): Validation => {
-  const scored = tiles.map((s): ScoredTile => {
-    const d = predictTile(params, config, classNames.length, s, decode);
-    return {
+): Promise<Validation> => {
+  const scored: ScoredTile[] = [];
+  for (const s of tiles) {
+    const d = await predictTile(params, config, classNames.length, s, decode);
+    scored.push({
       width: s.width,
       truth: s.instances,
       truthClassOf: s.classOf,
       prediction: d.instances,
       predictionClassOf: d.classOf,
-    };
-  });
+    });
+  }
   const r = scoreTiles(classNames, scored);
   const nan = (x: number | null) => x ?? NaN;
   const byClass = (m: Record<string, number | null>) =>
@@ -228,10 +228,10 @@ export interface TrainHooks {
  * recomputes them with `pow`, which differs in the last bits — so a resumed run restores them
  * (bracket access: the fields are private in tfjs's types).
  */
-const betaPowers = (optimizer: tf.AdamOptimizer): [number, number] => [
-  optimizer["accBeta1"].dataSync()[0] as number,
-  optimizer["accBeta2"].dataSync()[0] as number,
-];
+const betaPowers = async (optimizer: tf.AdamOptimizer): Promise<[number, number]> => {
+  const [b1, b2] = await prefetch([optimizer["accBeta1"], optimizer["accBeta2"]]);
+  return [b1?.[0] as number, b2?.[0] as number];
+};
 
 /** The checkpoint of a run: parameters, Adam's weights (positional) and the run's metadata. */
 export const trainingCheckpoint = async (
@@ -246,6 +246,8 @@ export const trainingCheckpoint = async (
   },
   extra: Record<string, string> = {},
 ): Promise<TensorFile> => {
+  // values read asynchronously first (they stay on the host): webgpu cannot read synchronously
+  await prefetch(namedTensors(params).map(([, t]) => t));
   const file = saveCheckpoint(params, {
     format: "ivaan-checkpoint/1",
     step: String(meta.step),
@@ -256,12 +258,13 @@ export const trainingCheckpoint = async (
     ...extra,
   });
   const weights = await optimizer.getWeights();
+  const values = await prefetch(weights.map((w) => w.tensor));
   const tensors = { ...file.tensors };
   weights.forEach((w, i) => {
     tensors[`${OPTIMIZER}${String(i).padStart(5, "0")}`] = {
       dtype: "F32",
       shape: w.tensor.shape,
-      data: Float32Array.from(w.tensor.dataSync()),
+      data: Float32Array.from(values[i] ?? []),
     };
   });
   return {
@@ -269,7 +272,7 @@ export const trainingCheckpoint = async (
     metadata: {
       ...file.metadata,
       optimizer: JSON.stringify(weights.map((w) => w.name)),
-      adamBetaPowers: JSON.stringify(betaPowers(optimizer)),
+      adamBetaPowers: JSON.stringify(await betaPowers(optimizer)),
     },
   };
 };
@@ -399,7 +402,7 @@ export const trainModel = async (
     const rate = scheduledRate(config, step);
     // read by applyGradients (protected in tfjs's types); depends on the step only, so resume stays exact
     optimizer["learningRate"] = rate;
-    const parts = trainStep(params, model, classes, optimizer, batch, {
+    const options = {
       learningRate: rate,
       weightDecay: config.weightDecay,
       clipNorm: config.clipNorm,
@@ -407,7 +410,10 @@ export const trainModel = async (
       weightCenter: 1,
       classNames: ds.classes,
       ...(attributes === undefined ? {} : { attributePrompts: attributePrompts(attributes) }),
-    });
+    };
+    const parts = readsSynchronously()
+      ? trainStep(params, model, classes, optimizer, batch, options)
+      : await trainStepAsync(params, model, classes, optimizer, batch, options);
     disposeBatch(batch);
     const log = {
       step,
@@ -432,6 +438,6 @@ export const trainModel = async (
   }
   const valTiles: Sample[] = [];
   for (const i of split.val) valTiles.push(...tilesOf(await load(i), config.size));
-  const validation = validate(params, model, ds.classes, valTiles);
+  const validation = await validate(params, model, ds.classes, valTiles);
   return { params, optimizer, model, history, validation, split };
 };

@@ -4,12 +4,20 @@
  * Every tensor of the step is released before it returns (tested: the tensor count stays flat).
  */
 import * as tf from "@tensorflow/tfjs";
+import { prefetch } from "../backend/tf.ts";
 import type { Sample } from "../data/sample.ts";
 import { CENTER_STRIDE, centerFocalLoss, centerTargets } from "./centers.ts";
 import { parameterList } from "./layers.ts";
-import { lossFromPlan, type LossOptions, planLoss } from "./losses.ts";
+import { lossFromPlan, type LossOptions, type LossPlan, planLoss } from "./losses.ts";
 import type { InstanceTargets } from "./matcher.ts";
-import { applyModel, type ModelConfig, type ModelParams } from "./model.ts";
+import {
+  applyModel,
+  applyModelAsync,
+  type ModelConfig,
+  type ModelInputs,
+  type ModelParams,
+  outputTensors,
+} from "./model.ts";
 import { presenceOf } from "./fusion.ts";
 import { embed } from "./alignment.ts";
 import {
@@ -125,7 +133,7 @@ export interface StepLosses {
   readonly gradNorm: number;
 }
 
-/** One AdamW step; returns the loss parts (plain numbers). */
+/** One AdamW step; returns the loss parts (plain numbers). Reads values synchronously (see `trainStepAsync`). */
 export const trainStep = (
   params: ModelParams,
   config: ModelConfig,
@@ -134,48 +142,141 @@ export const trainStep = (
   batch: Batch,
   options: TrainOptions,
 ): StepLosses => {
-  // a frozen text encoder's features are a non-trainable variable: saved, never updated
-  const variables = parameterList(params).filter((t): t is tf.Variable => t instanceof tf.Variable && t.trainable);
+  const variables = trainableVariables(params);
   let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, attr: 0, cent: 0, presence: 0, gradNorm: 0 };
   tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
-      // the truth's classes per image: feature fusion reads them, its presence head learns them
-      const present = config.vl?.fusion === undefined
-        ? undefined
-        : presenceOf(batch.targets.map((t) => t.classes), classes);
-      const output = applyModel(params, config, classes, batch.images, present === undefined ? {} : { present });
-      const plan = planLoss(output.predictions, batch.targets, options.loss);
-      const loss = lossFromPlan(output.predictions, batch.targets, plan, options.loss);
-      const center = output.centers === undefined ? tf.scalar(0) : centerFocalLoss(output.centers, batch.centers);
-      const vl = visionLanguage(params, config, options, batch, output, plan.layers.at(-1) ?? [], present);
-      parts = {
-        ...parts,
-        class: loss.parts.class.dataSync()[0] as number,
-        mask: loss.parts.mask.dataSync()[0] as number,
-        dice: loss.parts.dice.dataSync()[0] as number,
-        center: center.dataSync()[0] as number,
-        fix: vl.fix.dataSync()[0] as number,
-        attr: vl.attr.dataSync()[0] as number,
-        presence: vl.presence.dataSync()[0] as number,
-        cent: vl.cent.dataSync()[0] as number,
-      };
-      return tf.addN([loss.total, tf.mul(center, options.weightCenter), vl.total]) as tf.Scalar;
+      const present = truthPresence(config, batch, classes);
+      const loss = stepLoss(params, config, classes, batch, options, present === undefined ? {} : { present });
+      parts = { ...parts, ...mapParts(loss.parts, (t) => t.dataSync()[0] as number) };
+      return loss.total;
     }, variables);
     parts.total = value.dataSync()[0] as number;
-    // one read for the global norm rather than one per parameter
-    const norm = Math.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0] as number);
+    const norm = Math.sqrt(squaredNorm(grads).dataSync()[0] as number);
     parts.gradNorm = norm;
-    const scale = options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / norm : 1;
-    const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, scale === 1 ? g : tf.mul(g, scale)]));
-    optimizer.applyGradients(clipped as tf.NamedTensorMap);
-    // decoupled weight decay on every tensor of rank ≥ 2 (matrices, kernels, embeddings), not on biases or norms
-    for (const v of variables) {
-      if (v.shape.length >= 2 && options.weightDecay > 0) {
-        v.assign(tf.mul(v, 1 - options.learningRate * options.weightDecay));
-      }
-    }
+    update(
+      variables,
+      optimizer,
+      options,
+      grads,
+      options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / norm : 1,
+    );
   });
   return parts;
+};
+
+/**
+ * `trainStep` for backends that cannot read values synchronously (webgpu under Deno), correct on
+ * any: a first run without gradients takes every value-dependent decision (centre peaks, the loss
+ * plan: matching and sampled points) from values read asynchronously; the differentiated run
+ * replays those decisions, so it reads nothing; the loss parts are read after the update. The
+ * forward runs twice, the price of a step without synchronous reads.
+ */
+export const trainStepAsync = async (
+  params: ModelParams,
+  config: ModelConfig,
+  classes: number,
+  optimizer: tf.Optimizer,
+  batch: Batch,
+  options: TrainOptions,
+): Promise<StepLosses> => {
+  const variables = trainableVariables(params);
+  const present = truthPresence(config, batch, classes);
+  // the targets' values are read on the host by the plan and the losses: cached before any upload
+  await prefetch(batch.targets.map((t) => t.masks));
+  const first = await applyModelAsync(params, config, classes, batch.images, present === undefined ? {} : { present });
+  let plan: LossPlan;
+  try {
+    await prefetch(first.predictions.flatMap((p) => [p.logits, p.masks]));
+    plan = planLoss(first.predictions, batch.targets, options.loss);
+  } finally {
+    tf.dispose(outputTensors(first));
+  }
+  const inputs = { ...first.decided, ...(present === undefined ? {} : { present }) };
+  let kept: Record<keyof LossParts, tf.Scalar> | undefined;
+  const [total, norm] = tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => {
+      const loss = stepLoss(params, config, classes, batch, options, inputs, plan);
+      kept = mapParts(loss.parts, (t) => tf.keep(t)); // read after the step
+      return loss.total;
+    }, variables);
+    const norm = tf.sqrt(squaredNorm(grads)) as tf.Scalar;
+    // min(1, clip / norm) on the device: no read before the update
+    const scale = options.clipNorm > 0 ? tf.div(options.clipNorm, tf.maximum(norm, options.clipNorm)) : 1;
+    update(variables, optimizer, options, grads, scale as number | tf.Scalar);
+    return [value, norm];
+  });
+  const scalars = kept === undefined ? [] : Object.values(kept);
+  try {
+    const [values, normValue] = await Promise.all([prefetch([total, ...scalars]), norm.data()]);
+    const read = (i: number) => values[i]?.[0] as number;
+    const names = Object.keys(kept ?? {}) as Array<keyof LossParts>;
+    return {
+      ...Object.fromEntries(names.map((name, i) => [name, read(i + 1)])) as Record<keyof LossParts, number>,
+      total: read(0),
+      gradNorm: normValue[0] as number,
+    };
+  } finally {
+    tf.dispose([total, norm, ...scalars]);
+  }
+};
+
+/** The loss parts besides the total. */
+type LossParts = Omit<StepLosses, "total" | "gradNorm">;
+
+const mapParts = <A, B>(parts: Record<keyof LossParts, A>, f: (a: A) => B): Record<keyof LossParts, B> =>
+  Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, f(v as A)])) as Record<keyof LossParts, B>;
+
+// a frozen text encoder's features are a non-trainable variable: saved, never updated
+const trainableVariables = (params: ModelParams): tf.Variable[] =>
+  parameterList(params).filter((t): t is tf.Variable => t instanceof tf.Variable && t.trainable);
+
+/** The truth's classes per image: feature fusion reads them, its presence head learns them. */
+const truthPresence = (config: ModelConfig, batch: Batch, classes: number): Float32Array | undefined =>
+  config.vl?.fusion === undefined ? undefined : presenceOf(batch.targets.map((t) => t.classes), classes);
+
+/** The step's loss: total and parts (scalars), with the loss plan made here unless `plan` is given. */
+const stepLoss = (
+  params: ModelParams,
+  config: ModelConfig,
+  classes: number,
+  batch: Batch,
+  options: TrainOptions,
+  inputs: ModelInputs,
+  plan?: LossPlan,
+): { total: tf.Scalar; parts: Record<keyof LossParts, tf.Scalar> } => {
+  const output = applyModel(params, config, classes, batch.images, inputs);
+  const decisions = plan ?? planLoss(output.predictions, batch.targets, options.loss);
+  const loss = lossFromPlan(output.predictions, batch.targets, decisions, options.loss);
+  const center = output.centers === undefined ? tf.scalar(0) : centerFocalLoss(output.centers, batch.centers);
+  const vl = visionLanguage(params, config, options, batch, output, decisions.layers.at(-1) ?? [], inputs.present);
+  return {
+    total: tf.addN([loss.total, tf.mul(center, options.weightCenter), vl.total]) as tf.Scalar,
+    parts: { ...loss.parts, center, fix: vl.fix, attr: vl.attr, presence: vl.presence, cent: vl.cent },
+  };
+};
+
+// one reduction for the global norm rather than one read per parameter (stacked: an AddN of
+// hundreds of inputs is one shader binding them all on webgpu)
+const squaredNorm = (grads: tf.NamedTensorMap): tf.Scalar =>
+  tf.sum(tf.stack(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+
+/** Clipped gradients (× `scale`) into AdamW: Adam's update, then the decoupled weight decay. */
+const update = (
+  variables: ReadonlyArray<tf.Variable>,
+  optimizer: tf.Optimizer,
+  options: TrainOptions,
+  grads: tf.NamedTensorMap,
+  scale: number | tf.Scalar,
+): void => {
+  const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, scale === 1 ? g : tf.mul(g, scale)]));
+  optimizer.applyGradients(clipped as tf.NamedTensorMap);
+  // decoupled weight decay on every tensor of rank ≥ 2 (matrices, kernels, embeddings), not on biases or norms
+  for (const v of variables) {
+    if (v.shape.length >= 2 && options.weightDecay > 0) {
+      v.assign(tf.mul(v, 1 - options.learningRate * options.weightDecay));
+    }
+  }
 };
 
 /** The embeddings `[O, C, E]` of the class prompts of the batch's organs, and each image's organ index. */

@@ -10,6 +10,7 @@
  * attends everywhere (Mask2Former, mask2former_transformer_decoder.py).
  */
 import * as tf from "@tensorflow/tfjs";
+import { readsSynchronously } from "../backend/tf.ts";
 import {
   type Initializer,
   initLinear,
@@ -162,11 +163,20 @@ const predict = (
   return { logits, masks: tf.reshape(masks, [b, q, h, w]) };
 };
 
-/** The additive attention bias from mask logits: 0 where sigmoid ≥ 0.5, −1e9 elsewhere; detached. */
-const attentionBias = (masks: tf.Tensor4D, h: number, w: number): tf.Tensor3D => {
-  const [b, q] = masks.shape;
-  const channelsLast = tf.transpose(masks, [0, 2, 3, 1]) as tf.Tensor4D; // [B, H/4, W/4, Q]
+/**
+ * The additive attention bias from mask logits [B, Q, H/s, W/s] resized to the level's h × w: 0
+ * where sigmoid ≥ 0.5 (logit ≥ 0), −1e9 elsewhere, and 0 everywhere for a query whose mask hides
+ * the whole level; detached. From plain numbers where values read synchronously (cheapest on
+ * WASM), else as tensor ops (the same values).
+ */
+export const attentionBias = (masks: tf.Tensor4D, h: number, w: number): tf.Tensor3D => {
+  const channelsLast = tf.transpose(masks, [0, 2, 3, 1]) as tf.Tensor4D; // [B, H/s, W/s, Q]
   const resized = tf.image.resizeBilinear(channelsLast, [h, w]); // [B, h, w, Q]
+  return readsSynchronously() ? biasFromValues(resized) : detachedBias(resized) as tf.Tensor3D;
+};
+
+const biasFromValues = (resized: tf.Tensor4D): tf.Tensor3D => {
+  const [b, h, w, q] = resized.shape;
   const values = resized.dataSync(); // detaching: the bias is rebuilt from plain numbers
   const bias = new Float32Array(b * q * h * w);
   for (let bi = 0; bi < b; bi++) {
@@ -180,6 +190,16 @@ const attentionBias = (masks: tf.Tensor4D, h: number, w: number): tf.Tensor3D =>
   }
   return tf.tensor3d(bias, [b, q, h * w]);
 };
+
+// the same bias on the device; a custom gradient of zeros detaches it (tfjs has no stopGradient)
+const detachedBias = tf.customGrad((x, _save) => {
+  const resized = x as tf.Tensor4D, [b, h, w, q] = resized.shape;
+  const logits = tf.reshape(tf.transpose(resized, [0, 3, 1, 2]), [b, q, h * w]); // [B, Q, hw]
+  const visible = tf.cast(tf.greaterEqual(logits, 0), "float32"); // [B, Q, hw]
+  const hidesAll = tf.sub(1, tf.max(visible, 2, true)); // [B, Q, 1]
+  const value = tf.mul(tf.sub(tf.maximum(visible, hidesAll), 1), 1e9) as tf.Tensor3D; // [B, Q, hw]
+  return { value, gradFunc: (_dy: tf.Tensor) => tf.zerosLike(resized) };
+});
 
 /**
  * Image-dependent starting queries (centers.ts) instead of the learned ones: content and positions

@@ -6,8 +6,14 @@ import * as tf from "@tensorflow/tfjs";
 import { decodeSafetensors, readSafetensorsMetadata } from "../../pipeline/codec/safetensors.ts";
 import { Effect } from "effect";
 import { namedTensors, restoreModel } from "../model/checkpoint.ts";
-import { type DecodedInstances, decodeInstances, type DecodeOptions, defaultDecodeOptions } from "../model/decoding.ts";
-import { applyModel, type ModelConfig, type ModelParams } from "../model/model.ts";
+import { type DecodedInstances, type DecodeOptions, decodeValues, defaultDecodeOptions } from "../model/decoding.ts";
+import {
+  imagePrediction,
+  lastPredictionValues,
+  type ModelConfig,
+  type ModelParams,
+  type PredictionValues,
+} from "../model/model.ts";
 import type { Tile, TilePrediction } from "./tiling.ts";
 
 /** A checkpoint ready to predict: parameters, config, class names and tile side. */
@@ -64,43 +70,29 @@ export const loadModel = async (path: string): Promise<LoadedModel> => {
 export const disposeModel = (model: Pick<LoadedModel, "params">): void =>
   tf.dispose(namedTensors(model.params).map(([, t]) => t));
 
-/** Image `i` of a batch's last predictions (logits [B, Q, C+1], masks [B, Q, h, w]) decoded at tile × tile. */
+/** Image `i` of a batch's last predictions (values: model.ts's `lastPredictionValues`) decoded at tile × tile. */
 export const decodeTile = (
-  logits: tf.Tensor3D,
-  masks: tf.Tensor4D,
+  values: PredictionValues,
   i: number,
   tile: number,
   decode: DecodeOptions = defaultDecodeOptions,
 ): DecodedInstances => {
-  const [l, m] = tf.tidy(() => [
-    tf.squeeze(tf.slice(logits, [i, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D, // [Q, C+1]
-    tf.squeeze(tf.slice(masks, [i, 0, 0, 0], [1, -1, -1, -1]), [0]) as tf.Tensor3D, // [Q, h, w]
-  ]);
-  try {
-    return decodeInstances(l, m, tile, tile, decode);
-  } finally {
-    tf.dispose([l, m]);
-  }
+  const { logits, masks } = imagePrediction(values, i);
+  return decodeValues(logits, masks, values.shape, tile, tile, decode);
 };
 
 /** The model on a batch of tiles, each decoded into an instance map of its tile. */
 export const modelTilePredictor =
   (model: LoadedModel, decode: DecodeOptions = defaultDecodeOptions) =>
-  (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
+  async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
     const t = model.tile, classes = model.classes.length;
     const images = new Float32Array(tiles.length * t * t * 3);
     tiles.forEach((tile, i) => images.set(tile.rgb, i * t * t * 3));
-    const [logits, masks] = tf.tidy(() => {
-      const x = tf.tensor4d(images, [tiles.length, t, t, 3]); // [B, T, T, 3]
-      const last = applyModel(model.params, model.config, classes, x).predictions.at(-1);
-      if (last === undefined) throw new Error("the model produced no prediction");
-      return [tf.keep(last.logits), tf.keep(last.masks)]; // [B, Q, C+1], [B, Q, T/s, T/s]
-    });
+    const x = tf.tensor4d(images, [tiles.length, t, t, 3]); // [B, T, T, 3]
     try {
-      return Promise.resolve(
-        tiles.map((_, i) => decodeTile(logits as tf.Tensor3D, masks as tf.Tensor4D, i, t, decode)),
-      );
+      const values = await lastPredictionValues(model.params, model.config, classes, x);
+      return tiles.map((_, i) => decodeTile(values, i, t, decode));
     } finally {
-      tf.dispose([logits, masks]);
+      x.dispose();
     }
   };

@@ -62,9 +62,15 @@ export const matchedEmbeddings = (model: LoadedModel, tiles: ReadonlyArray<Sampl
       return [out.queries, last.logits, last.masks]; // [B, Q, D], [B, Q, C+1], [B, Q, h, w]
     });
     const [, q, d] = queries.shape;
+    const [, , h, w] = masks.shape as [number, number, number, number];
+    const values = {
+      logits: logits.dataSync() as Float32Array,
+      masks: masks.dataSync() as Float32Array,
+      shape: { queries: q, classes: classes.length, h, w },
+    };
     const rows: number[] = [];
     group.forEach((s, i) => {
-      const decoded = decodeTile(logits as tf.Tensor3D, masks as tf.Tensor4D, i, t);
+      const decoded = decodeTile(values, i, t);
       for (const [p, truthId] of iouMatches(s.instances, decoded.instances)) {
         const label = s.classOf[truthId] as number;
         if (label < 0) continue;

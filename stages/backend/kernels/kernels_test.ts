@@ -613,3 +613,27 @@ Deno.test("ResizeNearestNeighborGrad on wasm and cpu is the adjoint of the forwa
   }
   await tf.setBackend("wasm");
 });
+
+Deno.test("MaxPoolGrad on wasm equals cpu: windows 2/3, strides 1/2/3, same/valid, batches (tfjs-wasm's own misroutes gradients)", async () => {
+  const cases: Array<[[number, number, number, number], number, number, "same" | "valid"]> = [
+    [[2, 4, 4, 32], 2, 2, "valid"],
+    [[1, 7, 5, 3], 3, 2, "same"],
+    [[3, 9, 8, 5], 3, 3, "valid"],
+    [[2, 6, 6, 4], 2, 1, "same"],
+    [[1, 8, 8, 16], 3, 1, "valid"],
+  ];
+  for (const [shape, filter, stride, pad] of cases) {
+    const x = data(shape);
+    const out = tf.tidy(() => tf.maxPool(tf.tensor4d(x, shape), filter, stride, pad));
+    const wShape = out.shape, w = data(wShape);
+    out.dispose();
+    const [cpu, wasm] = await onBoth(
+      [{ shape, values: x }, { shape: wShape, values: w }],
+      (t, dy) =>
+        tf.grad((z: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(z as tf.Tensor4D, filter, stride, pad), dy as tf.Tensor)))(
+          t as tf.Tensor,
+        ),
+    );
+    close(cpu, wasm, `maxPool grad ${shape} ${filter}/${stride} ${pad}`);
+  }
+});

@@ -13,6 +13,7 @@ import {
 import { registerFusedMatMul } from "./fused_matmul.ts";
 import { registerGather } from "./gather.ts";
 import { registerIdentity } from "./identity.ts";
+import { registerMaxPoolGrad } from "./max_pool_grad.ts";
 import { registerResizeNearestNeighborGrad } from "./resize_nearest_grad.ts";
 import { registerSum } from "./sum.ts";
 import { registerTranspose } from "./transpose.ts";
@@ -34,6 +35,7 @@ export const registerWasmKernels = (): void => {
   registerDepthwiseConv2dNativeBackpropInput();
   registerGather();
   registerIdentity();
+  registerMaxPoolGrad();
   registerResizeNearestNeighborGrad("wasm");
   registerSum();
   registerTranspose();
