@@ -13,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { deriveSeed } from "../data/random.ts";
+import { hostValues } from "../backend/host_values.ts";
 import { softplus } from "./softplus.ts";
 import {
   imageValues,
@@ -125,7 +126,7 @@ export const planLoss = (
   const units = outputs.flatMap(({ logits, masks }, l): PlanUnit[] => {
     // one read of the layer's logits and mask logits; each image's plan reads views
     const [, Q, h, w] = masks.shape, C1 = logits.shape[2];
-    const allLogits = logits.dataSync() as Float32Array, allMasks = masks.dataSync() as Float32Array; // [B·Q·(C+1)], [B·Q·h·w]
+    const allLogits = logits.dataSync() as Float32Array, allMasks = hostValues(masks) as Float32Array; // [B·Q·(C+1)], [B·Q·h·w]
     return targets.map((target, b) => {
       const stream = 2 * (l * B + b);
       return {

@@ -6,7 +6,9 @@
  * Mental model: every predicted query is priced against every target instance — class cost from
  * the softmax, mask costs (sigmoid BCE and dice) on a few thousand random points rather than on
  * whole masks — and the cheapest one-to-one assignment wins. Matching is a decision, not a
- * function to differentiate: it reads values (`dataSync`) and returns plain indices.
+ * function to differentiate: it reads values (`dataSync`) and returns plain indices. On a backend
+ * without synchronous reads (webgpu) the caller reads them first (`prefetch`), and the losses'
+ * point sampling runs on the device as a gather (`readsSynchronously`).
  *
  * Gotchas: point coordinates are `(x, y)` in `[0, 1]` (x along the width), as `grid_sample` takes
  * them; sampling uses `align_corners=False` with zero padding, so a point at the very edge of a
@@ -15,6 +17,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { readsSynchronously } from "../backend/tf.ts";
+import { hostValues } from "../backend/host_values.ts";
 import { tensorFrom } from "../backend/write.ts";
 import {
   type CostWeights,
@@ -132,7 +135,7 @@ export const pointSampleAt = (
   if (masks.dtype !== "float32") return tf.tensor2d(sampleValues(masks.dataSync(), layout), [K, P]); // [K, P]
   const sample = tf.customGrad((...inputs) => {
     const x = inputs[0] as tf.Tensor3D; // [R, h, w]
-    const value = tf.tensor2d(sampleValues(x.dataSync(), layout), [K, P]); // [K, P]
+    const value = tf.tensor2d(sampleValues(hostValues(x), layout), [K, P]); // [K, P]
     const gradFunc = (dy: tf.Tensor) => {
       const g = dy.dataSync(); // [K·P], read before the output exists
       return tensorFrom([R, h, w], (grad) => scatterValues(g, layout, x.size, grad)); // [R, h, w]
@@ -205,7 +208,7 @@ export type MaskLogits =
 
 /** The values and shape of mask logits (reads a tensor once). */
 export const maskValues = (m: MaskLogits): { values: Float32Array; shape: readonly [number, number, number] } =>
-  m instanceof tf.Tensor ? { values: m.dataSync() as Float32Array, shape: m.shape } : m;
+  m instanceof tf.Tensor ? { values: hostValues(m) as Float32Array, shape: m.shape } : m;
 
 /**
  * The matching cost `[Q, N]` (row-major, float64 copy) of one image at the points `coords`

@@ -210,7 +210,18 @@ export const scatterValues = (
     for (let p = 0; p < P; p++) {
       const g = dy[k * P + p] as number;
       if (g === 0) continue;
-      tapsAt(xy[from + 2 * p] as number, xy[from + 2 * p + 1] as number, h, w, i4, w4);
+      const x = xy[from + 2 * p] as number, y = xy[from + 2 * p + 1] as number;
+      const px = x * w - 0.5, py = y * h - 0.5;
+      const x0 = Math.floor(px), y0 = Math.floor(py);
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) { // all four taps inside: the common case
+        const fx = px - x0, fy = py - y0, i = base + y0 * w + x0, top = (1 - fy) * g, bottom = fy * g;
+        grad[i] = (grad[i] as number) + (1 - fx) * top;
+        grad[i + 1] = (grad[i + 1] as number) + fx * top;
+        grad[i + w] = (grad[i + w] as number) + (1 - fx) * bottom;
+        grad[i + w + 1] = (grad[i + w + 1] as number) + fx * bottom;
+        continue;
+      }
+      tapsAt(x, y, h, w, i4, w4);
       for (let t = 0; t < 4; t++) {
         const i = base + (i4[t] as number);
         grad[i] = (grad[i] as number) + (w4[t] as number) * g;
@@ -266,14 +277,22 @@ export const matchingCostValues = (image: ImageValues, xy: Float32Array, weights
     }
     start[n + 1] = nonZero.length;
   }
-  // one query at a time, sampled and used while its row is in cache
-  const sigmoid = new Float64Array(P), x = scratchF32("x", P), row = new Int32Array(1);
+  // one query at a time, sampled and used while its row is in cache; the points are shared, so
+  // their four taps are found once for all queries
+  const sigmoid = new Float64Array(P), x = scratchF32("x", P);
+  const { index, weight } = sampleTaps({ K: 1, P, h, w, xy, shared: true, rows: undefined });
+  const masks = image.masks;
   for (let q = 0; q < Q; q++) {
-    row[0] = q;
-    sampleValues(image.masks, { K: 1, P, h, w, xy, shared: true, rows: row }, x); // [P]
+    const base = q * h * w;
     let softplusSum = 0, sigmoidSum = 0, product = 1;
     for (let p = 0; p < P; p++) {
-      const v = x[p] as number, e = Math.exp(-Math.abs(v));
+      const j = p << 2;
+      const v = (weight[j] as number) * (masks[base + (index[j] as number)] as number) +
+        (weight[j + 1] as number) * (masks[base + (index[j + 1] as number)] as number) +
+        (weight[j + 2] as number) * (masks[base + (index[j + 2] as number)] as number) +
+        (weight[j + 3] as number) * (masks[base + (index[j + 3] as number)] as number);
+      x[p] = v;
+      const e = Math.exp(-Math.abs(v));
       // softplus(v) = max(v, 0) + log(1 + e^−|v|)
       if (v > 0) softplusSum += v;
       product *= 1 + e;

@@ -11,6 +11,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { readsSynchronously } from "../backend/tf.ts";
+import { hostValues } from "../backend/host_values.ts";
+import { bilinearAxis } from "./decoding.ts";
 import {
   type Initializer,
   initLinear,
@@ -170,23 +172,37 @@ const predict = (
  * WASM), else as tensor ops (the same values).
  */
 export const attentionBias = (masks: tf.Tensor4D, h: number, w: number): tf.Tensor3D => {
+  if (readsSynchronously()) return biasFromValues(masks, h, w);
   const channelsLast = tf.transpose(masks, [0, 2, 3, 1]) as tf.Tensor4D; // [B, H/s, W/s, Q]
-  const resized = tf.image.resizeBilinear(channelsLast, [h, w]); // [B, h, w, Q]
-  return readsSynchronously() ? biasFromValues(resized) : detachedBias(resized) as tf.Tensor3D;
+  return detachedBias(tf.image.resizeBilinear(channelsLast, [h, w])) as tf.Tensor3D; // [B, h, w, Q] → [B, Q, hw]
 };
 
-const biasFromValues = (resized: tf.Tensor4D): tf.Tensor3D => {
-  const [b, h, w, q] = resized.shape;
-  const values = resized.dataSync(); // detaching: the bias is rebuilt from plain numbers
-  const bias = new Float32Array(b * q * h * w);
-  for (let bi = 0; bi < b; bi++) {
-    for (let qi = 0; qi < q; qi++) {
-      let any = false;
-      for (let i = 0; i < h * w; i++) if ((values[(bi * h * w + i) * q + qi] as number) >= 0) any = true; // sigmoid ≥ 0.5 ⇔ logit ≥ 0
-      for (let i = 0; i < h * w; i++) {
-        bias[(bi * q + qi) * h * w + i] = !any || (values[(bi * h * w + i) * q + qi] as number) >= 0 ? 0 : -1e9;
+/**
+ * The bias from the mask logits' values (read once: planning and point sampling read them too),
+ * resized as tf.image.resizeBilinear (no corner alignment, no half-pixel centres) in JS — no
+ * channels-last copy of the masks, which took ≈ 15 ms a layer at batch 4.
+ */
+const biasFromValues = (masks: tf.Tensor4D, h: number, w: number): tf.Tensor3D => {
+  const [b, q, mh, mw] = masks.shape, values = hostValues(masks); // [B, Q, H/s, W/s]
+  const rows = bilinearAxis(mh, h), cols = bilinearAxis(mw, w);
+  const bias = new Float32Array(b * q * h * w), resized = new Float64Array(h * w);
+  for (let m = 0; m < b * q; m++) {
+    const base = m * mh * mw;
+    let any = false;
+    for (let y = 0; y < h; y++) {
+      const top = base + (rows.lo[y] as number) * mw, bottom = base + (rows.hi[y] as number) * mw;
+      const fy = rows.frac[y] as number;
+      for (let x = 0; x < w; x++) {
+        const l = cols.lo[x] as number, r = cols.hi[x] as number, fx = cols.frac[x] as number;
+        const upper = (values[top + l] as number) + ((values[top + r] as number) - (values[top + l] as number)) * fx;
+        const lower = (values[bottom + l] as number) +
+          ((values[bottom + r] as number) - (values[bottom + l] as number)) * fx;
+        const v = upper + (lower - upper) * fy;
+        resized[y * w + x] = v;
+        if (v >= 0) any = true; // sigmoid ≥ 0.5 ⇔ logit ≥ 0
       }
     }
+    for (let i = 0; i < h * w; i++) bias[m * h * w + i] = !any || (resized[i] as number) >= 0 ? 0 : -1e9;
   }
   return tf.tensor3d(bias, [b, q, h * w]);
 };
