@@ -168,10 +168,15 @@ Deno.test("applyModelAsync predicts as applyModel, presence decided by its head,
   const sync = tf.tidy(() => applyModel(params, config, 5, images).predictions.at(-1)!.masks.dataSync());
   forceAsyncReads(true);
   try {
+    const before = tf.memory().numTensors;
+    tf.dispose(outputTensors(await applyModelAsync(params, config, 5, images)));
+    assert.equal(tf.memory().numTensors, before, "disposing the output frees everything the run made");
     const out = await applyModelAsync(params, config, 5, images);
     assert.ok(maxRelative(out.predictions.at(-1)!.masks.dataSync(), sync) <= 1e-5);
     assert.equal(out.decided.peaks?.cells.length, 8, "the peaks it chose");
     assert.equal(out.decided.present?.length, 5, "the classes it decided present");
+    assert.ok(out.centers !== undefined && !out.centers.isDisposed, "the centre logits are returned, alive");
+    assert.ok(out.presence !== undefined && !out.presence.isDisposed, "the presence logits are returned, alive");
     const replayed = tf.tidy(() =>
       applyModel(params, config, 5, images, out.decided).predictions.at(-1)!.masks.dataSync()
     );

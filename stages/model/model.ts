@@ -176,12 +176,19 @@ export const applyModelAsync = async (
   inputs: ModelInputs = {},
 ): Promise<ModelOutput> => {
   const encoded = tidied(() => encodeImages(params, config, images));
+  let output: ModelOutput | undefined;
   try {
     // read once here, these values stay on the host: the decisions' dataSync then works on any backend
     await prefetch(defined([encoded.centers, encoded.presence]));
-    return tidied(() => decodeQueries(params, config, classes, encoded, inputs));
+    output = tidied(() => decodeQueries(params, config, classes, encoded, inputs));
+    return output;
   } finally {
-    tf.dispose(defined([encoded.maskFeatures, encoded.coarse, ...encoded.levels, encoded.centers, encoded.presence]));
+    // the centre and presence logits are part of the output; the rest of the encoder's side is not
+    const returned = new Set(output === undefined ? [] : outputTensors(output));
+    tf.dispose(
+      defined([encoded.maskFeatures, encoded.coarse, ...encoded.levels, encoded.centers, encoded.presence])
+        .filter((t) => !returned.has(t)),
+    );
   }
 };
 
