@@ -115,8 +115,12 @@ export const encodeWithClipFolder = async (dir: DirRef, prompts: ReadonlyArray<s
       const group = prompts.slice(start, start + 64);
       const ids = new Int32Array(group.length * T);
       group.forEach((p, i) => ids.set(tokenizer.encode(p, T).ids, i * T));
-      const out = tf.tidy(() => applyClipText(params, config, tf.tensor2d(ids, [group.length, T], "int32")).dataSync());
-      features.set(out as Float32Array, start * P); // [group, P]
+      const out = tf.tidy(() => applyClipText(params, config, tf.tensor2d(ids, [group.length, T], "int32")));
+      try {
+        features.set(await out.data() as Float32Array, start * P); // [group, P]; read asynchronously for webgpu
+      } finally {
+        out.dispose();
+      }
     }
     return {
       tensors: { features: { dtype: "F32", shape: [prompts.length, P], data: features } },
