@@ -1,6 +1,7 @@
 /**
  * `deno task bench`: benchmarks (never timed tests). Prints a Markdown table; `--json FILE` also
- * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`, `attributes`, `model`; `--only NAME`
+ * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`, `attributes`, `model`, and `webgpu`
+ * (only when named: it needs a WebGPU adapter); `--only NAME`
  * runs one, `--images N` sets the PanNuke image/tile count of `evaluation` and `data` (default
  * 2,656, one fold). Peers (joblib, scipy, the numpy reference) are measured in the same run when
  * python3 has them. The `data` section writes a 12 GB float64 fold to a temporary folder.
@@ -15,12 +16,17 @@ import { dataBench } from "../bench/data_bench.ts";
 import { featuresBench } from "../bench/features_bench.ts";
 import { attributeChainBench } from "../bench/attributes_bench.ts";
 import { modelBench } from "../bench/model_bench.ts";
+import { webgpuBench } from "../bench/webgpu_bench.ts";
 
-const SECTIONS = ["pipeline", "hungarian", "evaluation", "data", "attributes", "model"] as const;
+const SECTIONS = ["pipeline", "hungarian", "evaluation", "data", "attributes", "model", "webgpu"] as const;
 
 const bench = Command.make("bench", {
   only: Flag.Literals("only", SECTIONS).pipe(
-    Flag.withDescription(`Run one section: ${SECTIONS.join(", ")} (default: all)`),
+    Flag.withDescription(
+      `Run one section: ${
+        SECTIONS.join(", ")
+      } (default: all but webgpu, which needs a WebGPU adapter and runs only when named)`,
+    ),
     Flag.optional,
   ),
   images: Flag.Int("images").pipe(
@@ -35,7 +41,8 @@ const bench = Command.make("bench", {
   Effect.gen(function* () {
     if (f.images < 1) return yield* new UsageError({ message: `--images must be positive, found ${f.images}` });
     const only = Option.getOrUndefined(f.only);
-    const run = (section: (typeof SECTIONS)[number]) => only === undefined || only === section;
+    const run = (section: (typeof SECTIONS)[number]) =>
+      only === section || (only === undefined && section !== "webgpu");
     const { rows, results } = yield* Effect.promise(async () => {
       const rows: Row[] = [];
       const results: Record<string, number> = {};
@@ -47,6 +54,7 @@ const bench = Command.make("bench", {
         if (run("data")) rows.push(...(await dataBench(`${dir}/data`, f.images)));
         if (run("attributes")) rows.push(...(await featuresBench()), ...(await attributeChainBench(dir)));
         if (run("model")) rows.push(...(await modelBench()));
+        if (run("webgpu")) rows.push(...(await webgpuBench()));
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

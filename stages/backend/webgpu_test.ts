@@ -12,6 +12,7 @@ import { SYNTHETIC_CLASSES, syntheticSample } from "../data/synthetic.ts";
 import { namedTensors } from "../model/checkpoint.ts";
 import { initModel, lastPredictionValues, MODEL_PRESETS } from "../model/model.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep, trainStepAsync } from "../model/train_step.ts";
+import { webgpuBench } from "../../bench/webgpu_bench.ts";
 
 const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
 const adapter = await gpu?.requestAdapter().catch(() => null) ?? null;
@@ -94,5 +95,19 @@ Deno.test({
     } finally {
       await Effect.runPromise(initBackend("wasm"));
     }
+  },
+});
+
+Deno.test({
+  ...gpuTest,
+  name: "bench --only webgpu (needs a WebGPU adapter): one row per batch, a step time and its ratio to wasm",
+  ignore: adapter === null,
+  fn: async () => {
+    const rows = await webgpuBench("micro", [1], 1, 1);
+    assert.equal(rows.length, 1);
+    assert.match(rows[0]?.name ?? "", /^training step, micro baseline \(batch 1, 64², webgpu/);
+    assert.match(rows[0]?.value ?? "", /^\d+\.\d\d s$/);
+    assert.match(rows[0]?.note ?? "", /\d+\.\d\d× the same step on wasm \(/);
+    assert.equal(tf.getBackend(), "wasm", "the bench leaves wasm active");
   },
 });
