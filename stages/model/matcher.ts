@@ -31,7 +31,6 @@ import {
   sampleTaps,
   sampleValues,
   scatterValues,
-  tapsAt,
 } from "./planning.ts";
 
 export { type Match, randomPoints, type SampleLayout, sampleValues } from "./planning.ts";
@@ -65,17 +64,8 @@ export const defaultMatcherOptions: MatcherOptions = { costClass: 2, costMask: 5
  * The four bilinear taps of each point on an `h × w` grid: flat indices into `[h·w]` and weights,
  * both `[P, 4]`; taps outside the grid get weight 0 (zero padding) and a harmless index 0.
  */
-export const bilinearTaps = (xy: Float32Array, h: number, w: number): { index: Int32Array; weight: Float32Array } => {
-  const P = xy.length / 2;
-  const index = new Int32Array(P * 4), weight = new Float32Array(P * 4);
-  const i4 = new Int32Array(4), w4 = new Float64Array(4);
-  for (let p = 0; p < P; p++) {
-    tapsAt(xy[2 * p] as number, xy[2 * p + 1] as number, h, w, i4, w4);
-    index.set(i4, 4 * p);
-    weight.set(w4, 4 * p);
-  }
-  return { index, weight };
-};
+export const bilinearTaps = (xy: Float32Array, h: number, w: number): { index: Int32Array; weight: Float32Array } =>
+  sampleTaps({ K: 1, P: xy.length / 2, h, w, xy, shared: true, rows: undefined });
 
 /**
  * Bilinear values of `masks` `[R, h, w]` at points `coords` — `[P, 2]` shared by all masks or
