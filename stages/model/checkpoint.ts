@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { HostTensor, TensorFile } from "../../pipeline/codec/safetensors.ts";
 import { initModel, type ModelConfig, type ModelParams } from "./model.ts";
+import { prefetch } from "../backend/tf.ts";
 
 /** (path, tensor) of every tensor in a nested record, in sorted key order. */
 export const namedTensors = (params: unknown, prefix = ""): Array<[string, tf.Tensor]> => {
@@ -22,15 +23,23 @@ export const namedTensors = (params: unknown, prefix = ""): Array<[string, tf.Te
   return [];
 };
 
-/** The parameters as a TensorFile with string metadata. */
-export const saveCheckpoint = (params: unknown, metadata: Record<string, string>): TensorFile => ({
-  tensors: Object.fromEntries(
-    namedTensors(params).map((
-      [name, t],
-    ): [string, HostTensor] => [name, { dtype: "F32", shape: t.shape, data: Float32Array.from(t.dataSync()) }]),
-  ),
-  metadata,
-});
+/**
+ * The parameters as a TensorFile with string metadata. Values are read asynchronously, once: the
+ * same on every backend, webgpu (no synchronous reads under Deno) included.
+ */
+export const saveCheckpoint = async (params: unknown, metadata: Record<string, string>): Promise<TensorFile> => {
+  const named = namedTensors(params);
+  const values = await prefetch(named.map(([, t]) => t));
+  return {
+    tensors: Object.fromEntries(
+      named.map((
+        [name, t],
+        i,
+      ): [string, HostTensor] => [name, { dtype: "F32", shape: t.shape, data: Float32Array.from(values[i] ?? []) }]),
+    ),
+    metadata,
+  };
+};
 
 /** Assigns a checkpoint's tensors to the variables of `params` (same structure); throws naming a mismatch. */
 export const loadCheckpoint = (params: unknown, file: TensorFile): void => {

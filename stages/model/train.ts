@@ -8,7 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { augment, crop } from "../data/augment.ts";
 import { deriveSeed, mulberry32, shuffled } from "../data/random.ts";
 import type { TensorFile } from "../../pipeline/codec/safetensors.ts";
-import { loadCheckpoint, namedTensors, OPTIMIZER, parameterTensors, saveCheckpoint } from "./checkpoint.ts";
+import { loadCheckpoint, OPTIMIZER, parameterTensors, saveCheckpoint } from "./checkpoint.ts";
 import { type Dataset, datasetOrgans, type Sample } from "../data/sample.ts";
 import { seededSplit } from "../data/splits.ts";
 import { type ScoredTile, scoreTiles } from "./scores.ts";
@@ -246,9 +246,7 @@ export const trainingCheckpoint = async (
   },
   extra: Record<string, string> = {},
 ): Promise<TensorFile> => {
-  // values read asynchronously first (they stay on the host): webgpu cannot read synchronously
-  await prefetch(namedTensors(params).map(([, t]) => t));
-  const file = saveCheckpoint(params, {
+  const file = await saveCheckpoint(params, {
     format: "ivaan-checkpoint/1",
     step: String(meta.step),
     config: JSON.stringify(meta.config),
