@@ -53,6 +53,22 @@ export const bilinearAxis = (size: number, out: number) => {
   return { lo, hi, frac };
 };
 
+/**
+ * The value at fractions (`fx`, `fy`) between four neighbouring grid values, in the order of
+ * tf.image.resizeBilinear's arithmetic: across the top and bottom rows first, then down.
+ */
+export const bilinearMix = (
+  topLeft: number,
+  topRight: number,
+  bottomLeft: number,
+  bottomRight: number,
+  fx: number,
+  fy: number,
+): number => {
+  const top = topLeft + (topRight - topLeft) * fx, bottom = bottomLeft + (bottomRight - bottomLeft) * fx;
+  return top + (bottom - top) * fy;
+};
+
 /** Decodes logits [Q, C+1] and mask logits [Q, h, w] into an H×W instance map. */
 export const decodeInstances = (
   logits: tf.Tensor2D,
@@ -168,10 +184,15 @@ export const decodeValues = (
       const r0 = base + (rows.lo[y] as number) * w, r1 = base + (rows.hi[y] as number) * w, fy = rows.frac[y] as number;
       for (const x of xs) {
         const c0 = cols.lo[x] as number, c1 = cols.hi[x] as number, fx = cols.frac[x] as number;
-        const tl = logitsAll[r0 + c0] as number, tr = logitsAll[r0 + c1] as number;
-        const bl = logitsAll[r1 + c0] as number, br = logitsAll[r1 + c1] as number;
-        const top = tl + (tr - tl) * fx, bottom = bl + (br - bl) * fx;
-        const prob = 1 / (1 + Math.exp(-(top + (bottom - top) * fy)));
+        const logit = bilinearMix(
+          logitsAll[r0 + c0] as number,
+          logitsAll[r0 + c1] as number,
+          logitsAll[r1 + c0] as number,
+          logitsAll[r1 + c1] as number,
+          fx,
+          fy,
+        );
+        const prob = 1 / (1 + Math.exp(-logit));
         if (prob >= options.maskThreshold) inside++;
         const p = y * width + x, value = score * prob;
         // strict >: on a tie the earlier query keeps the pixel

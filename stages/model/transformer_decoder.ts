@@ -12,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { readsSynchronously } from "../backend/tf.ts";
 import { hostValues } from "../backend/host_values.ts";
-import { bilinearAxis } from "./decoding.ts";
+import { bilinearAxis, bilinearMix } from "./decoding.ts";
 import {
   type Initializer,
   initLinear,
@@ -194,10 +194,14 @@ const biasFromValues = (masks: tf.Tensor4D, h: number, w: number): tf.Tensor3D =
       const fy = rows.frac[y] as number;
       for (let x = 0; x < w; x++) {
         const l = cols.lo[x] as number, r = cols.hi[x] as number, fx = cols.frac[x] as number;
-        const upper = (values[top + l] as number) + ((values[top + r] as number) - (values[top + l] as number)) * fx;
-        const lower = (values[bottom + l] as number) +
-          ((values[bottom + r] as number) - (values[bottom + l] as number)) * fx;
-        const v = upper + (lower - upper) * fy;
+        const v = bilinearMix(
+          values[top + l] as number,
+          values[top + r] as number,
+          values[bottom + l] as number,
+          values[bottom + r] as number,
+          fx,
+          fy,
+        );
         resized[y * w + x] = v;
         if (v >= 0) any = true; // sigmoid ≥ 0.5 ⇔ logit ≥ 0
       }
