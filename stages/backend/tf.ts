@@ -139,7 +139,7 @@ let syncReads: boolean | undefined;
 /**
  * Whether the active backend reads values synchronously (`dataSync` on a computed tensor): every
  * backend but `webgpu`. Where it cannot, the model runs the tensor-op versions of its decisions and
- * training reads through `prefetch`. `forceAsyncReads` makes a test take those paths on `cpu`.
+ * training reads through `prefetch`. `forceAsyncReads` makes a test take those paths on `wasm` or `cpu`.
  */
 export const readsSynchronously = (): boolean => syncReads ?? tf.getBackend() !== "webgpu";
 
