@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
 import { initBackend } from "../stages/backend/tf.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
-import { initModel, MODEL_PRESETS, type ModelConfig } from "../stages/model/model.ts";
+import { initModel, MODEL_PRESETS, type ModelConfig, tileSize } from "../stages/model/model.ts";
 import { parameterList } from "../stages/model/layers.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep, trainStepAsync } from "../stages/model/train_step.ts";
 import type { Row } from "./evaluation_bench.ts";
@@ -39,7 +39,7 @@ const medianStep = async (
 ): Promise<number> => {
   const params = initModel(config, 5, 1);
   const batch = batchOf(
-    Array.from({ length: batchSize }, (_, i) => syntheticSample(1, i, { size: config.vit.img_size })),
+    Array.from({ length: batchSize }, (_, i) => syntheticSample(1, i, { size: tileSize(config) })),
   );
   const optimizer = tf.train.adam(1e-4);
   const options = { ...defaultTrainOptions, loss: { points: 4096 } };
@@ -85,7 +85,7 @@ export const webgpuBench = async (
   const { matmul } = await Effect.runPromise(initBackend("wasm"));
   const cpu: number[] = [];
   for (const size of sizes) cpu.push(await medianStep(config, size, false, warmups, steps));
-  const side = config.vit.img_size;
+  const side = tileSize(config);
   return sizes.map((size, i) => ({
     name: `training step, ${preset} baseline (batch ${size}, ${side}², webgpu${adapter === "" ? "" : `: ${adapter}`})`,
     value: `${(gpu[i] as number).toFixed(2)} s`,

@@ -4,10 +4,12 @@
  * the flags several tasks share.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime";
-import { Cause, Data, Effect, Option } from "effect";
+import { Cause, Console, Data, Effect, Option } from "effect";
 import { CliError, Flag } from "effect/cli";
 import { NodeFailed } from "../pipeline/errors.ts";
 import { setPlanningThreads } from "../stages/model/plan_pool.ts";
+import { blasNotice } from "../stages/backend/blas_notice.ts";
+import type { BackendName } from "../stages/backend/tf.ts";
 
 /** A mistake in how a task was called (bad flag value, unknown key): printed as one line. */
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
@@ -58,6 +60,16 @@ export const withPlanningThreads = (threads: number | undefined) => <A, E, R>(ef
     () => effect,
     () => Effect.sync(() => setPlanningThreads(1)),
   );
+
+/**
+ * Prints, on stderr, the one-line note that `backend` runs `work` (e.g. "training") without the native BLAS
+ * (why, the cost, the command that installs it); nothing when BLAS is in use or was turned off (IVAAN_BLAS=off).
+ */
+export const noteMissingBlas = (backend: BackendName, work: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const line = blasNotice(backend, work);
+    return line === undefined ? Effect.void : Console.error(line);
+  });
 
 /** `--cache DIR`, resolved by `cacheDirectory`. */
 export const cacheFlag = Flag.String("cache").pipe(

@@ -28,7 +28,7 @@ import {
   maskFeaturesStage,
   trainingNuclei,
 } from "../stages/attributes/stages.ts";
-import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
+import { BACKENDS, layer as backendLayer, TfBackend } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { ablationChartSvg, ablationMarkdown, type AblationRun, summarise } from "../stages/model/ablation.ts";
 import { heldoutPredictions } from "../stages/model/heldout.ts";
@@ -46,6 +46,7 @@ import {
   cacheDirectory,
   cacheFlag,
   mergeFlag,
+  noteMissingBlas,
   organPromptsFlag,
   runTask,
   textEncoderFlag,
@@ -257,9 +258,13 @@ const ablate = Command.make("ablate", {
       yield* Console.log(Runner.formatPlan(yield* Runner.explain(p, names).pipe(Effect.provide(layers))));
       return;
     }
+    yield* noteMissingBlas(f.backend, "training");
     const started = performance.now();
     // one training at a time: each already uses both cores (native BLAS threads)
-    const { outputs } = yield* Runner.run(p, names, { concurrency: 1 }).pipe(Effect.provide(layers));
+    const { outputs, backend } = yield* Effect.gen(function* () {
+      const run = yield* Runner.run(p, names, { concurrency: 1 });
+      return { ...run, backend: yield* TfBackend };
+    }).pipe(Effect.provide(layers));
     const runs: AblationRun[] = targets.map((t) => ({
       row: t.row,
       seed: t.seed,
@@ -276,6 +281,8 @@ const ablate = Command.make("ablate", {
         (parsedSets.sets ?? []).length > 0 ? ` (changed: ${f.set.join(", ")})` : ""
       }; seeds 0–${f.seeds - 1}; held-out split scored per row (mean ± sample sd over seeds).`,
       "",
+      `Backend ${f.backend} (matrix products: ${backend.matmul}).`,
+      "",
       table,
       "",
       `Command: \`${command}\``,
@@ -286,7 +293,11 @@ const ablate = Command.make("ablate", {
       catch: (e) => fail(`cannot create ${f.out}: ${e instanceof Error ? e.message : e}`),
     });
     yield* writeAtomic(`${f.out}/ablation.md`, markdown);
-    yield* writeAtomic(`${f.out}/ablation.json`, JSON.stringify({ command, rows, runs, summary }, null, 1) + "\n");
+    yield* writeAtomic(
+      `${f.out}/ablation.json`,
+      JSON.stringify({ command, backend: { name: f.backend, matmul: backend.matmul }, rows, runs, summary }, null, 1) +
+        "\n",
+    );
     const svg = ablationChartSvg(summary, `Ablation on ${f.data} (${f.preset}, ${f.steps} steps)`);
     const png = yield* Effect.tryPromise({
       try: () => sharp(new TextEncoder().encode(svg)).png().toBuffer(),

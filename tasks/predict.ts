@@ -10,6 +10,7 @@
  * overlays/NAME.png, nuclei/NAME.json, geojson/NAME.geojson (QuPath) and pannuke/NAME.npy; with
  * instances/ and classes/ side by side, `deno task evaluate folder --pred OUT` scores the run.
  */
+import { DEFAULT_FOREGROUND } from "../stages/model/decoding.ts";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
@@ -37,6 +38,7 @@ import {
   cacheFlag,
   mergeFlag,
   noCacheFlag,
+  noteMissingBlas,
   readRunRecord,
   runTask,
   tilesFlag,
@@ -134,6 +136,12 @@ const predict = Command.make("predict", {
     Flag.withDescription("Keep a query whose objectness exceeds this, in (0, 1) (default 0.5)"),
     Flag.withDefault(0.5),
   ),
+  foreground: Flag.Finite("foreground").pipe(
+    Flag.withDescription(
+      "Models with dense supervision (preset conv): pixels whose foreground probability is below this are background, and a nucleus losing over half its pixels so is dropped, in [0, 1) (default 0.5; 0 = the map is unused)",
+    ),
+    Flag.withDefault(DEFAULT_FOREGROUND),
+  ),
   data: Flag.String("data").pipe(
     Flag.withDescription(
       `The training data (${SOURCE_HELP}), whose fitted attribute bins describe each nucleus (default: the run.json next to --model; without either, no attribute words)`,
@@ -217,7 +225,16 @@ const predict = Command.make("predict", {
         })
         .node(name("words"), attributeWords, { inputs: { fit: "bins" } });
     }
-    const config = { scale, overlap, batch: f.batch, scoreThreshold: f.threshold };
+    if (!(f.foreground >= 0 && f.foreground < 1)) {
+      return yield* fail(`--foreground must be in [0, 1), found ${f.foreground}`);
+    }
+    const config = {
+      scale,
+      overlap,
+      batch: f.batch,
+      scoreThreshold: f.threshold,
+      ...(f.foreground > 0 ? { foregroundThreshold: f.foreground } : {}),
+    };
     files.forEach((file, i) => {
       p = p.source(`image.${i}`, Source.file(file))
         .node(`predict.${i}`, predictImage, { inputs: { image: `image.${i}`, checkpoint: "checkpoint" }, config });
@@ -228,6 +245,7 @@ const predict = Command.make("predict", {
       Progress.auto,
       backendLayer(f.backend, threads === undefined ? {} : { threads }),
     );
+    yield* noteMissingBlas(f.backend, "prediction");
     const started = performance.now();
     const { outputs, report } = yield* Runner.run(p, targets, { concurrency: 1 }).pipe(Effect.provide(layers));
     const all = outputs as Record<string, unknown>;

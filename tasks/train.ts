@@ -31,6 +31,8 @@ import {
 } from "../stages/model/stages.ts";
 import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, attributeBinning, defaultLearningRate, modelOf } from "../stages/model/train.ts";
+import { MODEL_PRESETS, PRESET_NAMES } from "../stages/model/model.ts";
+import { defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
 import {
   attributeBins,
   attributeSelection,
@@ -45,6 +47,7 @@ import {
   cacheDirectory,
   cacheFlag,
   mergeFlag,
+  noteMissingBlas,
   organPromptsFlag,
   runTask,
   textEncoderFlag,
@@ -63,11 +66,30 @@ const train = Command.make("train", {
   ),
   tiles: tilesFlag,
   merge: mergeFlag,
-  preset: Flag.Literals("preset", ["micro", "tiny", "vit_b", "vit_l", "vit_h"]).pipe(
-    Flag.withDescription("Model size (default tiny: CPU training)"),
-    Flag.withDefault("tiny" as const),
+  preset: Flag.Literals("preset", PRESET_NAMES).pipe(
+    Flag.withDescription(
+      "Model: tiny (ViT, CPU; the default on synthetic data), conv (a residual conv encoder with dense supervision: the default on real data), micro / conv_micro (tests), vit_b / vit_l / vit_h (SAM sizes)",
+    ),
+    Flag.optional,
   ),
-  steps: Flag.Int("steps").pipe(Flag.withDescription("Optimisation steps (default 200)"), Flag.withDefault(200)),
+  steps: Flag.Int("steps").pipe(
+    Flag.withDescription(
+      "Optimisation steps (default 200; with --minutes the most the run may take, default 1,000,000)",
+    ),
+    Flag.optional,
+  ),
+  minutes: Flag.Finite("minutes").pipe(
+    Flag.withDescription(
+      "A wall-clock budget: the steps are planned from the measured step time, the schedule's decay placed to end at the budget, and the run stops there with its checkpoint (validation included)",
+    ),
+    Flag.optional,
+  ),
+  valFraction: Flag.Finite("val-fraction").pipe(
+    Flag.withDescription(
+      "Share of the images held out for validation (default 0.2; 0 = train on every image, no held-out scores)",
+    ),
+    Flag.withDefault(0.2),
+  ),
   batch: Flag.Int("batch").pipe(
     Flag.withDescription("Tiles per step (default 2; 4 needs > 3 GB of WASM heap with tiny)"),
     Flag.withDefault(2),
@@ -86,11 +108,11 @@ const train = Command.make("train", {
     Flag.withDescription("tfjs backend (default wasm); a backend that cannot start is an error"),
     Flag.withDefault("wasm" as const),
   ),
-  schedule: Flag.Literals("schedule", ["step", "constant"] as const).pipe(
+  schedule: Flag.Literals("schedule", ["step", "constant", "cosine"] as const).pipe(
     Flag.withDescription(
-      "Learning-rate schedule (default step: Mask2Former's ×0.1 at 89 % and 96 % of the steps; constant: no decay)",
+      "Learning-rate schedule: step (Mask2Former's ×0.1 at 89 % and 96 % of the steps; the default with a ViT preset), cosine (100 warm-up steps, then a cosine decay to 0; the default with conv), constant",
     ),
-    Flag.withDefault("step" as const),
+    Flag.optional,
   ),
   noStem: Flag.Boolean("no-stem").pipe(
     Flag.withDescription(
@@ -142,26 +164,41 @@ const train = Command.make("train", {
   withPlanningThreads(Option.getOrUndefined(f.threads))(Effect.gen(function* () {
     const parsed = parseSource(f.data, { tiles: f.tiles, merge: f.merge });
     if ("error" in parsed) return yield* new UsageError({ message: parsed.error });
-    if (f.steps < 1 || f.batch < 1) {
+    const minutes = Option.getOrUndefined(f.minutes);
+    const steps = Option.getOrElse(f.steps, () => minutes === undefined ? 200 : 1_000_000);
+    if (steps < 1 || f.batch < 1) {
       return yield* new UsageError({
-        message: `--steps and --batch must be positive, found ${f.steps} and ${f.batch}`,
+        message: `--steps and --batch must be positive, found ${steps} and ${f.batch}`,
       });
     }
+    if (minutes !== undefined && !(minutes > 0)) {
+      return yield* new UsageError({ message: `--minutes must be positive, found ${minutes}` });
+    }
+    if (!(f.valFraction >= 0 && f.valFraction < 1)) {
+      return yield* new UsageError({ message: `--val-fraction must be in [0, 1), found ${f.valFraction}` });
+    }
+    const preset = defaultPreset(parsed.ref.kind !== "synthetic", Option.getOrUndefined(f.preset));
+    const schedule = defaultSchedule(preset, Option.getOrUndefined(f.schedule));
     const threads = Option.getOrUndefined(f.threads);
     if (threads !== undefined && threads < 1) {
       return yield* new UsageError({ message: `--threads must be at least 1, found ${threads}` });
     }
     yield* checkSourcePath(parsed.ref);
     const queries = Option.getOrUndefined(f.queries);
-    const lr = Option.getOrElse(f.lr, () => defaultLearningRate(f.preset));
+    const lr = Option.getOrElse(f.lr, () => defaultLearningRate(preset));
+    if (f.noStem && MODEL_PRESETS[preset].conv !== undefined) {
+      return yield* new UsageError({ message: `--no-stem: preset ${preset} has a conv encoder, not a separate stem` });
+    }
     const config = {
-      preset: f.preset,
-      steps: f.steps,
+      preset,
+      steps,
       batch: f.batch,
       seed: f.seed,
       learningRate: lr,
       stem: !f.noStem,
-      schedule: f.schedule,
+      schedule,
+      ...(minutes === undefined ? {} : { minutes }),
+      ...(f.valFraction === 0.2 ? {} : { valFraction: f.valFraction }),
       ...(queries === undefined ? {} : { queries }),
       ...(f.row === "baseline" ? {} : { row: f.row }),
       ...(Option.isSome(f.fusionRule) ? { fusionRule: f.fusionRule.value } : {}),
@@ -200,6 +237,7 @@ const train = Command.make("train", {
             Runner.formatPlan(yield* Runner.explain(pipeline, ["checkpoint", "heldout"]).pipe(Effect.provide(layers))),
           );
         }
+        yield* noteMissingBlas(f.backend, "training");
         const started = performance.now();
         const { outputs, report, backend } = yield* Effect.gen(function* () {
           const run = yield* Runner.run(pipeline, ["checkpoint", "heldout"]);
@@ -212,11 +250,13 @@ const train = Command.make("train", {
         const summary = [
           `# Training summary`,
           "",
-          `- data: ${f.data}; preset ${f.preset} (${modelOf(config).queries} queries, ${
+          `- data: ${f.data}; preset ${preset} (${modelOf(config).queries} queries, ${
             config.stem ? "with" : "without"
           } the stem; row ${f.row}${f.organPrompts ? ", organ prompts" : ""}${
             Option.isSome(f.textEncoder) ? `, frozen text encoder ${f.textEncoder.value}` : ""
-          }); ${f.steps} steps of batch ${f.batch}; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
+          }); ${history.at(-1)?.step ?? steps} steps of batch ${f.batch}${
+            minutes === undefined ? "" : ` (a budget of ${minutes} min)`
+          }; ${schedule} schedule; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
           `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
             history.at(-1)?.step
           }; ${msPerStep.toFixed(0)} ms per step`,
@@ -240,7 +280,7 @@ const train = Command.make("train", {
               data: f.data,
               tiles: f.tiles,
               merge: f.merge,
-              preset: f.preset,
+              preset,
               row: f.row,
               ...(binning === undefined ? {} : { binning }),
             },

@@ -12,6 +12,7 @@ Deno.test("deno task ablate: rows × seeds in one DAG → table, JSON and chart;
     assert.equal(r.code, 0, r.stderr);
     const md = await Deno.readTextFile(`${dir}/out/ablation.md`);
     assert.match(md, /\| row \| seeds \| Det F1 \| Cls F1 \| PQ \| AJI \| PQ neoplastic/);
+    assert.match(md, /^Backend wasm \(matrix products: (OpenBLAS \(.*\) via FFI|XNNPACK, 1 thread)/m);
     for (const row of ["baseline", "vl_fixed", "vl_attr_entropy"]) {
       assert.match(
         md,
@@ -21,6 +22,7 @@ Deno.test("deno task ablate: rows × seeds in one DAG → table, JSON and chart;
     }
     const json = JSON.parse(await Deno.readTextFile(`${dir}/out/ablation.json`));
     assert.equal(json.runs.length, 6);
+    assert.equal(json.backend.name, "wasm");
     assert.deepEqual(json.rows, ["baseline", "vl_fixed", "vl_attr_entropy"]);
     for (const run of json.runs) assert.ok(run.scores.tiles > 0 && typeof run.scores.detectionF1 === "number");
     const png = await Deno.readFile(`${dir}/out/ablation.png`);

@@ -3,8 +3,12 @@ import { Effect } from "effect";
 import { readNpy } from "../pipeline/codec/npy.ts";
 import { decodeSafetensors } from "../pipeline/codec/safetensors.ts";
 import { deno, withTempDir } from "./_helpers.ts";
+import { blasInstallCommand } from "../stages/backend/blas_notice.ts";
+import { loadBlas } from "../stages/backend/kernels/blas.ts";
 
 const train = (...args: string[]) => deno(["run", "-A", "tasks/train.ts", ...args]);
+const trainWithEnv = (env: Record<string, string>, ...args: string[]) =>
+  deno(["run", "-A", "tasks/train.ts", ...args], env);
 
 Deno.test("deno task train (micro preset, 3 steps): checkpoint, metrics and summary; the rerun comes from the cache", () =>
   withTempDir(async (dir) => {
@@ -133,4 +137,107 @@ Deno.test("deno task train: Ctrl-C stops a long run promptly (exit 130), between
     assert.equal(status.code, 130, seen.slice(-500));
     // before the per-step yield, the signal waited for the next checkpoint write (≈ 8.6 s here, minutes on tiny)
     assert.ok(performance.now() - sent < 3_000, `stopped after ${performance.now() - sent} ms`);
+  }));
+
+Deno.test("deno task train: one note on stderr when wasm runs without native BLAS (why, cost, command); none with it or with IVAAN_BLAS=off", (t) =>
+  withTempDir(async (dir) => {
+    const args = ["--data", "synthetic:2", "--tiles", "4", "--preset", "micro", "--steps", "1", "--batch", "1"];
+    args.push("--checkpoint-every", "0", "--cache", `${dir}/cache`);
+    const notes = (stderr: string) => stderr.split("\n").filter((l) => l.includes("native BLAS"));
+    await t.step("IVAAN_BLAS naming a missing library: the note; summary.md records XNNPACK and why", async () => {
+      const r = await trainWithEnv(
+        { IVAAN_BLAS: `${dir}/missing/libopenblas.so.0` },
+        ...args,
+        "--out",
+        `${dir}/without`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(notes(r.stderr).length, 1, r.stderr);
+      const line = notes(r.stderr)[0] as string;
+      assert.match(
+        line,
+        /^note: native BLAS not found \(IVAAN_BLAS=.*\/missing\/libopenblas\.so\.0 cannot be opened\): training runs pure WASM on one thread, ≈ 3\.5× slower on 2 cores; point IVAAN_BLAS at an OpenBLAS library, or unset it and install it with: /,
+      );
+      assert.ok(line.endsWith(`install it with: ${blasInstallCommand()} (or deno task setup)`), line);
+      const summary = await Deno.readTextFile(`${dir}/without/summary.md`);
+      assert.match(summary, /backend wasm \(matrix products: XNNPACK, 1 thread \(no OpenBLAS found .*\/missing\//);
+    });
+    await t.step("IVAAN_BLAS=off: no note (turned off on purpose)", async () => {
+      const r = await trainWithEnv({ IVAAN_BLAS: "off" }, ...args, "--out", `${dir}/off`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(notes(r.stderr), [], r.stderr);
+      assert.match(
+        await Deno.readTextFile(`${dir}/off/summary.md`),
+        /matrix products: XNNPACK, 1 thread \(IVAAN_BLAS=off\)/,
+      );
+    });
+    const native = loadBlas();
+    if (!("blas" in native)) {
+      console.log(`skipping "with native BLAS": none here (${native.unavailable}); deno task setup installs it`);
+    }
+    await t.step({
+      name: "with native BLAS: no note; summary.md records OpenBLAS",
+      ignore: !("blas" in native),
+      fn: async () => {
+        const r = await train(...args, "--out", `${dir}/with`);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(notes(r.stderr), [], r.stderr);
+        assert.match(await Deno.readTextFile(`${dir}/with/summary.md`), /matrix products: OpenBLAS \(.*\) via FFI/);
+      },
+    });
+  }));
+
+Deno.test("deno task train --minutes: the run plans its steps from the measured step time and stops at the budget", () =>
+  withTempDir(async (dir) => {
+    const args = [
+      "--data",
+      "synthetic:2",
+      "--tiles",
+      "10",
+      "--preset",
+      "conv_micro",
+      "--batch",
+      "1",
+      "--minutes",
+      "0.15",
+    ];
+    args.push("--out", `${dir}/run`, "--cache", `${dir}/cache`);
+    const started = performance.now();
+    const run = await train(...args);
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(run.code, 0, run.stderr);
+    const metrics = JSON.parse(await Deno.readTextFile(`${dir}/run/metrics.json`));
+    const steps = metrics.history.length;
+    // far fewer than the 1,000,000-step ceiling, more than the 5 that measure the step time
+    assert.ok(steps > 5 && steps < 10_000, `${steps} steps`);
+    const last = metrics.history.at(-1);
+    assert.equal(last.planned, steps, "the last step is the planned last step");
+    // the cosine schedule ends at the planned end: the last learning rate is near 0
+    assert.ok(last.lr < 0.05 * 1e-3, `last lr ${last.lr}`);
+    assert.match(run.stdout, new RegExp(`${steps} steps of batch 1 \\(a budget of 0.15 min\\); cosine schedule`));
+    // 9 s of budget; start-up, validation of 2 tiles and the files come on top
+    assert.ok(seconds < 60, `${seconds} s`);
+    const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(`${dir}/run/checkpoint.safetensors`)));
+    assert.equal(file.metadata?.step, String(steps));
+  }));
+
+Deno.test("deno task train --val-fraction 0: every image trains, no held-out split; bad fractions are one-line errors", () =>
+  withTempDir(async (dir) => {
+    const args = ["--data", "synthetic:2", "--tiles", "6", "--preset", "micro", "--steps", "2", "--batch", "1"];
+    args.push("--val-fraction", "0", "--out", `${dir}/run`, "--cache", `${dir}/cache`);
+    const run = await train(...args);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /split: \{"train":6,"val":0\}/);
+    const bad = await train(
+      "--preset",
+      "micro",
+      "--val-fraction",
+      "1",
+      "--out",
+      `${dir}/bad`,
+      "--cache",
+      `${dir}/cache`,
+    );
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^error: --val-fraction must be in \[0, 1\), found 1$/m);
   }));

@@ -7,6 +7,10 @@
  * to the kept query with the largest score × mask probability (so instances never overlap); a
  * query's segment is dropped when it keeps less than `overlapThreshold` of its own mask
  * (probability ≥ `maskThreshold`), or nothing. Masks are upsampled bilinearly to the image size.
+ *
+ * With a foreground map (models with dense supervision, dense.ts) and `foregroundThreshold`, a
+ * pixel the map calls background (σ < threshold) is owned by no query, and a segment that loses
+ * more than half of its pixels that way is dropped (a query on background, not a nucleus).
  */
 import * as tf from "@tensorflow/tfjs";
 
@@ -16,6 +20,8 @@ export interface DecodeOptions {
   readonly scoreThreshold: number;
   readonly maskThreshold: number;
   readonly overlapThreshold: number;
+  /** with a foreground map: pixels below this foreground probability are background (absent: the map is unused) */
+  readonly foregroundThreshold?: number;
 }
 
 /**
@@ -31,6 +37,9 @@ export const defaultDecodeOptions: DecodeOptions = {
   maskThreshold: 0.5,
   overlapThreshold: 0.5,
 };
+
+/** The foreground threshold of `deno task predict` for models with dense supervision. */
+export const DEFAULT_FOREGROUND = 0.5;
 
 export interface DecodedInstances {
   readonly instances: Int32Array; // [H, W], 0 = background, ids 1..n
@@ -119,8 +128,12 @@ export const decodeValues = (
   height: number,
   width: number,
   options: DecodeOptions = defaultDecodeOptions,
+  foreground?: ArrayLike<number>, // [h·w] foreground logits on the mask grid
 ): DecodedInstances => {
   const { queries: q, classes, h, w } = shape, c1 = classes + 1;
+  if (foreground !== undefined && foreground.length !== h * w) {
+    throw new RangeError(`decodeValues: expected ${h}×${w} foreground logits, got ${foreground.length}`);
+  }
   if (logitValues.length !== q * c1 || maskValues.length !== q * h * w) {
     throw new RangeError(
       `decodeValues: expected ${q}×${c1} logits and ${q}×${h}×${w} mask logits, got ${logitValues.length} and ${maskValues.length}`,
@@ -207,11 +220,39 @@ export const decodeValues = (
     if ((bestProb[p] as number) >= options.maskThreshold) own[j] = (own[j] as number) + 1;
     else owner[p] = -1;
   }
+  // the foreground map takes background pixels from their owners (after the overlap rule's count)
+  const gated = new Int32Array(k);
+  const fgCutoff = options.foregroundThreshold === undefined || foreground === undefined
+    ? undefined
+    : Math.log(options.foregroundThreshold / (1 - options.foregroundThreshold)); // a logit
+  for (let p = 0; p < n; p++) {
+    const j = owner[p] as number;
+    if (j < 0) continue;
+    if (fgCutoff !== undefined && foreground !== undefined) {
+      const y = Math.floor(p / width), x = p % width;
+      const r0 = (rows.lo[y] as number) * w, r1 = (rows.hi[y] as number) * w;
+      const c0 = cols.lo[x] as number, cc1 = cols.hi[x] as number;
+      const logit = bilinearMix(
+        foreground[r0 + c0] as number,
+        foreground[r0 + cc1] as number,
+        foreground[r1 + c0] as number,
+        foreground[r1 + cc1] as number,
+        cols.frac[x] as number,
+        rows.frac[y] as number,
+      );
+      if (logit < fgCutoff) {
+        owner[p] = -1;
+        continue;
+      }
+    }
+    gated[j] = (gated[j] as number) + 1;
+  }
   const idOf = new Int32Array(k).fill(0), classOf = [-1], scores = [0], queries = [-1];
   for (let j = 0; j < k; j++) {
     if (
       (area[j] as number) > 0 && (own[j] as number) > 0 &&
-      (own[j] as number) / (area[j] as number) >= options.overlapThreshold
+      (own[j] as number) / (area[j] as number) >= options.overlapThreshold &&
+      2 * (gated[j] as number) >= (own[j] as number)
     ) {
       classOf.push((kept[j] as { label: number }).label);
       scores.push((kept[j] as { score: number }).score);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { decodeInstances, type DecodeOptions, defaultDecodeOptions } from "./decoding.ts";
+import { decodeInstances, type DecodeOptions, decodeValues, defaultDecodeOptions } from "./decoding.ts";
 
 await tf.setBackend("cpu");
 
@@ -134,4 +134,25 @@ Deno.test("decoding: the JS upsampling and argmax agree with tfjs's resizeBiline
     assert.deepEqual(Array.from(got.instances), Array.from(want.instances));
     tf.dispose([logits, masks]);
   }
+});
+
+Deno.test("decoding with a foreground map: background pixels are owned by no query; a query mostly on background is dropped", () => {
+  // 2 confident queries on a 4×4 grid (no upsampling): query 0 covers the left half, query 1 the
+  // right half; the foreground map keeps the left half and one column of the right half
+  const big = 20, L = -20;
+  const logits = [big, 0, big, 0]; // [Q·(C+1)], one class + no-object
+  const m = (f: (x: number) => boolean) => Array.from({ length: 16 }, (_, i) => (f(i % 4) ? big : L));
+  const masks = [...m((x) => x < 2), ...m((x) => x >= 2)];
+  const fg = Array.from({ length: 16 }, (_, i) => (i % 4 < 3 ? big : L)); // columns 0–2
+  const shape = { queries: 2, classes: 1, h: 4, w: 4 };
+  const without = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 });
+  assert.equal(new Set(without.instances).size, 2, "no map given: the option changes nothing");
+  // query 1 keeps column 2 (4 of its 8 pixels: half, kept); column 3 becomes background
+  const half = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 }, fg);
+  assert.deepEqual(Array.from(half.instances), Array(4).fill([1, 1, 2, 0]).flat());
+  // only column 0 is foreground: query 1 keeps nothing and is dropped, query 0 keeps half of its pixels
+  const narrow = Array.from({ length: 16 }, (_, i) => (i % 4 === 0 ? big : L));
+  const one = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 }, narrow);
+  assert.deepEqual(Array.from(one.classOf), [-1, 0]);
+  assert.deepEqual(Array.from(one.instances), Array(4).fill([1, 0, 0, 0]).flat());
 });

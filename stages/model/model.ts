@@ -24,7 +24,15 @@ import {
   initDecoder,
   type Prediction,
 } from "./transformer_decoder.ts";
-import { applyPixelDecoder, initPixelDecoder, type PixelDecoderParams } from "./pixel_decoder.ts";
+import {
+  applyConvPixelDecoder,
+  applyPixelDecoder,
+  initConvPixelDecoder,
+  initPixelDecoder,
+  type PixelDecoderParams,
+} from "./pixel_decoder.ts";
+import { applyConvEncoder, type ConvEncoderConfig, type ConvEncoderParams, initConvEncoder } from "./conv_encoder.ts";
+import { denseMaps, type DenseParams, initDense } from "./dense.ts";
 import { applyViT, initViT, VIT_PRESETS, type ViTConfig, type ViTParams } from "./vit.ts";
 import { applySim, type SimOutput } from "./sim.ts";
 import { applyFusion, presenceLogits } from "./fusion.ts";
@@ -37,7 +45,11 @@ import {
 } from "./vision_language.ts";
 
 export interface ModelConfig {
-  readonly vit: ViTConfig;
+  /** the encoder: SAM's ViT, or (`conv`, the real-data preset) a residual convolutional encoder */
+  readonly vit?: ViTConfig;
+  readonly conv?: ConvEncoderConfig;
+  /** dense auxiliary supervision (dense.ts): foreground and distance maps from the mask features */
+  readonly dense?: boolean;
   readonly decoder: Omit<DecoderConfig, "classes">;
   /** the convolutional stem feeding the stride-4 level (ablation: false) */
   readonly stem: boolean;
@@ -53,7 +65,9 @@ export interface ModelConfig {
 }
 
 export interface ModelParams<P extends tf.Tensor = tf.Variable> {
-  readonly vit: ViTParams<P>;
+  readonly vit?: ViTParams<P>;
+  readonly conv?: ConvEncoderParams<P>;
+  readonly dense?: DenseParams<P>;
   readonly pixelDecoder: PixelDecoderParams<P>;
   readonly decoder: DecoderParams<P>;
   /** the centre head and query projection (`queries: "centers"` only) */
@@ -66,6 +80,8 @@ export interface ModelParams<P extends tf.Tensor = tf.Variable> {
 export interface ModelOutput {
   readonly predictions: Prediction[];
   readonly centers?: tf.Tensor3D; // [B, H/4, W/4]
+  /** `dense` configs: foreground logit, horizontal and vertical distance at the mask stride */
+  readonly dense?: tf.Tensor4D; // [B, H/s, W/s, 3]
   /** `vl` configs: the last layer's (SIM-enhanced) queries [B, Q, D] and SIM's dynamic tokens [B, (C+1)·k, D] */
   readonly queries?: tf.Tensor3D;
   readonly tokens?: tf.Tensor3D;
@@ -108,7 +124,7 @@ const samPreset = (vit: ViTConfig): ModelConfig => ({
  * centre-started). `micro` is for tests; the SAM sizes keep Mask2Former/IVAAN's 200 learned queries
  * and 9 layers, as the paper.
  */
-export const MODEL_PRESETS: Readonly<Record<"micro" | "tiny" | "vit_b" | "vit_l" | "vit_h", ModelConfig>> = {
+export const MODEL_PRESETS: Readonly<Record<ModelPreset, ModelConfig>> = {
   micro: {
     vit: {
       ...VIT_PRESETS.tiny,
@@ -136,17 +152,59 @@ export const MODEL_PRESETS: Readonly<Record<"micro" | "tiny" | "vit_b" | "vit_l"
     pixelMean: SAM_MEAN,
     pixelStd: SAM_STD,
   },
+  /**
+   * Real tissue from scratch on CPU (issue #17): the residual convolutional encoder (conv_encoder.ts)
+   * instead of the ViT, the same pixel decoder, centre queries and stride-2 masks as `tiny`, and
+   * dense auxiliary supervision (dense.ts).
+   */
+  conv: {
+    conv: { img_size: 256, widths: [32, 64, 128, 192, 256], blocks: [1, 2, 2, 2, 1] },
+    dense: true,
+    decoder: { d: 128, queries: 120, layers: 3, heads: 4, ffn: 256 },
+    stem: true,
+    queries: "centers",
+    maskStride: 2,
+    pixelMean: SAM_MEAN,
+    pixelStd: SAM_STD,
+  },
+  /** `conv` at test size */
+  conv_micro: {
+    conv: { img_size: 64, widths: [8, 16, 16, 32, 32], blocks: [1, 1, 1, 1, 1] },
+    dense: true,
+    decoder: { d: 32, queries: 8, layers: 2, heads: 2, ffn: 64 },
+    stem: true,
+    queries: "centers",
+    maskStride: 2,
+    pixelMean: SAM_MEAN,
+    pixelStd: SAM_STD,
+  },
   vit_b: samPreset(VIT_PRESETS.vit_b),
   vit_l: samPreset(VIT_PRESETS.vit_l),
   vit_h: samPreset(VIT_PRESETS.vit_h),
 };
 
+/** The preset names, CPU ones first. */
+export const PRESET_NAMES = ["micro", "tiny", "conv", "conv_micro", "vit_b", "vit_l", "vit_h"] as const;
+export type ModelPreset = (typeof PRESET_NAMES)[number];
+
+/** The side of the square tiles a model is trained and run on. */
+export const tileSize = (config: Pick<ModelConfig, "vit" | "conv">): number => {
+  const size = config.conv?.img_size ?? config.vit?.img_size;
+  if (size === undefined) throw new RangeError("model config: neither a ViT nor a conv encoder");
+  return size;
+};
+
 /** Fresh parameters for `classes` nucleus classes (the decoder adds the no-object class). */
 export const initModel = (config: ModelConfig, classes: number, seed: number): ModelParams => {
   const init = initializer(seed + 1);
+  const encoder = encoderParams(config, seed, init);
+  const d = config.decoder.d;
   return {
-    vit: initViT(config.vit, seed),
-    pixelDecoder: initPixelDecoder(init, config.vit.out_chans, config.decoder.d, config.maskStride === 2),
+    ...encoder,
+    pixelDecoder: config.conv !== undefined
+      ? initConvPixelDecoder(init, config.conv.widths, d)
+      : initPixelDecoder(init, config.vit?.out_chans ?? 0, d, config.maskStride === 2),
+    ...(config.dense === true ? { dense: initDense(init, d) } : {}),
     decoder: initDecoder(init, { ...config.decoder, classes }, config.queries === "learned"),
     ...(config.queries === "centers" ? { centers: initCenters(init, config.decoder.d) } : {}),
     ...(config.vl === undefined ? {} : { vl: initVisionLanguage(init, config.vl, classes, config.decoder.d, seed) }),
@@ -186,7 +244,14 @@ export const applyModelAsync = async (
     // the centre and presence logits are part of the output; the rest of the encoder's side is not
     const returned = new Set(output === undefined ? [] : outputTensors(output));
     tf.dispose(
-      defined([encoded.maskFeatures, encoded.coarse, ...encoded.levels, encoded.centers, encoded.presence])
+      defined([
+        encoded.maskFeatures,
+        encoded.coarse,
+        ...encoded.levels,
+        encoded.centers,
+        encoded.presence,
+        encoded.dense,
+      ])
         .filter((t) => !returned.has(t)),
     );
   }
@@ -198,6 +263,8 @@ export interface PredictionValues {
   readonly logits: Float32Array;
   /** `[B·Q·h·w]` mask logits */
   readonly masks: Float32Array;
+  /** models with dense supervision: `[B·h·w]` foreground logits on the mask grid */
+  readonly foreground?: Float32Array;
   /** one image's part */
   readonly shape: PredictionShape;
 }
@@ -215,30 +282,51 @@ export const lastPredictionValues = async (
   try {
     const last = output.predictions.at(-1);
     if (last === undefined) throw new Error("the model produced no prediction");
-    const [logits, masks] = await prefetch([last.logits, last.masks]);
     const [, q, h, w] = last.masks.shape;
-    return {
-      logits: logits as Float32Array,
-      masks: masks as Float32Array,
-      shape: { queries: q, classes: last.logits.shape[2] - 1, h, w },
-    };
+    const dense = output.dense;
+    if (dense !== undefined && (dense.shape[1] !== h || dense.shape[2] !== w)) {
+      throw new RangeError(`the dense maps are ${dense.shape[1]}×${dense.shape[2]}, the masks ${h}×${w}`);
+    }
+    const foreground = dense === undefined ? undefined : tf.tidy(() => tf.slice(dense, [0, 0, 0, 0], [-1, h, w, 1]));
+    try {
+      const [logits, masks, fg] = await prefetch(defined([last.logits, last.masks, foreground]));
+      return {
+        logits: logits as Float32Array,
+        masks: masks as Float32Array,
+        ...(fg === undefined ? {} : { foreground: fg as Float32Array }),
+        shape: { queries: q, classes: last.logits.shape[2] - 1, h, w },
+      };
+    } finally {
+      foreground?.dispose();
+    }
   } finally {
     tf.dispose(outputTensors(output));
   }
 };
 
 /** Image `i`'s part of a batch's prediction values (views, no copy). */
-export const imagePrediction = (p: PredictionValues, i: number): { logits: Float32Array; masks: Float32Array } => {
+export const imagePrediction = (
+  p: PredictionValues,
+  i: number,
+): { logits: Float32Array; masks: Float32Array; foreground?: Float32Array } => {
   const { queries: q, classes, h, w } = p.shape;
   return {
     logits: p.logits.subarray(i * q * (classes + 1), (i + 1) * q * (classes + 1)),
     masks: p.masks.subarray(i * q * h * w, (i + 1) * q * h * w),
+    ...(p.foreground === undefined ? {} : { foreground: p.foreground.subarray(i * h * w, (i + 1) * h * w) }),
   };
 };
 
 /** Every tensor of a model output (to dispose it). */
 export const outputTensors = (o: ModelOutput): tf.Tensor[] =>
-  defined([...o.predictions.flatMap((p) => [p.logits, p.masks]), o.centers, o.queries, o.tokens, o.presence]);
+  defined([
+    ...o.predictions.flatMap((p) => [p.logits, p.masks]),
+    o.centers,
+    o.queries,
+    o.tokens,
+    o.presence,
+    o.dense,
+  ]);
 
 const defined = (tensors: ReadonlyArray<tf.Tensor | undefined>): tf.Tensor[] =>
   tensors.filter((t): t is tf.Tensor => t !== undefined);
@@ -255,12 +343,33 @@ interface Encoded {
   readonly centers?: tf.Tensor3D;
   /** feature fusion: the presence logits [B, C] */
   readonly presence?: tf.Tensor2D;
+  /** dense supervision's maps [B, H/s, W/s, 3] */
+  readonly dense?: tf.Tensor4D;
 }
+
+/** The encoder's parameters: a ViT (SAM's initialisation, seeded) or the conv encoder. */
+const encoderParams = (config: ModelConfig, seed: number, init: ReturnType<typeof initializer>) => {
+  if (config.conv !== undefined) return { conv: initConvEncoder(init, config.conv) };
+  if (config.vit === undefined) throw new RangeError("model config: neither a ViT nor a conv encoder");
+  return { vit: initViT(config.vit, seed) };
+};
+
+/** Encoder + pixel decoder on normalised images [B, H, W, 3]. */
+const pixelFeatures = (params: ModelParams<tf.Tensor>, config: ModelConfig, x: tf.Tensor4D) => {
+  if (config.conv !== undefined) {
+    if (params.conv === undefined) throw new RangeError("applyModel: the conv encoder has no parameters");
+    return applyConvPixelDecoder(params.pixelDecoder, applyConvEncoder(params.conv, x));
+  }
+  if (config.vit === undefined || params.vit === undefined) {
+    throw new RangeError("applyModel: the ViT has no parameters");
+  }
+  const features = applyViT(params.vit, config.vit, x); // [B, H/16, W/16, D]
+  return applyPixelDecoder(params.pixelDecoder, x, features, config.stem);
+};
 
 const encodeImages = (params: ModelParams<tf.Tensor>, config: ModelConfig, images: tf.Tensor4D): Encoded => {
   const x = tf.div(tf.sub(images, [...config.pixelMean]), [...config.pixelStd]) as tf.Tensor4D; // [B, H, W, 3]
-  const features = applyViT(params.vit, config.vit, x); // [B, H/16, W/16, D]
-  const { maskFeatures, coarse, levels } = applyPixelDecoder(params.pixelDecoder, x, features, config.stem);
+  const { maskFeatures, coarse, levels } = pixelFeatures(params, config, x);
   const fusion = config.vl?.fusion === undefined ? undefined : params.vl?.fusion;
   if (config.vl?.fusion !== undefined && fusion === undefined) {
     throw new RangeError("applyModel: feature fusion needs its parameters");
@@ -268,10 +377,14 @@ const encodeImages = (params: ModelParams<tf.Tensor>, config: ModelConfig, image
   if (config.queries === "centers" && params.centers === undefined) {
     throw new RangeError("applyModel: centre queries need the centre parameters");
   }
+  if (config.dense === true && params.dense === undefined) {
+    throw new RangeError("applyModel: dense supervision needs its head's parameters");
+  }
   return {
     maskFeatures,
     coarse,
     levels,
+    ...(params.dense === undefined ? {} : { dense: denseMaps(params.dense, maskFeatures) }), // [B, H/s, W/s, 3]
     ...(params.centers === undefined || config.queries !== "centers"
       ? {}
       : { centers: centerLogits(params.centers, coarse) }), // [B, H/4, W/4]
@@ -304,15 +417,16 @@ const decodeQueries = (
     ...(last.tokens === undefined ? {} : { tokens: last.tokens }),
   });
   const { centers } = encoded;
+  const dense = encoded.dense === undefined ? {} : { dense: encoded.dense };
   if (config.queries === "learned" || centers === undefined || params.centers === undefined) {
     const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, undefined, enhance);
-    return { predictions, ...kept(), ...fused.extra, decided: fused.decided };
+    return { predictions, ...dense, ...kept(), ...fused.extra, decided: fused.decided };
   }
   const peaks = inputs.peaks ?? selectPeaks(centers, decoder.queries);
   const maskSize = [maskFeatures.shape[1], maskFeatures.shape[2]] as const;
   const start = proposalQueries(params.centers, coarse, peaks, decoder.queries, maskSize);
   const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, start, enhance);
-  return { predictions, centers, ...kept(), ...fused.extra, decided: { ...fused.decided, peaks } };
+  return { predictions, centers, ...dense, ...kept(), ...fused.extra, decided: { ...fused.decided, peaks } };
 };
 
 /**

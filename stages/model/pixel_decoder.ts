@@ -19,8 +19,9 @@ import * as tf from "@tensorflow/tfjs";
 import { conv, type ConvParams, initConv, type Initializer } from "./layers.ts";
 
 export interface PixelDecoderParams<P extends tf.Tensor = tf.Variable> {
-  readonly stem1: ConvParams<P>; // 3×3 s2, 3 → D/4
-  readonly stem2: ConvParams<P>; // 3×3 s2, D/4 → D
+  /** the ViT presets' stem (a conv encoder's own s2 and s4 levels take its place) */
+  readonly stem1?: ConvParams<P>; // 3×3 s2, 3 → D/4
+  readonly stem2?: ConvParams<P>; // 3×3 s2, D/4 → D
   readonly lateral: ReadonlyArray<ConvParams<P>>; // 1×1 per level s32, s16, s8, s4
   readonly output: ReadonlyArray<ConvParams<P>>; // 3×3 per level after the top-down sum
   readonly maskFeatures: ConvParams<P>; // 1×1 on the s4 output
@@ -48,6 +49,22 @@ export const initPixelDecoder = (
   ...(fine ? { fineLateral: initConv(init, 1, Math.max(8, d / 4), d), fineOutput: initConv(init, 1, d, d) } : {}),
 });
 
+/**
+ * The same FPN on a convolutional encoder's levels (conv_encoder.ts): 1×1 laterals from its s32,
+ * s16, s8 and s4 levels (channels `widths[4..1]`), and fine masks fused with its s2 level.
+ */
+export const initConvPixelDecoder = (
+  init: Initializer,
+  widths: readonly [number, number, number, number, number],
+  d: number,
+): PixelDecoderParams => ({
+  lateral: [4, 3, 2, 1].map((l) => initConv(init, 1, widths[l] as number, d)),
+  output: [0, 1, 2, 3].map(() => initConv(init, 3, d, d)),
+  maskFeatures: initConv(init, 1, d, d),
+  fineLateral: initConv(init, 1, widths[0], d),
+  fineOutput: initConv(init, 1, d, d),
+});
+
 const up = (x: tf.Tensor4D, factor: number): tf.Tensor4D =>
   tf.image.resizeNearestNeighbor(x, [x.shape[1] * factor, x.shape[2] * factor]); // [B, H·f, W·f, C]
 
@@ -68,18 +85,43 @@ export const applyPixelDecoder = (
   let s4 = conv(up(vit, 4), p.lateral[3] as ConvParams<tf.Tensor>); // [B, H/4, W/4, D]
   let stem1: tf.Tensor4D | undefined;
   if (useStem) {
+    if (p.stem1 === undefined || p.stem2 === undefined) throw new RangeError("pixel decoder: the stem has no weights");
     stem1 = tf.relu(conv(image, p.stem1, 2)); // [B, H/2, W/2, D/4]
     s4 = tf.add(s4, tf.relu(conv(stem1, p.stem2, 2))); // [B, H/4, W/4, D]
   }
-  // top-down: each level adds the upsampled coarser output, then a 3×3 conv + ReLU
+  return topDown(p, s32, s16, s8, s4, stem1);
+};
+
+/** The pixel decoder on a convolutional encoder's five levels (finest first: s2 … s32). */
+export const applyConvPixelDecoder = (
+  p: PixelDecoderParams<tf.Tensor>,
+  levels: readonly [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D],
+): PixelDecoderOutput => {
+  const [e2, e4, e8, e16, e32] = levels;
+  const s32 = conv(e32, p.lateral[0] as ConvParams<tf.Tensor>); // [B, H/32, W/32, D]
+  const s16 = conv(e16, p.lateral[1] as ConvParams<tf.Tensor>); // [B, H/16, W/16, D]
+  const s8 = conv(e8, p.lateral[2] as ConvParams<tf.Tensor>); // [B, H/8, W/8, D]
+  const s4 = conv(e4, p.lateral[3] as ConvParams<tf.Tensor>); // [B, H/4, W/4, D]
+  return topDown(p, s32, s16, s8, s4, e2);
+};
+
+/** FPN top-down: each level adds the upsampled coarser output, then a 3×3 conv + ReLU; fine masks on `skip2`. */
+const topDown = (
+  p: PixelDecoderParams<tf.Tensor>,
+  s32: tf.Tensor4D,
+  s16: tf.Tensor4D,
+  s8: tf.Tensor4D,
+  s4: tf.Tensor4D,
+  skip2: tf.Tensor4D | undefined, // [B, H/2, W/2, c]
+): PixelDecoderOutput => {
   const o32 = tf.relu(conv(s32, p.output[0] as ConvParams<tf.Tensor>)); // [B, H/32, W/32, D]
   const o16 = tf.relu(conv(tf.add(s16, up(o32, 2)), p.output[1] as ConvParams<tf.Tensor>)); // [B, H/16, W/16, D]
   const o8 = tf.relu(conv(tf.add(s8, up(o16, 2)), p.output[2] as ConvParams<tf.Tensor>)); // [B, H/8, W/8, D]
   const o4 = tf.relu(conv(tf.add(s4, up(o8, 2)), p.output[3] as ConvParams<tf.Tensor>)); // [B, H/4, W/4, D]
   const coarse = conv(o4, p.maskFeatures); // [B, H/4, W/4, D]
-  if (p.fineLateral === undefined || p.fineOutput === undefined || stem1 === undefined) {
+  if (p.fineLateral === undefined || p.fineOutput === undefined || skip2 === undefined) {
     return { maskFeatures: coarse, coarse, levels: [o32, o16, o8] };
   }
-  const fine = tf.relu(tf.add(up(o4, 2), conv(stem1, p.fineLateral))) as tf.Tensor4D; // [B, H/2, W/2, D]
+  const fine = tf.relu(tf.add(up(o4, 2), conv(skip2, p.fineLateral))) as tf.Tensor4D; // [B, H/2, W/2, D]
   return { maskFeatures: conv(fine, p.fineOutput), coarse, levels: [o32, o16, o8] };
 };

@@ -18,7 +18,7 @@ import { DatasetError } from "../data/sample.ts";
 import { type DatasetRef, datasetRefCodec, openDataset } from "../data/source.ts";
 import * as tf from "@tensorflow/tfjs";
 import { namedTensors } from "./checkpoint.ts";
-import { MODEL_PRESETS } from "./model.ts";
+import { MODEL_PRESETS, PRESET_NAMES, tileSize } from "./model.ts";
 import { ABLATION_ROWS, trainingCheckpoint, trainModel } from "./train.ts";
 import { json } from "../../pipeline/codec/json.ts";
 import { AttributeWords } from "../attributes/stages.ts";
@@ -26,7 +26,7 @@ import type { FittedAttribute } from "./attribute_labels.ts";
 import { frozenTextOf } from "../text/frozen.ts";
 
 export const TrainConfig = Schema.Struct({
-  preset: Schema.Literals(["micro", "tiny", "vit_b", "vit_l", "vit_h"]).pipe(
+  preset: Schema.Literals(PRESET_NAMES).pipe(
     Schema.withDecodingDefaultKey(Effect.succeed("tiny" as const)),
   ),
   steps: Schema.Int.pipe(Schema.check(Schema.isGreaterThan(0)), Schema.withDecodingDefaultKey(Effect.succeed(200))),
@@ -40,7 +40,15 @@ export const TrainConfig = Schema.Struct({
   /** ablations of the preset: without the convolutional stem; learned or centre-started queries */
   stem: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
   queries: Schema.optionalKey(Schema.Literals(["learned", "centers"])),
-  schedule: Schema.Literals(["constant", "step"]).pipe(Schema.withDecodingDefaultKey(Effect.succeed("step" as const))),
+  schedule: Schema.Literals(["constant", "step", "cosine"]).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed("step" as const)),
+  ),
+  /** cosine: warm-up steps */
+  warmup: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))),
+  /** a wall-clock budget in minutes (steps is then the most the run may take) */
+  minutes: Schema.optionalKey(Schema.Number.pipe(Schema.check(Schema.isGreaterThan(0)))),
+  /** weight of the dense auxiliary losses */
+  weightDense: Schema.optionalKey(Schema.Number),
   /** the paper's ablation row (absent: the baseline) */
   row: Schema.optionalKey(Schema.Literals(ABLATION_ROWS)),
   /** row full: the classes feature fusion reads at inference */
@@ -98,12 +106,12 @@ const runTraining = (
       Effect.flatMap(
         TrainingCheckpoints,
         (checkpoints) =>
-          track("training", config.steps, (progress) =>
+          track("training", config.minutes === undefined ? config.steps : Math.round(config.minutes * 60), (progress) =>
             Effect.tryPromise({
               try: async (signal) => {
                 const started = performance.now();
                 let done = 0, reported = 0;
-                const size = MODEL_PRESETS[config.preset].vit.img_size;
+                const size = tileSize(MODEL_PRESETS[config.preset]);
                 const full = { ...config, size };
                 const result = await trainModel(ds, full, {
                   ...(resume === undefined ? {} : { resume }),
@@ -115,7 +123,7 @@ const runTraining = (
                   onStep: (log) => {
                     done++;
                     const perStep = (performance.now() - started) / done / 1000;
-                    const eta = Math.round(perStep * (config.steps - log.step));
+                    const eta = Math.round(perStep * ((log.planned ?? config.steps) - log.step));
                     const note =
                       `loss ${log.total.toFixed(2)} (cls ${log.class.toFixed(2)} bce ${log.mask.toFixed(2)} dice ${
                         log.dice.toFixed(2)
@@ -123,16 +131,21 @@ const runTraining = (
                         log.fix === undefined ? "" : ` fix ${log.fix.toFixed(2)}`
                       }${log.attr === undefined || log.attr === 0 ? "" : ` attr ${log.attr.toFixed(2)}`}${
                         log.cent === undefined || log.cent === 0 ? "" : ` cent ${log.cent.toFixed(2)}`
-                      }) ` +
+                      }${log.dense === undefined ? "" : ` dense ${log.dense.toFixed(2)}`}) ` +
+                      `${log.planned === undefined ? "" : `step ${log.step} of ≈ ${log.planned} `}` +
                       `${(1 / perStep).toFixed(2)} steps/s ETA ${Math.floor(eta / 60)}m${
                         String(eta % 60).padStart(2, "0")
                       }s`;
-                    Effect.runSync(progress.advance(log.step - reported, note)); // a resumed run starts past 0
-                    reported = log.step;
+                    // a resumed run starts past 0; a budgeted run counts seconds
+                    const at = config.minutes === undefined
+                      ? log.step
+                      : Math.min(Math.round(config.minutes * 60), Math.round((performance.now() - started) / 1000));
+                    Effect.runSync(progress.advance(at - reported, note));
+                    reported = at;
                   },
                 });
                 const file = await trainingCheckpoint(result.params, result.optimizer, {
-                  step: config.steps,
+                  step: result.steps,
                   history: result.history,
                   config: full,
                   model: result.model,
@@ -148,7 +161,8 @@ const runTraining = (
               catch: failure,
             })),
       ),
-    (ds) => Effect.sync(() => ds.close()),
+    (ds) =>
+      Effect.sync(() => ds.close()),
   );
 
 /** Trains the baseline from scratch (its tile size is the preset's ViT img_size). */

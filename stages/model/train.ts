@@ -38,8 +38,21 @@ export interface TrainConfig {
   readonly stem: boolean;
   /** where the queries start, when not the preset's choice */
   readonly queries?: ModelConfig["queries"];
-  /** the learning-rate schedule: constant, or Mask2Former's steps (×0.1 at 89 % and at 96 % of the steps) */
-  readonly schedule: "constant" | "step";
+  /**
+   * the learning-rate schedule: constant; Mask2Former's steps (×0.1 at 89 % and at 96 % of the
+   * steps); or cosine (a linear warm-up over `warmup` steps, then a cosine decay to 0 at the last step)
+   */
+  readonly schedule: "constant" | "step" | "cosine";
+  /** cosine: warm-up steps (default 100) */
+  readonly warmup?: number;
+  /**
+   * a wall-clock budget: the run plans its steps from the measured step time (re-estimated as it
+   * goes; `steps` is then the most it may take), places the schedule's decay accordingly, and stops
+   * at the budget, leaving time for the validation
+   */
+  readonly minutes?: number;
+  /** weight of the dense auxiliary losses (models with dense supervision; default 1) */
+  readonly weightDense?: number;
   /** the row of the paper's ablation (absent: the baseline); see `ABLATION_ROWS` */
   readonly row?: AblationRow;
   /** row `full`: which classes the fusion reads at inference (default: the presence head's) */
@@ -66,16 +79,28 @@ export const attributeBinning = (row: AblationRow | undefined): "quantile" | "en
     : undefined;
 
 /** The learning rate of (1-based) `step`: Mask2Former's instance schedule scaled to `steps`, or constant. */
-export const scheduledRate = (config: Pick<TrainConfig, "learningRate" | "schedule" | "steps">, step: number) => {
+export const scheduledRate = (
+  config: Pick<TrainConfig, "learningRate" | "schedule" | "steps" | "warmup">,
+  step: number,
+) => {
   if (config.schedule === "constant") return config.learningRate;
+  if (config.schedule === "cosine") {
+    const warmup = Math.min(config.warmup ?? DEFAULT_WARMUP, Math.floor(config.steps / 2));
+    if (step <= warmup) return config.learningRate * step / (warmup + 1);
+    const done = Math.min(1, (step - warmup) / Math.max(1, config.steps - warmup));
+    return config.learningRate * 0.5 * (1 + Math.cos(Math.PI * done));
+  }
   // Mask2Former (COCO instance): decay ×0.1 at iterations 327,778 and 355,092 of 368,750
   const done = (step - 1) / config.steps;
   return config.learningRate * (done >= 0.96 ? 0.01 : done >= 0.89 ? 0.1 : 1);
 };
 
+/** Warm-up steps of the cosine schedule. */
+export const DEFAULT_WARMUP = 100;
+
 /** AdamW's learning rate by preset: the small CPU presets train from scratch (1e-3), the SAM sizes as the paper (1e-4). */
 export const defaultLearningRate = (preset: TrainConfig["preset"]): number =>
-  preset === "micro" || preset === "tiny" ? 1e-3 : 1e-4;
+  preset === "vit_b" || preset === "vit_l" || preset === "vit_h" ? 1e-4 : 1e-3;
 
 /** The model a training config describes: its preset with the config's ablations. */
 export const modelOf = (
@@ -85,6 +110,9 @@ export const modelOf = (
   organs: ReadonlyArray<string> = [],
 ): ModelConfig => {
   const preset = MODEL_PRESETS[config.preset];
+  if (preset.conv !== undefined && !config.stem) {
+    throw new RangeError(`preset ${config.preset}: a conv encoder has no separate stem to leave out (--no-stem)`);
+  }
   // fine masks are built on the stem: the ablation without it predicts at Mask2Former's stride 4
   const maskStride = config.stem ? preset.maskStride : 4;
   const row = config.row ?? "baseline";
@@ -122,6 +150,12 @@ export interface StepLog {
   readonly cent?: number;
   /** feature fusion's presence head (row full) */
   readonly presence?: number;
+  /** dense supervision (models with `dense`) */
+  readonly dense?: number;
+  /** the learning rate of the step */
+  readonly lr?: number;
+  /** with a time budget: the steps planned at this step */
+  readonly planned?: number;
   readonly ms: number;
 }
 
@@ -158,7 +192,7 @@ export const predictTile = async (
   const images = tf.tensor4d(Float32Array.from(s.image), [1, s.height, s.width, 3]); // [1, H, W, 3]
   try {
     const p = await lastPredictionValues(params, config, classes, images);
-    return decodeValues(p.logits, p.masks, p.shape, s.height, s.width, decode);
+    return decodeValues(p.logits, p.masks, p.shape, s.height, s.width, decode, p.foreground);
   } finally {
     images.dispose();
   }
@@ -201,6 +235,33 @@ export const validate = async (
 /** The seeded split of a dataset into training and validation sample indices (splits.ts). */
 export const splitDataset = (ds: Dataset, config: Pick<TrainConfig, "seed" | "valFraction">) =>
   seededSplit(ds, config.valFraction, config.seed);
+
+/**
+ * The plan of a run with a time budget (`minutes`): after a few steps, the steps that fit in what
+ * is left of the budget at the mean wall time per step so far (data loading included), less a
+ * reserve for the validation and the held-out predictions; never fewer than the
+ * steps done, never more than `steps`. Re-estimated after every step, so the cosine or step
+ * schedule's decay lands at the budget's end even when the step time drifts.
+ */
+const timeBudget = (config: TrainConfig, history: ReadonlyArray<StepLog>, valTiles: number) => {
+  const started = performance.now();
+  // a resumed run has already spent the time of its earlier steps
+  const spentBefore = history.reduce((sum, h) => sum + h.ms, 0);
+  const firstStep = (history.at(-1)?.step ?? 0) + 1;
+  const totalMs = (config.minutes ?? 0) * 60_000;
+  return {
+    plan: (step: number): number => {
+      const done = step - firstStep + 1;
+      const elapsed = spentBefore + performance.now() - started;
+      if (done < 5) return config.steps; // too few steps to measure
+      const perStep = (performance.now() - started) / done;
+      // predicting a tile costs ≈ 1/8 of a training step of 2; the held-out predictions run it twice
+      const reserve = 2 * valTiles * perStep / 8;
+      const more = Math.floor((totalMs - reserve - elapsed) / perStep);
+      return Math.max(step, Math.min(config.steps, step + more));
+    },
+  };
+};
 
 /** Training options besides the config. */
 export interface TrainHooks {
@@ -297,7 +358,7 @@ const sampleAt = (
  */
 export const trainModel = async (
   ds: Dataset,
-  config: TrainConfig,
+  requested: TrainConfig,
   hooks: TrainHooks = {},
 ): Promise<{
   params: ModelParams;
@@ -306,7 +367,10 @@ export const trainModel = async (
   history: StepLog[];
   validation: Validation;
   split: { train: number[]; val: number[] };
+  /** the steps taken: `steps`, or with a time budget the steps that fitted */
+  steps: number;
 }> => {
+  let config = requested;
   // organ prompts: the dataset's organs, each a word of the prompts' vocabulary
   const organs = config.organPrompts === true ? await datasetOrgans(ds) : [];
   const model = modelOf(config, ds.classes, hooks.frozenText, organs);
@@ -368,7 +432,11 @@ export const trainModel = async (
     history.push(...(JSON.parse(meta.history ?? "[]") as StepLog[]));
   }
   const epochs = new Map<number, number[]>();
-  for (let step = first; step <= config.steps; step++) {
+  const valTiles: Sample[] = [];
+  for (const i of split.val) valTiles.push(...tilesOf(await load(i), config.size));
+  const budget = config.minutes === undefined ? undefined : timeBudget(config, history, valTiles.length);
+  let planned = config.steps;
+  for (let step = first; step <= planned; step++) {
     // a step is seconds of synchronous work: give signal handlers (Ctrl-C) a turn of the event loop
     await new Promise((resolve) => setTimeout(resolve, 0));
     hooks.signal?.throwIfAborted();
@@ -396,8 +464,8 @@ export const trainModel = async (
       labels: picked.map((s) => attributeLabels(attributes, s)),
       candidates: attributes.map((a) => a.scale.length),
     };
-    const batch = batchOf(picked, labels);
-    const rate = scheduledRate(config, step);
+    const batch = batchOf(picked, labels, model.dense === true ? model.maskStride : undefined);
+    const rate = scheduledRate({ ...config, steps: planned }, step);
     // read by applyGradients (protected in tfjs's types); depends on the step only, so resume stays exact
     optimizer["learningRate"] = rate;
     const options = {
@@ -406,6 +474,7 @@ export const trainModel = async (
       clipNorm: config.clipNorm,
       loss: { points: config.points, seed: config.seed + step },
       weightCenter: 1,
+      weightDense: config.weightDense ?? 1,
       classNames: ds.classes,
       ...(attributes === undefined ? {} : { attributePrompts: attributePrompts(attributes) }),
     };
@@ -422,20 +491,23 @@ export const trainModel = async (
       center: parts.center,
       ...(model.vl === undefined ? {} : { fix: parts.fix, attr: parts.attr, cent: parts.cent }),
       ...(model.vl?.fusion === undefined ? {} : { presence: parts.presence }),
+      ...(model.dense === true ? { dense: parts.dense } : {}),
+      lr: rate,
+      ...(budget === undefined ? {} : { planned }),
       ms: performance.now() - started,
     };
     history.push(log);
+    if (budget !== undefined) planned = budget.plan(step);
     hooks.onStep?.(log);
     const every = hooks.checkpointEvery ?? 0;
-    if (hooks.onCheckpoint !== undefined && every > 0 && step % every === 0 && step < config.steps) {
+    if (hooks.onCheckpoint !== undefined && every > 0 && step % every === 0 && step < planned) {
       await hooks.onCheckpoint(
         step,
         await trainingCheckpoint(params, optimizer, { step, history, config, model, classes: ds.classes }),
       );
     }
   }
-  const valTiles: Sample[] = [];
-  for (const i of split.val) valTiles.push(...tilesOf(await load(i), config.size));
+  if (budget !== undefined) config = { ...config, steps: history.at(-1)?.step ?? planned };
   const validation = await validate(params, model, ds.classes, valTiles);
-  return { params, optimizer, model, history, validation, split };
+  return { params, optimizer, model, history, validation, split, steps: config.steps };
 };

@@ -19,6 +19,7 @@ import {
   outputTensors,
 } from "./model.ts";
 import { presenceOf } from "./fusion.ts";
+import { denseLoss, denseTargets } from "./dense.ts";
 import { embed } from "./alignment.ts";
 import {
   type AttributeBatch,
@@ -38,6 +39,8 @@ export interface TrainOptions {
   readonly loss: Partial<LossOptions>;
   /** weight of the centre heat-map focal loss (models with centre queries) */
   readonly weightCenter: number;
+  /** weight of the dense auxiliary losses (models with `dense`): BCE + dice + distance MSE */
+  readonly weightDense?: number;
   /** the dataset's class names: the class prompts of the vision–language configs */
   readonly classNames?: ReadonlyArray<string>;
   /** each fitted attribute's candidate prompts (`a {word} nucleus`, scale order), for L_attr */
@@ -61,6 +64,8 @@ export interface Batch {
   readonly attributes?: AttributeBatch;
   /** per image, its organ ("" unknown): L_fix's organ prompts */
   readonly organs?: ReadonlyArray<string>;
+  /** dense supervision's targets [B, H/s, W/s, 3] (foreground, horizontal, vertical) */
+  readonly dense?: tf.Tensor4D;
 }
 
 /** Per sample, instance id → `[A]` attribute scale indices; and each attribute's candidate count. */
@@ -69,8 +74,11 @@ export interface SampleAttributes {
   readonly candidates: ReadonlyArray<number>;
 }
 
-/** Builds a batch from samples of one size (class −1 nuclei are left out of the targets). */
-export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttributes): Batch => {
+/**
+ * Builds a batch from samples of one size (class −1 nuclei are left out of the targets); with
+ * `denseStride`, the dense supervision's targets at that stride.
+ */
+export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttributes, denseStride?: number): Batch => {
   const [h, w] = [samples[0]?.height ?? 0, samples[0]?.width ?? 0];
   const pixels = new Float32Array(samples.length * h * w * 3);
   samples.forEach((s, i) => pixels.set(s.image, i * h * w * 3));
@@ -78,6 +86,8 @@ export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttri
   const centers = new Float32Array(samples.length * ch * cw);
   const A = attributes?.candidates.length ?? 0;
   const attributeLabels: Int32Array[] = [];
+  const [dh, dw] = denseStride === undefined ? [0, 0] : [Math.floor(h / denseStride), Math.floor(w / denseStride)];
+  const dense = new Float32Array(samples.length * dh * dw * 3);
   const targets = samples.map((s, i) => {
     const ids = Array.from({ length: s.classOf.length - 1 }, (_, k) => k + 1).filter((id) =>
       (s.classOf[id] as number) >= 0
@@ -99,6 +109,7 @@ export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttri
       if (k >= 0) [masks[k * h * w + p], kept[p]] = [1, k + 1];
     }
     centers.set(centerTargets(kept, h, w, CENTER_STRIDE), i * ch * cw);
+    if (denseStride !== undefined) dense.set(denseTargets(kept, h, w, denseStride), i * dh * dw * 3);
     return {
       classes: Int32Array.from(ids, (id) => s.classOf[id] as number),
       masks: tf.tensor3d(masks, [ids.length, h, w]),
@@ -110,10 +121,12 @@ export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttri
     centers: tf.tensor3d(centers, [samples.length, ch, cw]),
     ...(attributes === undefined ? {} : { attributes: { labels: attributeLabels, candidates: attributes.candidates } }),
     organs: samples.map((s) => s.organ),
+    ...(denseStride === undefined ? {} : { dense: tf.tensor4d(dense, [samples.length, dh, dw, 3]) }),
   };
 };
 
-export const disposeBatch = (b: Batch): void => tf.dispose([b.images, b.centers, ...b.targets.map((t) => t.masks)]);
+export const disposeBatch = (b: Batch): void =>
+  tf.dispose([b.images, b.centers, ...b.targets.map((t) => t.masks), ...(b.dense === undefined ? [] : [b.dense])]);
 
 /**
  * The loss parts of a step (plain numbers; `center` is 0 for models with learned queries, `fix`
@@ -130,6 +143,8 @@ export interface StepLosses {
   readonly cent: number;
   /** feature fusion's presence head: binary cross-entropy against the truth's classes */
   readonly presence: number;
+  /** dense supervision: foreground BCE + dice and the distance maps' MSE (0 without `dense`) */
+  readonly dense: number;
   readonly gradNorm: number;
 }
 
@@ -143,7 +158,19 @@ export const trainStep = (
   options: TrainOptions,
 ): StepLosses => {
   const variables = trainableVariables(params);
-  let parts = { total: 0, class: 0, mask: 0, dice: 0, center: 0, fix: 0, attr: 0, cent: 0, presence: 0, gradNorm: 0 };
+  let parts = {
+    total: 0,
+    class: 0,
+    mask: 0,
+    dice: 0,
+    center: 0,
+    fix: 0,
+    attr: 0,
+    cent: 0,
+    presence: 0,
+    dense: 0,
+    gradNorm: 0,
+  };
   tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
       const present = truthPresence(config, batch, classes);
@@ -250,10 +277,27 @@ const stepLoss = (
   const loss = lossFromPlan(output.predictions, batch.targets, decisions, options.loss);
   const center = output.centers === undefined ? tf.scalar(0) : centerFocalLoss(output.centers, batch.centers);
   const vl = visionLanguage(params, config, options, batch, output, decisions.layers.at(-1) ?? [], inputs.present);
+  const dense = denseTotal(output.dense, batch.dense);
   return {
-    total: tf.addN([loss.total, tf.mul(center, options.weightCenter), vl.total]) as tf.Scalar,
-    parts: { ...loss.parts, center, fix: vl.fix, attr: vl.attr, presence: vl.presence, cent: vl.cent },
+    total: tf.addN([
+      loss.total,
+      tf.mul(center, options.weightCenter),
+      vl.total,
+      tf.mul(dense, options.weightDense ?? 1),
+    ]) as tf.Scalar,
+    parts: { ...loss.parts, center, fix: vl.fix, attr: vl.attr, presence: vl.presence, cent: vl.cent, dense },
   };
+};
+
+/** The dense losses' sum (HoVer-Net's weights 1/1/1), 0 without dense supervision. */
+const denseTotal = (predicted: tf.Tensor4D | undefined, targets: tf.Tensor4D | undefined): tf.Scalar => {
+  if (predicted === undefined) return tf.scalar(0);
+  if (targets === undefined) throw new RangeError("trainStep: a model with dense supervision needs its targets");
+  if (predicted.shape.some((n, i) => n !== targets.shape[i])) {
+    throw new RangeError(`trainStep: dense maps ${predicted.shape} against targets ${targets.shape}`);
+  }
+  const { bce, dice, distance } = denseLoss(predicted, targets);
+  return tf.addN([bce, dice, distance]) as tf.Scalar;
 };
 
 // one reduction for the global norm rather than one read per parameter (stacked: an AddN of

@@ -13,6 +13,7 @@ import {
   type ModelConfig,
   type ModelParams,
   type PredictionValues,
+  tileSize,
 } from "../model/model.ts";
 import type { Tile, TilePrediction } from "./tiling.ts";
 
@@ -40,7 +41,7 @@ export const readCheckpointInfo = async (
   });
   if (metadata.model === undefined || metadata.classes === undefined) throw bad("no model config in its metadata");
   const config = JSON.parse(metadata.model) as ModelConfig;
-  return { config, classes: JSON.parse(metadata.classes) as string[], tile: config.vit.img_size, metadata };
+  return { config, classes: JSON.parse(metadata.classes) as string[], tile: tileSize(config), metadata };
 };
 
 /** Reads a checkpoint of `deno task train`; a file that is not one throws naming what is missing. */
@@ -63,7 +64,7 @@ export const loadModel = async (path: string): Promise<LoadedModel> => {
   } catch (e) {
     throw new RangeError(`${path}: ${e instanceof Error ? e.message : e}`);
   }
-  return { params, config, classes, tile: config.vit.img_size, metadata };
+  return { params, config, classes, tile: tileSize(config), metadata };
 };
 
 /** Frees the model's tensors. */
@@ -77,8 +78,8 @@ export const decodeTile = (
   tile: number,
   decode: DecodeOptions = defaultDecodeOptions,
 ): DecodedInstances => {
-  const { logits, masks } = imagePrediction(values, i);
-  return decodeValues(logits, masks, values.shape, tile, tile, decode);
+  const { logits, masks, foreground } = imagePrediction(values, i);
+  return decodeValues(logits, masks, values.shape, tile, tile, decode, foreground);
 };
 
 /** The model on a batch of tiles, each decoded into an instance map of its tile. */

@@ -28,6 +28,8 @@ export const PredictConfig = Schema.Struct({
   scoreThreshold: Schema.Number.pipe(
     Schema.withDecodingDefaultKey(Effect.succeed(defaultDecodeOptions.scoreThreshold)),
   ),
+  /** decoding, models with dense supervision: pixels below this foreground probability are background */
+  foregroundThreshold: Schema.optionalKey(Schema.Number),
 });
 export type PredictConfig = typeof PredictConfig.Type;
 
@@ -85,7 +87,13 @@ export const predictImage = Stage.make({
                 scaled.rgb,
                 scaled.height,
                 scaled.width,
-                modelTilePredictor(model, { ...defaultDecodeOptions, scoreThreshold: config.scoreThreshold }),
+                modelTilePredictor(model, {
+                  ...defaultDecodeOptions,
+                  scoreThreshold: config.scoreThreshold,
+                  ...(config.foregroundThreshold === undefined
+                    ? {}
+                    : { foregroundThreshold: config.foregroundThreshold }),
+                }),
                 {
                   tile: model.tile,
                   overlap: config.overlap,

@@ -3,7 +3,7 @@
  *
  * Why: tfjs-wasm's XNNPACK matmul runs ≈ 24 GFLOP/s a thread; OpenBLAS ≈ 90 and uses every core
  * (BACKEND-NOTES.md). It is an accelerator, never a requirement: without `--allow-ffi`, without the
- * library (`apt-get install libopenblas0`), or with `IVAAN_BLAS=off`, `loadBlas` returns the reason
+ * library (`apt-get install libopenblas0`; `deno task setup`), or with `IVAAN_BLAS=off`, `loadBlas` returns the reason
  * and the kernels stay on the pure-WASM path. `IVAAN_BLAS=/path/to/lib.so` picks another library
  * that exports `cblas_sgemm`; `OPENBLAS_NUM_THREADS` caps its threads as usual, and `setThreads`
  * changes them at run time where the library exports `openblas_set_num_threads`.
@@ -18,6 +18,7 @@ const CANDIDATES = [
   "libopenblas.so",
   "libopenblas.dylib",
   "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+  "/usr/local/opt/openblas/lib/libopenblas.dylib",
 ];
 
 const SYMBOLS = {
@@ -69,7 +70,15 @@ export interface Blas {
   ): void;
 }
 
-export type BlasLoad = { readonly blas: Blas } | { readonly unavailable: string };
+/**
+ * Why there is no native BLAS: `disabled` (IVAAN_BLAS=off), `no-ffi` (no --allow-ffi), `not-found` (no library
+ * opened; `chosen` is IVAAN_BLAS when it named the one library to try).
+ */
+export type BlasMissing = "disabled" | "no-ffi" | "not-found";
+
+export type BlasLoad =
+  | { readonly blas: Blas }
+  | { readonly unavailable: string; readonly missing: BlasMissing; readonly chosen?: string };
 
 const readEnv = (name: string): string | undefined => {
   try {
@@ -118,17 +127,19 @@ let loaded: BlasLoad | undefined;
 export const loadBlas = (): BlasLoad => {
   if (loaded !== undefined) return loaded;
   const choice = readEnv("IVAAN_BLAS");
-  if (choice === "off" || choice === "0") return loaded = { unavailable: "IVAAN_BLAS=off" };
+  if (choice === "off" || choice === "0") return loaded = { unavailable: "IVAAN_BLAS=off", missing: "disabled" };
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return loaded = { unavailable: "no --allow-ffi permission" };
+    return loaded = { unavailable: "no --allow-ffi permission", missing: "no-ffi" };
   }
   const tried: string[] = [];
-  for (const library of choice !== undefined && choice !== "" && choice !== "on" ? [choice] : CANDIDATES) {
+  const chosen = choice !== undefined && choice !== "" && choice !== "on" ? choice : undefined;
+  for (const library of chosen !== undefined ? [chosen] : CANDIDATES) {
     try {
       return loaded = { blas: open(library) };
     } catch (e) {
       tried.push(`${library}: ${e instanceof Error ? e.message.split("\n")[0] : e}`);
     }
   }
-  return loaded = { unavailable: `no OpenBLAS found (apt-get install libopenblas0); tried ${tried.join("; ")}` };
+  const unavailable = `no OpenBLAS found (apt-get install libopenblas0); tried ${tried.join("; ")}`;
+  return loaded = { unavailable, missing: "not-found", ...(chosen === undefined ? {} : { chosen }) };
 };
