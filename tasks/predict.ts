@@ -142,6 +142,12 @@ const predict = Command.make("predict", {
     ),
     Flag.withDefault(DEFAULT_FOREGROUND),
   ),
+  tta: Flag.Int("tta").pipe(
+    Flag.withDescription(
+      "Test-time augmentation: predict each tile also flipped (left–right, top–bottom, both) and keep a nucleus when at least this many of the 4 variants find it (IoU > 0.5), with their majority class; costs 4× the forward passes (default: off)",
+    ),
+    Flag.optional,
+  ),
   data: Flag.String("data").pipe(
     Flag.withDescription(
       `The training data (${SOURCE_HELP}), whose fitted attribute bins describe each nucleus (default: the run.json next to --model; without either, no attribute words)`,
@@ -228,12 +234,17 @@ const predict = Command.make("predict", {
     if (!(f.foreground >= 0 && f.foreground < 1)) {
       return yield* fail(`--foreground must be in [0, 1), found ${f.foreground}`);
     }
+    const tta = Option.getOrUndefined(f.tta);
+    if (tta !== undefined && !(tta >= 1 && tta <= 4)) {
+      return yield* fail(`--tta must be a number of votes from 1 to 4, found ${tta}`);
+    }
     const config = {
       scale,
       overlap,
       batch: f.batch,
       scoreThreshold: f.threshold,
       ...(f.foreground > 0 ? { foregroundThreshold: f.foreground } : {}),
+      ...(tta === undefined ? {} : { ttaVotes: tta }),
     };
     files.forEach((file, i) => {
       p = p.source(`image.${i}`, Source.file(file))

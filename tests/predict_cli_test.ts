@@ -147,3 +147,51 @@ Deno.test("deno task predict: mistakes are one clear line (exit 1); --help has a
       assert.ok(help.stdout.includes(flag), flag);
     }
   }));
+
+Deno.test("deno task predict --tta, --foreground (a conv_micro model): voting keeps a subset of the plain nuclei; bad values are one line", () =>
+  withTempDir(async (dir) => {
+    const r = await deno([
+      "run",
+      "-A",
+      "tasks/train.ts",
+      ...["--data", "synthetic:2", "--tiles", "10", "--preset", "conv_micro", "--steps", "40", "--batch", "1"],
+      ...["--out", `${dir}/run`, "--cache", `${dir}/cache`, "--checkpoint-every", "0"],
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const model = `${dir}/run/checkpoint.safetensors`;
+    await writeImage(`${dir}/a.png`, 100, 100);
+    const run = async (out: string, ...flags: string[]) => {
+      const p = await predict(
+        "--model",
+        model,
+        "--input",
+        `${dir}/a.png`,
+        "--out",
+        `${dir}/${out}`,
+        "--no-cache",
+        ...flags,
+      );
+      assert.equal(p.code, 0, p.stderr);
+      return (await readNpy(`${dir}/${out}/npy/a.instances.npy`)).data as Int32Array;
+    };
+    const plain = await run("plain", "--foreground", "0");
+    const gated = await run("gated");
+    const voted = await run("voted", "--foreground", "0", "--tta", "4");
+    const count = (m: Int32Array) => new Set(m).size - (m.includes(0) ? 1 : 0);
+    assert.ok(count(plain) > 0, "the model finds nuclei");
+    // the foreground map and the vote only take pixels and nuclei away
+    const foreground = (m: Int32Array) => m.filter((v) => v > 0).length;
+    assert.ok(foreground(gated) <= foreground(plain), `${foreground(gated)} vs ${foreground(plain)} pixels`);
+    assert.ok(count(voted) <= count(plain), `${count(voted)} vs ${count(plain)} nuclei`);
+    voted.forEach((v, p) => assert.ok(v === 0 || plain[p] !== 0, "a voted nucleus is a plain one"));
+    for (
+      const [flags, message] of [[["--tta", "5"], /--tta must be a number of votes from 1 to 4, found 5/], [
+        ["--foreground", "1"],
+        /--foreground must be in \[0, 1\), found 1/,
+      ]] as const
+    ) {
+      const bad = await predict("--model", model, "--input", `${dir}/a.png`, "--no-cache", ...flags);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, message);
+    }
+  }));

@@ -16,6 +16,7 @@ import {
   tileSize,
 } from "../model/model.ts";
 import type { Tile, TilePrediction } from "./tiling.ts";
+import { flipInstances, FLIPS, flipTile, voteInstances } from "./tta.ts";
 
 /** A checkpoint ready to predict: parameters, config, class names and tile side. */
 export interface LoadedModel {
@@ -82,18 +83,32 @@ export const decodeTile = (
   return decodeValues(logits, masks, values.shape, tile, tile, decode, foreground);
 };
 
-/** The model on a batch of tiles, each decoded into an instance map of its tile. */
-export const modelTilePredictor =
-  (model: LoadedModel, decode: DecodeOptions = defaultDecodeOptions) =>
-  async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
-    const t = model.tile, classes = model.classes.length;
-    const images = new Float32Array(tiles.length * t * t * 3);
-    tiles.forEach((tile, i) => images.set(tile.rgb, i * t * t * 3));
-    const x = tf.tensor4d(images, [tiles.length, t, t, 3]); // [B, T, T, 3]
-    try {
-      const values = await lastPredictionValues(model.params, model.config, classes, x);
-      return tiles.map((_, i) => decodeTile(values, i, t, decode));
-    } finally {
-      x.dispose();
-    }
-  };
+/**
+ * The model on a batch of tiles, each decoded into an instance map of its tile; with `tta`, each
+ * tile is predicted under the four flips and its nuclei voted on (tta.ts).
+ */
+export const modelTilePredictor = (
+  model: LoadedModel,
+  decode: DecodeOptions = defaultDecodeOptions,
+  tta?: { readonly votes: number },
+) =>
+async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
+  const t = model.tile, classes = model.classes.length;
+  const flips = tta === undefined ? [FLIPS[0]] : FLIPS;
+  const images = new Float32Array(tiles.length * flips.length * t * t * 3);
+  tiles.forEach((tile, i) =>
+    flips.forEach((flip, f) => images.set(flipTile(tile.rgb, t, 3, flip), (i * flips.length + f) * t * t * 3))
+  );
+  const x = tf.tensor4d(images, [tiles.length * flips.length, t, t, 3]); // [B·F, T, T, 3]
+  try {
+    const values = await lastPredictionValues(model.params, model.config, classes, x);
+    return tiles.map((_, i) => {
+      const variants = flips.map((flip, f) =>
+        flipInstances(decodeTile(values, i * flips.length + f, t, decode), t, flip)
+      );
+      return tta === undefined ? variants[0] as TilePrediction : voteInstances(variants, tta.votes);
+    });
+  } finally {
+    x.dispose();
+  }
+};

@@ -30,6 +30,8 @@ export const PredictConfig = Schema.Struct({
   ),
   /** decoding, models with dense supervision: pixels below this foreground probability are background */
   foregroundThreshold: Schema.optionalKey(Schema.Number),
+  /** test-time augmentation (tta.ts): a nucleus is kept when this many of the 4 flips find it */
+  ttaVotes: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 4 })))),
 });
 export type PredictConfig = typeof PredictConfig.Type;
 
@@ -93,7 +95,7 @@ export const predictImage = Stage.make({
                   ...(config.foregroundThreshold === undefined
                     ? {}
                     : { foregroundThreshold: config.foregroundThreshold }),
-                }),
+                }, config.ttaVotes === undefined ? undefined : { votes: config.ttaVotes }),
                 {
                   tile: model.tile,
                   overlap: config.overlap,
