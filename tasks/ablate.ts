@@ -15,6 +15,8 @@
  * its own config and seed, so changing one row (`--set vl_fixed.steps=400`) retrains that row only,
  * as `--explain` shows. Writes OUT/ablation.md, OUT/ablation.json and OUT/ablation.png.
  */
+import { type ModelPreset, PRESET_NAMES } from "../stages/model/model.ts";
+import { defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
@@ -58,19 +60,19 @@ import {
   writeAtomic,
 } from "./_main.ts";
 
-const PRESETS = ["micro", "tiny", "vit_b", "vit_l", "vit_h"] as const;
 /** What `--set ROW.KEY=VALUE` may change, and how the value reads. */
-const SETTABLE = { steps: "steps", batch: "batch", lr: "learningRate" } as const;
+const SETTABLE = { steps: "steps", batch: "batch", lr: "learningRate", minutes: "minutes" } as const;
 
 /** One row's training config (the `model.train` schema's encoded form). */
 interface RowConfig {
-  preset: (typeof PRESETS)[number];
+  preset: ModelPreset;
   steps: number;
   batch: number;
   seed: number;
   learningRate: number;
   stem: boolean;
-  schedule: "step";
+  schedule: "step" | "cosine";
+  minutes?: number;
   row?: AblationRow;
 }
 
@@ -85,7 +87,9 @@ const parseSets = (sets: ReadonlyArray<string>, rows: ReadonlyArray<string>) => 
       return { error: `--set ${s}: expected ROW.KEY=VALUE with KEY one of ${Object.keys(SETTABLE).join(", ")}` };
     }
     if (!rows.includes(m[1] as string)) return { error: `--set ${s}: row '${m[1]}' is not among --rows` };
-    if (key !== "lr" && !Number.isInteger(value)) return { error: `--set ${s}: ${key} must be an integer` };
+    if (key !== "lr" && key !== "minutes" && !Number.isInteger(value)) {
+      return { error: `--set ${s}: ${key} must be an integer` };
+    }
     out.push({ row: m[1] as string, field: SETTABLE[key], value });
   }
   return { sets: out };
@@ -129,17 +133,23 @@ const ablate = Command.make("ablate", {
     Flag.withDefault(1),
   ),
   steps: Flag.Int("steps").pipe(
-    Flag.withDescription("Optimisation steps per row (default 200)"),
-    Flag.withDefault(200),
+    Flag.withDescription("Optimisation steps per row (default 200; with --minutes the most a row may take)"),
+    Flag.optional,
   ),
-  preset: Flag.Literals("preset", PRESETS).pipe(
-    Flag.withDescription("Model size (default tiny)"),
-    Flag.withDefault("tiny" as const),
+  minutes: Flag.Finite("minutes").pipe(
+    Flag.withDescription(
+      "A wall-clock budget per training (as deno task train --minutes): steps planned from the measured step time",
+    ),
+    Flag.optional,
+  ),
+  preset: Flag.Literals("preset", PRESET_NAMES).pipe(
+    Flag.withDescription("Model (default: tiny on synthetic data, conv on real data, as deno task train)"),
+    Flag.optional,
   ),
   batch: Flag.Int("batch").pipe(Flag.withDescription("Tiles per step (default 2)"), Flag.withDefault(2)),
   set: Flag.String("set").pipe(
     Flag.withDescription(
-      "Change one row's training: ROW.KEY=VALUE with KEY steps, batch or lr (repeatable), e.g. --set vl_fixed.steps=400",
+      "Change one row's training: ROW.KEY=VALUE with KEY steps, batch, lr or minutes (repeatable), e.g. --set vl_fixed.steps=400",
     ),
     Flag.atLeast(0),
   ),
@@ -174,9 +184,14 @@ const ablate = Command.make("ablate", {
     if (rows.length === 0 || new Set(rows).size !== rows.length) {
       return yield* fail("--rows: give each row once, at least one");
     }
-    if (f.seeds < 1 || f.steps < 1 || f.batch < 1) {
-      return yield* fail(`--seeds, --steps and --batch must be positive, found ${f.seeds}, ${f.steps}, ${f.batch}`);
+    const minutes = Option.getOrUndefined(f.minutes);
+    const steps = Option.getOrElse(f.steps, () => minutes === undefined ? 200 : 1_000_000);
+    if (f.seeds < 1 || steps < 1 || f.batch < 1) {
+      return yield* fail(`--seeds, --steps and --batch must be positive, found ${f.seeds}, ${steps}, ${f.batch}`);
     }
+    if (minutes !== undefined && !(minutes > 0)) return yield* fail(`--minutes must be positive, found ${minutes}`);
+    const preset = defaultPreset(parsed.ref.kind !== "synthetic", Option.getOrUndefined(f.preset));
+    const schedule = defaultSchedule(preset);
     const threads = Option.getOrUndefined(f.threads);
     if (threads !== undefined && threads < 1) return yield* fail(`--threads must be at least 1, found ${threads}`);
     const parsedSets = parseSets(f.set, rows);
@@ -185,13 +200,14 @@ const ablate = Command.make("ablate", {
 
     const configOf = (row: AblationRow, seed: number): RowConfig => {
       const config: RowConfig = {
-        preset: f.preset,
-        steps: f.steps,
+        preset,
+        steps,
         batch: f.batch,
         seed,
-        learningRate: defaultLearningRate(f.preset),
+        learningRate: defaultLearningRate(preset),
         stem: true,
-        schedule: "step",
+        schedule: schedule === "cosine" ? "cosine" : "step",
+        ...(minutes === undefined ? {} : { minutes }),
         ...(row === "baseline" ? {} : { row }),
         ...(row !== "baseline" && f.organPrompts ? { organPrompts: true } : {}),
       };
@@ -277,7 +293,7 @@ const ablate = Command.make("ablate", {
     const markdown = [
       `# Ablation: ${f.data}`,
       "",
-      `Preset ${f.preset}, ${f.steps} steps of batch ${f.batch} per row${
+      `Preset ${preset}, ${minutes === undefined ? `${steps} steps` : `${minutes} min`} of batch ${f.batch} per row${
         (parsedSets.sets ?? []).length > 0 ? ` (changed: ${f.set.join(", ")})` : ""
       }; seeds 0–${f.seeds - 1}; held-out split scored per row (mean ± sample sd over seeds).`,
       "",
@@ -298,7 +314,10 @@ const ablate = Command.make("ablate", {
       JSON.stringify({ command, backend: { name: f.backend, matmul: backend.matmul }, rows, runs, summary }, null, 1) +
         "\n",
     );
-    const svg = ablationChartSvg(summary, `Ablation on ${f.data} (${f.preset}, ${f.steps} steps)`);
+    const svg = ablationChartSvg(
+      summary,
+      `Ablation on ${f.data} (${preset}, ${minutes === undefined ? `${steps} steps` : `${minutes} min`})`,
+    );
     const png = yield* Effect.tryPromise({
       try: () => sharp(new TextEncoder().encode(svg)).png().toBuffer(),
       catch: (e) => fail(`cannot render the chart: ${e instanceof Error ? e.message : e}`),

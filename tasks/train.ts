@@ -2,13 +2,15 @@
  * `deno task train`: train the Mask2Former-style baseline (IVAAN's ablation row 1) and evaluate it
  * on a held-out split.
  *
- *   deno task train [--data SOURCE] [--preset tiny] [--steps N] [--batch B] [--seed S] [--lr X]
+ *   deno task train [--data SOURCE] [--preset tiny|conv|…] [--steps N | --minutes M] [--val-fraction F]
+ *                   [--schedule step|cosine|constant] [--batch B] [--seed S] [--lr X]
  *                   [--no-stem] [--queries learned|centers] [--row ROW]
  *                   [--backend wasm|cpu|webgpu|node] [--threads N]
  *                   [--out DIR] [--checkpoint-every N]
  *                   [--resume CHECKPOINT] [--explain] [--cache DIR]
  *
- * With no arguments: the `tiny` preset on the synthetic default (`synthetic:0`, 256 tiles).
+ * With no arguments: the `tiny` preset on the synthetic default (`synthetic:0`, 256 tiles). With real
+ * data (`--data consep:DIR` …) and no preset: the real-data recipe, `conv` with the cosine schedule.
  * Writes OUT/checkpoint.safetensors, OUT/metrics.json, OUT/summary.md and the held-out split in PanNuke's
  * layout (OUT/heldout/masks.npy, pred.npy, types.npy, for `deno task evaluate pannuke`). The run is a cached
  * stage: the same data, config, seed and backend reuse the stored checkpoint.
