@@ -4,14 +4,18 @@
  *   deno task evaluate pannuke --true masks.npy --pred pred.npy --types types.npy [--json OUT.json]
  *   deno task evaluate instances --true t.npy --pred p.npy [--iou 0.5] [--json OUT.json]
  *   deno task evaluate folder --true DIR --pred DIR [--iou 0.5] [--json OUT.json]
+ *   deno task evaluate breakdown --true DIR --pred DIR [--iou 0.5] [--json OUT.json] [--md OUT.md]
  *
- * A Markdown table goes to stdout; `--json` also writes the full result (NaN as null).
+ * A Markdown table goes to stdout; `--json` also writes the full result (NaN as null), `--md` the
+ * Markdown (breakdown only).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
 import { FileStore, MemoryStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
 import {
+  breakdownEvaluation,
+  breakdownMarkdown,
   folderEvaluation,
   folderMarkdown,
   instanceEvaluation,
@@ -58,6 +62,7 @@ const evaluate = <Nodes extends { readonly result: unknown }, E>(
   pipeline: Pipeline<Nodes, E, Progress>,
   markdown: (result: Nodes["result"]) => string,
   json: Option.Option<string>,
+  md: Option.Option<string> = Option.none(),
 ) =>
   Effect.gen(function* () {
     const { cache, noCache } = yield* root;
@@ -65,13 +70,18 @@ const evaluate = <Nodes extends { readonly result: unknown }, E>(
     const { outputs, report } = yield* Runner.run(pipeline, ["result"]).pipe(
       Effect.provide(Layer.mergeAll(store, Progress.auto)),
     );
-    yield* Console.log(markdown(outputs.result));
+    const text = markdown(outputs.result);
+    yield* Console.log(text);
     if (report.find((s) => s.node === "result")?.status === "hit") {
       yield* Console.error("(from the cache: the inputs have not changed)");
     }
     if (Option.isSome(json)) {
       yield* writeAtomic(json.value, toJson(outputs.result) + "\n");
       yield* Console.error(`wrote ${json.value}`);
+    }
+    if (Option.isSome(md)) {
+      yield* writeAtomic(md.value, text + "\n");
+      yield* Console.error(`wrote ${md.value}`);
     }
   });
 
@@ -143,10 +153,36 @@ const folder = Command.make("folder", {
     "Instance metrics averaged over images, and pooled detection/type F1, for two folders of per-image maps. Example: deno task evaluate folder --true gt/ --pred out/",
   ));
 
+const breakdown = Command.make("breakdown", {
+  truth: Flag.String("true").pipe(
+    Flag.withDescription(
+      "Folder of true maps: instances/NAME.(png|npy), optional classes/NAME.(png|npy|json), optional dataset.json (class names)",
+    ),
+  ),
+  pred: Flag.String("pred").pipe(Flag.withDescription("Folder of predicted maps, same layout and names")),
+  iou: iouFlag,
+  json: jsonFlag,
+  md: Flag.String("md").pipe(Flag.withDescription("Also write the Markdown report to this file"), Flag.optional),
+}, ({ truth, pred, iou, json, md }) =>
+  Effect.gen(function* () {
+    yield* exists(truth, "--true", "directory");
+    yield* exists(pred, "--pred", "directory");
+    if (!(iou >= 0 && iou < 1)) {
+      return yield* new UsageError({ message: `--iou: expected a number in [0, 1), found ${iou}` });
+    }
+    const pipeline = Pipeline.empty
+      .source("truth", Source.directory(truth))
+      .source("prediction", Source.directory(pred))
+      .node("result", breakdownEvaluation, { inputs: { truth: "truth", prediction: "prediction" }, config: { iou } });
+    yield* evaluate(pipeline, breakdownMarkdown, json, md);
+  })).pipe(Command.withDescription(
+    "Where the PQ goes, pooled over two folders of per-image maps: TP/FP/FN, precision, recall, DQ, SQ; missed, merged, split, poorly segmented truths; spurious, fragment, merge predictions; counterfactual PQs; type confusion and per-class F1. Example: deno task evaluate breakdown --true gt/ --pred out/ --md breakdown.md",
+  ));
+
 if (import.meta.main) {
   runTask(
     root.pipe(
-      Command.withSubcommands([pannuke, instances, folder]),
+      Command.withSubcommands([pannuke, instances, folder, breakdown]),
       Command.run({ version: "0.1.0" }),
       Effect.provide(NodeServices.layer),
     ),

@@ -194,3 +194,100 @@ Deno.test("evaluate folder: a missing prediction is named", () =>
     assert.equal(r.code, 1);
     assert.match(r.stderr, /error: .*\/p: no prediction for 1 image\(s\): x2/);
   }));
+
+/** Writes DIR/instances/NAME.png (16-bit ids) and DIR/classes/NAME.png (class + 1) of 40×40 rectangles [id, class + 1, x, y, w, h]. */
+const writeRects = async (dir: string, name: string, rects: ReadonlyArray<readonly number[]>) => {
+  const ids = new Uint16Array(40 * 40), classes = new Uint8Array(40 * 40);
+  for (const [id = 0, c = 0, x0 = 0, y0 = 0, w = 0, h = 0] of rects) {
+    for (let y = y0; y < y0 + h; y++) {
+      for (let x = x0; x < x0 + w; x++) [ids[y * 40 + x], classes[y * 40 + x]] = [id, c];
+    }
+  }
+  for (const sub of ["instances", "classes"]) await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
+  const png = (data: Uint8Array | Uint16Array) =>
+    Effect.runPromise(encodePng({ width: 40, height: 40, channels: 1, data }));
+  await Deno.writeFile(`${dir}/instances/${name}.png`, await png(ids));
+  await Deno.writeFile(`${dir}/classes/${name}.png`, await png(classes));
+};
+
+Deno.test("evaluate breakdown: pooled counts, error categories, counterfactual PQ, confusion; mean PQ as evaluate folder", () =>
+  withTempDir(async (dir) => {
+    // image a: truths T1 | T2 touching (5×5 each, classes 1, 2) and T3 (class 1); the prediction
+    //   merges T1 + T2 into one (IoU 25/50 = 0.5, no TP) and finds T3 exactly but as class 2.
+    // image b: truth T (8×4, class 1) cut in two 4×4 halves, and a spurious prediction on background.
+    await writeRects(`${dir}/truth`, "a", [[1, 1, 5, 5, 5, 5], [2, 2, 10, 5, 5, 5], [3, 1, 25, 25, 6, 6]]);
+    await writeRects(`${dir}/pred`, "a", [[4, 1, 5, 5, 10, 5], [8, 2, 25, 25, 6, 6]]);
+    await writeRects(`${dir}/truth`, "b", [[1, 1, 5, 20, 8, 4]]);
+    await writeRects(`${dir}/pred`, "b", [[1, 1, 5, 20, 4, 4], [2, 1, 9, 20, 4, 4], [3, 2, 30, 5, 4, 4]]);
+    await Deno.writeTextFile(`${dir}/truth/dataset.json`, JSON.stringify({ classes: ["tumour", "lymphocyte"] }));
+    const r = await evaluate(
+      "--no-cache",
+      "breakdown",
+      "--true",
+      `${dir}/truth`,
+      "--pred",
+      `${dir}/pred`,
+      "--json",
+      `${dir}/b.json`,
+      "--md",
+      `${dir}/b.md`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(await Deno.readTextFile(`${dir}/b.json`));
+    // TP = 1 (T3), FP = 1 (merge) + 2 (fragments) + 1 (spurious) = 4, FN = 2 (merged) + 1 (split) = 3
+    assert.deepEqual([out.pooled.truth, out.pooled.pred, out.pooled.tp, out.pooled.fp, out.pooled.fn], [4, 5, 1, 4, 3]);
+    assert.deepEqual(out.falseNegatives, {
+      missed: { count: 0, share: 0 },
+      merged: { count: 2, share: 2 / 3 },
+      split: { count: 1, share: 1 / 3 },
+      poorlySegmented: { count: 0, share: 0 },
+    });
+    assert.deepEqual(out.falsePositives, {
+      spurious: { count: 1, share: 0.25 },
+      fragment: { count: 2, share: 0.5 },
+      merge: { count: 1, share: 0.25 },
+      poorlySegmented: { count: 0, share: 0 },
+    });
+    // DQ = 1 / (1 + 2 + 1.5) = 1/4.5, SQ = 1 / (1 + 1e-6); merged found: TP 3, FP 3, FN 1 → DQ 3/5
+    const sq = 1 / (1 + 1e-6);
+    near(out.pooled.pq, sq / 4.5, "pooled PQ");
+    near(out.counterfactualPQ.mergedFound, 0.6 * sq, "merged found");
+    near(out.counterfactualPQ.splitFound, (2 / (2 + 1 + 1)) * sq, "split found: TP 2, FP 2, FN 2");
+    near(out.counterfactualPQ.spuriousRemoved, (1 / (1 + 1.5 + 1.5)) * sq, "spurious removed: FP 3");
+    // per image: a = 1 / (1 + 0.5 + 1) · SQ = 0.4·SQ, b = 0
+    near(out.meanPQ, 0.2 * sq, "mean PQ");
+    assert.deepEqual(out.types.names, ["tumour", "lymphocyte"]);
+    assert.deepEqual(out.types.confusion, [[0, 1], [0, 0]], "T3: tumour called lymphocyte");
+    assert.deepEqual(out.types.unmatchedTrue, [2, 1]);
+    assert.deepEqual(out.types.unmatchedPred, [3, 1]);
+    // the same folders through evaluate folder: same mean PQ and the same centroid-pairing type F1
+    const folder = await evaluateFolder(dir);
+    near(out.meanPQ, folder.out.pq, "mean PQ = evaluate folder's PQ");
+    assert.deepEqual(out.types.centroidPairs.typeF1, folder.out.detection.typeF1);
+    near(out.types.centroidPairs.clsF1, folder.out.detection.clsF1, "Cls F1");
+    // Markdown: summary, the tables, and the same text in --md
+    assert.match(r.stdout, /^\*\*PQ 0\.2222\*\* pooled over 2 images \(mean per-image PQ 0\.2000\)/);
+    assert.match(
+      r.stdout,
+      /\| τ \| truth \| pred \| TP \| FP \| FN \| precision \| recall \| DQ \(F1\) \| SQ \| PQ \|/,
+    );
+    assert.match(
+      r.stdout,
+      /\| merged truths \/ merging predictions \| 2 \| 66\.7 % \| 1 \| 25\.0 % \| 0\.6000 \| \+0\.3778 \|/,
+    );
+    assert.match(r.stdout, /\| tumour \| 0 \| 1 \| 2 \|/);
+    assert.match(r.stdout, /\| class \| F1 on PQ pairs \| F1 on centroid pairs/);
+    assert.equal(await Deno.readTextFile(`${dir}/b.md`), r.stdout);
+  }));
+
+Deno.test("evaluate breakdown: a bad dataset.json is one error line naming it", () =>
+  withTempDir(async (dir) => {
+    await writeRects(`${dir}/truth`, "a", [[1, 1, 5, 5, 5, 5]]);
+    await writeRects(`${dir}/pred`, "a", [[1, 1, 5, 5, 5, 5]]);
+    await Deno.writeTextFile(`${dir}/truth/dataset.json`, JSON.stringify({ classes: "tumour" }));
+    const r = await evaluate("--no-cache", "breakdown", "--true", `${dir}/truth`, "--pred", `${dir}/pred`);
+    assert.equal(r.code, 1);
+    const errorLines = r.stderr.split("\n").filter((l) => l.startsWith("error"));
+    assert.equal(errorLines.length, 1, r.stderr);
+    assert.match(errorLines[0] as string, /^error: .*dataset\.json: field "classes": expected a list of class names/);
+  }));

@@ -5,6 +5,8 @@
  *   instanceEvaluation   two 2-D instance maps          → PQ/DQ/SQ, TP/FP/FN, AJI, AJI+, Dice
  *   pannukeEvaluation    PanNuke masks, preds, types    → bPQ, mPQ, class PQ, tissues, detection, per image
  *   folderEvaluation     two folders of per-image maps  → mean instance metrics, detection/type F1
+ *   breakdownEvaluation  two folders of per-image maps  → where the PQ goes: pooled counts, error
+ *                                                         categories, counterfactual PQs, confusion
  */
 import { Effect, Schema } from "effect";
 import { json } from "../../pipeline/codec/json.ts";
@@ -12,10 +14,12 @@ import { NpyError, type NpyReader, openNpy, readNpy } from "../../pipeline/codec
 import { track } from "../../pipeline/progress.ts";
 import { dirRefCodec, fileRefCodec } from "../../pipeline/source.ts";
 import * as Stage from "../../pipeline/stage.ts";
+import { Breakdown, type ImageBreakdown, imageBreakdown, pooledBreakdown } from "./breakdown.ts";
 import { centroids, detectionScores, emptyPairing, pairImage } from "./detection.ts";
 import { InvalidInput } from "./errors.ts";
 import { InstanceMetrics, instanceMetrics, Metric } from "./instance_metrics.ts";
-import { type LabelMap, readLabelMap, sameSize } from "./maps.ts";
+import { readLabelMap, sameSize } from "./maps.ts";
+import { classNames, folderPairs, readFolderPair } from "./_folder.ts";
 import { nanMean, PANNUKE_CLASSES, PannukeAccumulator, pannukeImage } from "./pannuke.ts";
 
 const Iou = Schema.Struct({
@@ -169,60 +173,6 @@ export const FolderMetrics = Schema.Struct({
 });
 export type FolderMetrics = typeof FolderMetrics.Type;
 
-const LABEL_FILE = /\.(png|npy)$/i;
-
-/** name → relative path of the instance maps of a folder (`instances/` if present, else the top level). */
-const instanceFiles = (files: ReadonlyArray<{ readonly name: string }>): Map<string, string> => {
-  const nested = files.some((f) => f.name.startsWith("instances/"));
-  const out = new Map<string, string>();
-  for (const { name } of files) {
-    const inside = nested ? name.startsWith("instances/") && !name.slice(10).includes("/") : !name.includes("/");
-    if (inside && LABEL_FILE.test(name)) out.set(name.slice(nested ? 10 : 0).replace(LABEL_FILE, ""), name);
-  }
-  return out;
-};
-
-/** The class of each instance: from `classes/NAME.json` ({id: class}) or the majority of a per-pixel class map. */
-const classesOf = (root: string, files: ReadonlyArray<{ readonly name: string }>, name: string, instances: LabelMap) =>
-  Effect.gen(function* () {
-    const names = new Set(files.map((f) => f.name));
-    const jsonName = `classes/${name}.json`;
-    if (names.has(jsonName)) {
-      const file = `${root}/${jsonName}`;
-      const table = yield* Effect.tryPromise({
-        try: async () => JSON.parse(await Deno.readTextFile(file)) as unknown,
-        catch: (e) => new InvalidInput({ file, reason: `not valid JSON (${e instanceof Error ? e.message : e})` }),
-      });
-      if (
-        typeof table !== "object" || table === null || Array.isArray(table) ||
-        !Object.values(table).every(Number.isInteger)
-      ) {
-        return yield* new InvalidInput({ file, reason: 'expected an object {"<instance id>": <integer class>, …}' });
-      }
-      const map = table as Record<string, number>;
-      return (id: number) => map[String(id)] ?? 0;
-    }
-    const pixelName = [`classes/${name}.png`, `classes/${name}.npy`].find((n) => names.has(n));
-    if (pixelName === undefined) return undefined;
-    const classMap = yield* readLabelMap(`${root}/${pixelName}`);
-    yield* sameSize(instances, classMap, `${root}/instances/${name}`, `${root}/${pixelName}`);
-    const votes = new Map<number, Map<number, number>>();
-    for (let i = 0; i < instances.labels.length; i++) {
-      const id = instances.labels[i] as number, c = classMap.labels[i] as number;
-      if (id === 0 || c === 0) continue;
-      let v = votes.get(id);
-      if (v === undefined) votes.set(id, v = new Map());
-      v.set(c, (v.get(c) ?? 0) + 1);
-    }
-    return (id: number) => {
-      let best = 0, bestCount = 0;
-      for (const [c, count] of [...(votes.get(id) ?? new Map<number, number>())].sort((a, b) => a[0] - b[0])) {
-        if (count > bestCount) [best, bestCount] = [c, count];
-      }
-      return best;
-    };
-  });
-
 /** Per-image instance metrics averaged over a folder, plus pooled detection and type F1. */
 export const folderEvaluation = Stage.make({
   name: "evaluation.folder",
@@ -232,45 +182,25 @@ export const folderEvaluation = Stage.make({
   output: json(FolderMetrics),
   run: ({ truth, prediction }, { iou }) =>
     Effect.gen(function* () {
-      const tFiles = instanceFiles(truth.files), pFiles = instanceFiles(prediction.files);
-      if (tFiles.size === 0) {
-        return yield* new InvalidInput({
-          file: truth.path,
-          reason: "no instance maps (instances/NAME.png|npy or NAME.png|npy)",
-        });
-      }
-      const missing = [...tFiles.keys()].filter((n) => !pFiles.has(n));
-      if (missing.length > 0) {
-        return yield* new InvalidInput({
-          file: prediction.path,
-          reason: `no prediction for ${missing.length} image(s): ${missing.slice(0, 5).join(", ")}${
-            missing.length > 5 ? ", …" : ""
-          }`,
-        });
-      }
+      const pairs = yield* folderPairs(truth, prediction);
       const pairing = emptyPairing();
       let typed = false;
-      const names = [...tFiles.keys()].sort();
-      const perImage = yield* track("evaluating images", names.length, (progress) =>
-        Effect.forEach(names, (name) =>
+      const perImage = yield* track("evaluating images", pairs.length, (progress) =>
+        Effect.forEach(pairs, (files) =>
           Effect.gen(function* () {
-            const tPath = `${truth.path}/${tFiles.get(name)}`, pPath = `${prediction.path}/${pFiles.get(name)}`;
-            const t = yield* readLabelMap(tPath), p = yield* readLabelMap(pPath);
-            yield* sameSize(t, p, tPath, pPath);
-            const tClass = yield* classesOf(truth.path, truth.files, name, t);
-            const pClass = yield* classesOf(prediction.path, prediction.files, name, p);
-            typed ||= tClass !== undefined && pClass !== undefined;
+            const { name, truth: t, pred: p, truthType, predType } = yield* readFolderPair(truth, prediction, files);
+            typed ||= truthType !== undefined && predType !== undefined;
             pairImage(
               centroids(
                 t.labels,
                 t.width,
-                tClass ?? (() =>
+                truthType ?? (() =>
                   0),
               ),
               centroids(
                 p.labels,
                 p.width,
-                pClass ?? (() =>
+                predType ?? (() =>
                   0),
               ),
               pairing,
@@ -301,5 +231,50 @@ export const folderEvaluation = Stage.make({
         },
         perImage,
       };
+    }),
+});
+
+/**
+ * Where the PQ goes over two folders (the layout of `folderEvaluation`, whose per-image PQ it
+ * reproduces): counts pooled over images, FN/FP categories, counterfactual PQs, the confusion
+ * matrix of the PQ pairs and per-type F1 (breakdown.ts). Class names come from `dataset.json`.
+ */
+export const breakdownEvaluation = Stage.make({
+  name: "evaluation.breakdown",
+  version: 1,
+  config: Iou,
+  inputs: { truth: dirRefCodec, prediction: dirRefCodec },
+  output: json(Breakdown),
+  run: ({ truth, prediction }, { iou }) =>
+    Effect.gen(function* () {
+      const pairs = yield* folderPairs(truth, prediction);
+      const names = yield* classNames(truth, prediction);
+      const centroidPairing = emptyPairing();
+      let typed = false;
+      const images: Array<{ name: string; breakdown: ImageBreakdown }> = [];
+      yield* track("breaking down images", pairs.length, (progress) =>
+        Effect.forEach(pairs, (files) =>
+          Effect.gen(function* () {
+            const { name, truth: t, pred: p, truthType, predType } = yield* readFolderPair(truth, prediction, files);
+            typed ||= truthType !== undefined && predType !== undefined;
+            pairImage(
+              centroids(
+                t.labels,
+                t.width,
+                truthType ?? (() =>
+                  0),
+              ),
+              centroids(
+                p.labels,
+                p.width,
+                predType ?? (() =>
+                  0),
+              ),
+              centroidPairing,
+            );
+            images.push({ name, breakdown: imageBreakdown(t.labels, p.labels, { iou, truthType, predType }) });
+            yield* progress.advance(1);
+          }), { discard: true }));
+      return pooledBreakdown(images, { iou, centroids: centroidPairing, typed, classNames: names });
     }),
 });
