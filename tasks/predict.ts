@@ -11,6 +11,7 @@
  * instances/ and classes/ side by side, `deno task evaluate folder --pred OUT` scores the run.
  */
 import { DEFAULT_FOREGROUND } from "../stages/model/decoding.ts";
+import { defaultDenseDecodeOptions } from "../stages/model/dense_decoding.ts";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
@@ -142,6 +143,18 @@ const predict = Command.make("predict", {
     ),
     Flag.withDefault(DEFAULT_FOREGROUND),
   ),
+  instances: Flag.Literals("instances", ["queries", "dense", "hybrid"] as const).pipe(
+    Flag.withDescription(
+      "Where nuclei come from: queries (the Mask2Former decoding); for models with dense supervision also dense (HoVer-Net-style watershed of the foreground and distance maps) or hybrid (the queries' nuclei grown over the dense foreground, plus foreground no query reaches); classes always from the queries",
+    ),
+    Flag.withDefault("queries" as const),
+  ),
+  energy: Flag.Finite("energy").pipe(
+    Flag.withDescription(
+      `--instances dense: the distance maps' gradient above which a pixel is a boundary between nuclei (default ${defaultDenseDecodeOptions.energyThreshold})`,
+    ),
+    Flag.withDefault(defaultDenseDecodeOptions.energyThreshold),
+  ),
   tta: Flag.Int("tta").pipe(
     Flag.withDescription(
       "Test-time augmentation: predict each tile also flipped (left–right, top–bottom, both) and keep a nucleus when at least this many of the 4 variants find it (IoU > 0.5), with their majority class; costs 4× the forward passes (default: off)",
@@ -245,6 +258,9 @@ const predict = Command.make("predict", {
       scoreThreshold: f.threshold,
       ...(f.foreground > 0 ? { foregroundThreshold: f.foreground } : {}),
       ...(tta === undefined ? {} : { ttaVotes: tta }),
+      ...(f.instances === "queries" ? {} : {
+        denseInstances: { rule: f.instances, energyThreshold: f.energy, minArea: defaultDenseDecodeOptions.minArea },
+      }),
     };
     files.forEach((file, i) => {
       p = p.source(`image.${i}`, Source.file(file))

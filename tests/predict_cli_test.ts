@@ -184,6 +184,10 @@ Deno.test("deno task predict --tta, --foreground (a conv_micro model): voting ke
     assert.ok(foreground(gated) <= foreground(plain), `${foreground(gated)} vs ${foreground(plain)} pixels`);
     assert.ok(count(voted) <= count(plain), `${count(voted)} vs ${count(plain)} nuclei`);
     voted.forEach((v, p) => assert.ok(v === 0 || plain[p] !== 0, "a voted nucleus is a plain one"));
+    // nuclei from the dense maps, and the queries' nuclei grown over the dense foreground
+    const dense = await run("dense", "--instances", "dense");
+    const hybrid = await run("hybrid", "--instances", "hybrid");
+    assert.ok(count(dense) > 0 && count(hybrid) > 0, `${count(dense)} dense, ${count(hybrid)} hybrid nuclei`);
     for (
       const [flags, message] of [[["--tta", "5"], /--tta must be a number of votes from 1 to 4, found 5/], [
         ["--foreground", "1"],

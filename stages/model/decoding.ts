@@ -13,6 +13,7 @@
  * more than half of its pixels that way is dropped (a query on background, not a nucleus).
  */
 import * as tf from "@tensorflow/tfjs";
+import { type DenseDecodeOptions, denseInstances } from "./dense_decoding.ts";
 
 export interface DecodeOptions {
   /** what the threshold and the per-pixel argmax read: the best class probability, or 1 − p(no object) */
@@ -20,8 +21,15 @@ export interface DecodeOptions {
   readonly scoreThreshold: number;
   readonly maskThreshold: number;
   readonly overlapThreshold: number;
-  /** with a foreground map: pixels below this foreground probability are background (absent: the map is unused) */
+  /** with dense maps: pixels below this foreground probability are background (absent: the map is unused) */
   readonly foregroundThreshold?: number;
+  /**
+   * with dense maps: `dense` takes the instances from the dense maps (dense_decoding.ts, HoVer-Net's
+   * way), `hybrid` grows the queries' instances over the dense foreground (and adds foreground no
+   * query reaches); each instance's class comes from the queries' decoding (its pixels' majority)
+   */
+  readonly instances?: "queries" | "dense" | "hybrid";
+  readonly dense?: DenseDecodeOptions;
 }
 
 /**
@@ -128,12 +136,66 @@ export const decodeValues = (
   height: number,
   width: number,
   options: DecodeOptions = defaultDecodeOptions,
-  foreground?: ArrayLike<number>, // [h·w] foreground logits on the mask grid
+  dense?: ArrayLike<number>, // [h·w·3] dense maps on the mask grid: foreground logit, horizontal, vertical
+): DecodedInstances => {
+  const { h, w } = shape;
+  if (dense !== undefined && dense.length !== h * w * 3) {
+    throw new RangeError(`decodeValues: expected ${h}×${w}×3 dense values, got ${dense.length}`);
+  }
+  const decoded = decodeQueries(logitValues, maskValues, shape, height, width, options, dense);
+  if (options.instances === undefined || options.instances === "queries" || dense === undefined) return decoded;
+  const seeds = options.instances === "hybrid" ? decoded.instances : undefined;
+  return classifiedDense(denseInstances(dense, h, w, height, width, options.dense, seeds), decoded);
+};
+
+/**
+ * Dense instances with classes from the queries' decoding: each instance's class is the most
+ * frequent label among its pixels that a query owns, its score their mean score; an instance no
+ * query touches takes the most frequent label of the whole tile (score 0).
+ */
+const classifiedDense = (instances: Int32Array, queries: DecodedInstances): DecodedInstances => {
+  let n = 0;
+  for (const id of instances) if (id > n) n = id;
+  const labels = queries.classOf.length > 1 ? Math.max(...queries.classOf) + 1 : 1;
+  const votes = new Float64Array((n + 1) * labels), scoreSum = new Float64Array(n + 1), tile = new Float64Array(labels);
+  for (let p = 0; p < instances.length; p++) {
+    const id = instances[p] as number, q = queries.instances[p] as number;
+    if (q === 0) continue;
+    const label = queries.classOf[q] as number;
+    tile[label] = (tile[label] as number) + 1;
+    if (id === 0) continue;
+    votes[id * labels + label] = (votes[id * labels + label] as number) + 1;
+    scoreSum[id] = (scoreSum[id] as number) + (queries.scores[q] as number);
+  }
+  const argmax = (from: number) => {
+    let best = 0;
+    for (let c = 1; c < labels; c++) if ((votes[from + c] as number) > (votes[from + best] as number)) best = c;
+    return best;
+  };
+  let tileLabel = 0;
+  for (let c = 1; c < labels; c++) if ((tile[c] as number) > (tile[tileLabel] as number)) tileLabel = c;
+  const classOf = new Int32Array(n + 1), scores = new Float32Array(n + 1), source = new Int32Array(n + 1).fill(-1);
+  classOf[0] = -1;
+  for (let id = 1; id <= n; id++) {
+    let owned = 0;
+    for (let c = 0; c < labels; c++) owned += votes[id * labels + c] as number;
+    classOf[id] = owned > 0 ? argmax(id * labels) : tileLabel;
+    scores[id] = owned > 0 ? (scoreSum[id] as number) / owned : 0;
+  }
+  return { instances, classOf, scores, queries: source };
+};
+
+/** The queries' decoding (the module comment). */
+const decodeQueries = (
+  logitValues: ArrayLike<number>,
+  maskValues: ArrayLike<number>,
+  shape: PredictionShape,
+  height: number,
+  width: number,
+  options: DecodeOptions,
+  dense: ArrayLike<number> | undefined,
 ): DecodedInstances => {
   const { queries: q, classes, h, w } = shape, c1 = classes + 1;
-  if (foreground !== undefined && foreground.length !== h * w) {
-    throw new RangeError(`decodeValues: expected ${h}×${w} foreground logits, got ${foreground.length}`);
-  }
   if (logitValues.length !== q * c1 || maskValues.length !== q * h * w) {
     throw new RangeError(
       `decodeValues: expected ${q}×${c1} logits and ${q}×${h}×${w} mask logits, got ${logitValues.length} and ${maskValues.length}`,
@@ -222,21 +284,21 @@ export const decodeValues = (
   }
   // the foreground map takes background pixels from their owners (after the overlap rule's count)
   const gated = new Int32Array(k);
-  const fgCutoff = options.foregroundThreshold === undefined || foreground === undefined
+  const fgCutoff = options.foregroundThreshold === undefined || dense === undefined
     ? undefined
     : Math.log(options.foregroundThreshold / (1 - options.foregroundThreshold)); // a logit
   for (let p = 0; p < n; p++) {
     const j = owner[p] as number;
     if (j < 0) continue;
-    if (fgCutoff !== undefined && foreground !== undefined) {
+    if (fgCutoff !== undefined && dense !== undefined) {
       const y = Math.floor(p / width), x = p % width;
       const r0 = (rows.lo[y] as number) * w, r1 = (rows.hi[y] as number) * w;
       const c0 = cols.lo[x] as number, cc1 = cols.hi[x] as number;
       const logit = bilinearMix(
-        foreground[r0 + c0] as number,
-        foreground[r0 + cc1] as number,
-        foreground[r1 + c0] as number,
-        foreground[r1 + cc1] as number,
+        dense[(r0 + c0) * 3] as number,
+        dense[(r0 + cc1) * 3] as number,
+        dense[(r1 + c0) * 3] as number,
+        dense[(r1 + cc1) * 3] as number,
         cols.frac[x] as number,
         rows.frac[y] as number,
       );

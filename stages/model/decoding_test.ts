@@ -143,7 +143,10 @@ Deno.test("decoding with a foreground map: background pixels are owned by no que
   const logits = [big, 0, big, 0]; // [Q·(C+1)], one class + no-object
   const m = (f: (x: number) => boolean) => Array.from({ length: 16 }, (_, i) => (f(i % 4) ? big : L));
   const masks = [...m((x) => x < 2), ...m((x) => x >= 2)];
-  const fg = Array.from({ length: 16 }, (_, i) => (i % 4 < 3 ? big : L)); // columns 0–2
+  // dense maps [h·w·3]: the foreground logit first, distance maps 0
+  const maps = (inside: (x: number) => boolean) =>
+    Array.from({ length: 16 }, (_, i) => [inside(i % 4) ? big : L, 0, 0]).flat();
+  const fg = maps((x) => x < 3); // columns 0–2
   const shape = { queries: 2, classes: 1, h: 4, w: 4 };
   const without = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 });
   assert.equal(new Set(without.instances).size, 2, "no map given: the option changes nothing");
@@ -151,7 +154,7 @@ Deno.test("decoding with a foreground map: background pixels are owned by no que
   const half = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 }, fg);
   assert.deepEqual(Array.from(half.instances), Array(4).fill([1, 1, 2, 0]).flat());
   // only column 0 is foreground: query 1 keeps nothing and is dropped, query 0 keeps half of its pixels
-  const narrow = Array.from({ length: 16 }, (_, i) => (i % 4 === 0 ? big : L));
+  const narrow = maps((x) => x === 0);
   const one = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 }, narrow);
   assert.deepEqual(Array.from(one.classOf), [-1, 0]);
   assert.deepEqual(Array.from(one.instances), Array(4).fill([1, 0, 0, 0]).flat());

@@ -263,8 +263,8 @@ export interface PredictionValues {
   readonly logits: Float32Array;
   /** `[B·Q·h·w]` mask logits */
   readonly masks: Float32Array;
-  /** models with dense supervision: `[B·h·w]` foreground logits on the mask grid */
-  readonly foreground?: Float32Array;
+  /** models with dense supervision: `[B·h·w·3]` dense maps on the mask grid (foreground logit, horizontal, vertical) */
+  readonly dense?: Float32Array;
   /** one image's part */
   readonly shape: PredictionShape;
 }
@@ -287,18 +287,13 @@ export const lastPredictionValues = async (
     if (dense !== undefined && (dense.shape[1] !== h || dense.shape[2] !== w)) {
       throw new RangeError(`the dense maps are ${dense.shape[1]}×${dense.shape[2]}, the masks ${h}×${w}`);
     }
-    const foreground = dense === undefined ? undefined : tf.tidy(() => tf.slice(dense, [0, 0, 0, 0], [-1, h, w, 1]));
-    try {
-      const [logits, masks, fg] = await prefetch(defined([last.logits, last.masks, foreground]));
-      return {
-        logits: logits as Float32Array,
-        masks: masks as Float32Array,
-        ...(fg === undefined ? {} : { foreground: fg as Float32Array }),
-        shape: { queries: q, classes: last.logits.shape[2] - 1, h, w },
-      };
-    } finally {
-      foreground?.dispose();
-    }
+    const [logits, masks, maps] = await prefetch(defined([last.logits, last.masks, dense]));
+    return {
+      logits: logits as Float32Array,
+      masks: masks as Float32Array,
+      ...(maps === undefined ? {} : { dense: maps as Float32Array }),
+      shape: { queries: q, classes: last.logits.shape[2] - 1, h, w },
+    };
   } finally {
     tf.dispose(outputTensors(output));
   }
@@ -308,12 +303,12 @@ export const lastPredictionValues = async (
 export const imagePrediction = (
   p: PredictionValues,
   i: number,
-): { logits: Float32Array; masks: Float32Array; foreground?: Float32Array } => {
+): { logits: Float32Array; masks: Float32Array; dense?: Float32Array } => {
   const { queries: q, classes, h, w } = p.shape;
   return {
     logits: p.logits.subarray(i * q * (classes + 1), (i + 1) * q * (classes + 1)),
     masks: p.masks.subarray(i * q * h * w, (i + 1) * q * h * w),
-    ...(p.foreground === undefined ? {} : { foreground: p.foreground.subarray(i * h * w, (i + 1) * h * w) }),
+    ...(p.dense === undefined ? {} : { dense: p.dense.subarray(i * h * w * 3, (i + 1) * h * w * 3) }),
   };
 };
 

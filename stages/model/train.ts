@@ -192,7 +192,7 @@ export const predictTile = async (
   const images = tf.tensor4d(Float32Array.from(s.image), [1, s.height, s.width, 3]); // [1, H, W, 3]
   try {
     const p = await lastPredictionValues(params, config, classes, images);
-    return decodeValues(p.logits, p.masks, p.shape, s.height, s.width, decode, p.foreground);
+    return decodeValues(p.logits, p.masks, p.shape, s.height, s.width, decode, p.dense);
   } finally {
     images.dispose();
   }

@@ -13,6 +13,7 @@ import * as Stage from "../../pipeline/stage.ts";
 import { backendEnvironment } from "../backend/tf.ts";
 import { DatasetError } from "../data/sample.ts";
 import { defaultDecodeOptions } from "../model/decoding.ts";
+import { defaultDenseDecodeOptions } from "../model/dense_decoding.ts";
 import { disposeModel, loadModel, modelTilePredictor } from "./model_tiles.ts";
 import { readScaled } from "./scale.ts";
 import { type ImagePrediction, predictTiled, tilePlacements } from "./tiling.ts";
@@ -30,6 +31,10 @@ export const PredictConfig = Schema.Struct({
   ),
   /** decoding, models with dense supervision: pixels below this foreground probability are background */
   foregroundThreshold: Schema.optionalKey(Schema.Number),
+  /** models with dense supervision: instances from the dense maps (dense_decoding.ts), classes from the queries */
+  denseInstances: Schema.optionalKey(
+    Schema.Struct({ rule: Schema.Literals(["dense", "hybrid"]), energyThreshold: Schema.Number, minArea: Schema.Int }),
+  ),
   /** test-time augmentation (tta.ts): a nucleus is kept when this many of the 4 flips find it */
   ttaVotes: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 4 })))),
 });
@@ -95,6 +100,14 @@ export const predictImage = Stage.make({
                   ...(config.foregroundThreshold === undefined
                     ? {}
                     : { foregroundThreshold: config.foregroundThreshold }),
+                  ...(config.denseInstances === undefined ? {} : {
+                    instances: config.denseInstances.rule,
+                    dense: {
+                      energyThreshold: config.denseInstances.energyThreshold,
+                      minArea: config.denseInstances.minArea,
+                      foregroundThreshold: config.foregroundThreshold ?? defaultDenseDecodeOptions.foregroundThreshold,
+                    },
+                  }),
                 }, config.ttaVotes === undefined ? undefined : { votes: config.ttaVotes }),
                 {
                   tile: model.tile,
