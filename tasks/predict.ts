@@ -143,9 +143,9 @@ const predict = Command.make("predict", {
     ),
     Flag.withDefault(DEFAULT_FOREGROUND),
   ),
-  instances: Flag.Literals("instances", ["queries", "dense", "hybrid"] as const).pipe(
+  instances: Flag.Literals("instances", ["queries", "dense", "hybrid", "centers"] as const).pipe(
     Flag.withDescription(
-      "Where nuclei come from: queries (the Mask2Former decoding); for models with dense supervision also dense (HoVer-Net-style watershed of the foreground and distance maps) or hybrid (the queries' nuclei grown over the dense foreground, plus foreground no query reaches); classes always from the queries",
+      "Where nuclei come from: queries (the Mask2Former decoding); for models with dense supervision also dense (HoVer-Net-style watershed of the foreground and distance maps), hybrid (the queries' nuclei grown over the dense foreground, plus foreground no query reaches) or centers (the centre head's peaks grown over the dense foreground); classes always from the queries",
     ),
     Flag.withDefault("queries" as const),
   ),
@@ -154,6 +154,12 @@ const predict = Command.make("predict", {
       `--instances dense: the distance maps' gradient above which a pixel is a boundary between nuclei (default ${defaultDenseDecodeOptions.energyThreshold})`,
     ),
     Flag.withDefault(defaultDenseDecodeOptions.energyThreshold),
+  ),
+  centerThreshold: Flag.Finite("center-threshold").pipe(
+    Flag.withDescription(
+      `--instances centers: the centre probability from which a peak is a nucleus (default ${defaultDenseDecodeOptions.centerThreshold})`,
+    ),
+    Flag.optional,
   ),
   tta: Flag.Int("tta").pipe(
     Flag.withDescription(
@@ -259,7 +265,12 @@ const predict = Command.make("predict", {
       ...(f.foreground > 0 ? { foregroundThreshold: f.foreground } : {}),
       ...(tta === undefined ? {} : { ttaVotes: tta }),
       ...(f.instances === "queries" ? {} : {
-        denseInstances: { rule: f.instances, energyThreshold: f.energy, minArea: defaultDenseDecodeOptions.minArea },
+        denseInstances: {
+          rule: f.instances,
+          energyThreshold: f.energy,
+          minArea: defaultDenseDecodeOptions.minArea,
+          ...(Option.isSome(f.centerThreshold) ? { centerThreshold: f.centerThreshold.value } : {}),
+        },
       }),
     };
     files.forEach((file, i) => {

@@ -13,7 +13,7 @@
  * more than half of its pixels that way is dropped (a query on background, not a nucleus).
  */
 import * as tf from "@tensorflow/tfjs";
-import { type DenseDecodeOptions, denseInstances } from "./dense_decoding.ts";
+import { centreInstances, type DenseDecodeOptions, denseInstances } from "./dense_decoding.ts";
 
 export interface DecodeOptions {
   /** what the threshold and the per-pixel argmax read: the best class probability, or 1 − p(no object) */
@@ -26,9 +26,10 @@ export interface DecodeOptions {
   /**
    * with dense maps: `dense` takes the instances from the dense maps (dense_decoding.ts, HoVer-Net's
    * way), `hybrid` grows the queries' instances over the dense foreground (and adds foreground no
-   * query reaches); each instance's class comes from the queries' decoding (its pixels' majority)
+   * query reaches), `centers` grows the centre head's peaks over the dense foreground; each
+   * instance's class comes from the queries' decoding (its pixels' majority)
    */
-  readonly instances?: "queries" | "dense" | "hybrid";
+  readonly instances?: "queries" | "dense" | "hybrid" | "centers";
   readonly dense?: DenseDecodeOptions;
 }
 
@@ -48,6 +49,14 @@ export const defaultDecodeOptions: DecodeOptions = {
 
 /** The foreground threshold of `deno task predict` for models with dense supervision. */
 export const DEFAULT_FOREGROUND = 0.5;
+
+/** One image's dense maps: `dense` [h·w·3] on the mask grid, the centre logits [ch·cw] on the stride-4 grid. */
+export interface DenseMaps {
+  readonly dense: ArrayLike<number>;
+  readonly centers?: ArrayLike<number>;
+  readonly ch?: number;
+  readonly cw?: number;
+}
 
 export interface DecodedInstances {
   readonly instances: Int32Array; // [H, W], 0 = background, ids 1..n
@@ -136,14 +145,21 @@ export const decodeValues = (
   height: number,
   width: number,
   options: DecodeOptions = defaultDecodeOptions,
-  dense?: ArrayLike<number>, // [h·w·3] dense maps on the mask grid: foreground logit, horizontal, vertical
+  maps?: DenseMaps,
 ): DecodedInstances => {
-  const { h, w } = shape;
+  const { h, w } = shape, dense = maps?.dense;
   if (dense !== undefined && dense.length !== h * w * 3) {
     throw new RangeError(`decodeValues: expected ${h}×${w}×3 dense values, got ${dense.length}`);
   }
   const decoded = decodeQueries(logitValues, maskValues, shape, height, width, options, dense);
   if (options.instances === undefined || options.instances === "queries" || dense === undefined) return decoded;
+  if (options.instances === "centers") {
+    if (maps?.centers === undefined || maps.ch === undefined || maps.cw === undefined) {
+      throw new RangeError("decodeValues: centre instances need the centre logits");
+    }
+    const centers = { logits: maps.centers, ch: maps.ch, cw: maps.cw };
+    return classifiedDense(centreInstances(dense, h, w, centers, height, width, options.dense), decoded);
+  }
   const seeds = options.instances === "hybrid" ? decoded.instances : undefined;
   return classifiedDense(denseInstances(dense, h, w, height, width, options.dense, seeds), decoded);
 };

@@ -151,11 +151,15 @@ Deno.test("decoding with a foreground map: background pixels are owned by no que
   const without = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 });
   assert.equal(new Set(without.instances).size, 2, "no map given: the option changes nothing");
   // query 1 keeps column 2 (4 of its 8 pixels: half, kept); column 3 becomes background
-  const half = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 }, fg);
+  const half = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 }, {
+    dense: fg,
+  });
   assert.deepEqual(Array.from(half.instances), Array(4).fill([1, 1, 2, 0]).flat());
   // only column 0 is foreground: query 1 keeps nothing and is dropped, query 0 keeps half of its pixels
   const narrow = maps((x) => x === 0);
-  const one = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 }, narrow);
+  const one = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, foregroundThreshold: 0.5 }, {
+    dense: narrow,
+  });
   assert.deepEqual(Array.from(one.classOf), [-1, 0]);
   assert.deepEqual(Array.from(one.instances), Array(4).fill([1, 0, 0, 0]).flat());
 });

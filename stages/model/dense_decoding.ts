@@ -23,12 +23,15 @@ export interface DenseDecodeOptions {
   readonly energyThreshold: number;
   /** markers and instances smaller than this (pixels) are dropped */
   readonly minArea: number;
+  /** `centreInstances`: a centre-head peak (3×3 local maximum) is a nucleus from this probability */
+  readonly centerThreshold?: number;
 }
 
 export const defaultDenseDecodeOptions: DenseDecodeOptions = {
   foregroundThreshold: 0.5,
   energyThreshold: 0.2,
   minArea: 10,
+  centerThreshold: 0.3,
 };
 
 /** The three dense channels upsampled bilinearly to height × width: foreground probability, h, v. */
@@ -259,4 +262,84 @@ export const denseInstances = (
   const sizes = new Array<number>(n + 1).fill(0);
   for (const id of grown) if (id > 0) sizes[id] = (sizes[id] as number) + 1;
   return relabel(grown, sizes, options.minArea);
+};
+
+/**
+ * Instances from the centre head's peaks (centers.ts) grown over the dense foreground: every 3×3
+ * local maximum of the centre heat map with probability ≥ `centerThreshold` whose pixel is
+ * foreground is a marker; a watershed over the foreground, hottest pixels first, gives each
+ * pixel to the centre that reaches it first, so two touching nuclei part where the heat between
+ * their centres is lowest; foreground no centre reaches becomes instances of its own (≥ minArea).
+ */
+export const centreInstances = (
+  dense: ArrayLike<number>,
+  h: number,
+  w: number,
+  centers: { readonly logits: ArrayLike<number>; readonly ch: number; readonly cw: number },
+  height: number,
+  width: number,
+  options: DenseDecodeOptions = defaultDenseDecodeOptions,
+): Int32Array => {
+  const { logits, ch, cw } = centers;
+  if (dense.length !== h * w * 3 || logits.length !== ch * cw) {
+    throw new RangeError(`centreInstances: expected ${h}×${w}×3 dense and ${ch}×${cw} centre values`);
+  }
+  const [fg] = upsample(dense, h, w, height, width);
+  const mask = new Uint8Array(fg.length);
+  for (let p = 0; p < fg.length; p++) if ((fg[p] as number) >= options.foregroundThreshold) mask[p] = 1;
+  // the heat map at the image's size: 1 − σ(logit) is the flooding order
+  const rows = bilinearAxis(ch, height), cols = bilinearAxis(cw, width), energy = new Float32Array(fg.length);
+  for (let y = 0; y < height; y++) {
+    const r0 = (rows.lo[y] as number) * cw, r1 = (rows.hi[y] as number) * cw, fy = rows.frac[y] as number;
+    for (let x = 0; x < width; x++) {
+      const c0 = cols.lo[x] as number, c1 = cols.hi[x] as number, fx = cols.frac[x] as number;
+      const logit = bilinearMix(
+        logits[r0 + c0] as number,
+        logits[r0 + c1] as number,
+        logits[r1 + c0] as number,
+        logits[r1 + c1] as number,
+        fx,
+        fy,
+      );
+      energy[y * width + x] = 1 - 1 / (1 + Math.exp(-logit));
+    }
+  }
+  const cutoff = Math.log((options.centerThreshold ?? 0.3) / (1 - (options.centerThreshold ?? 0.3)));
+  const markers = new Int32Array(fg.length), sy = height / ch, sx = width / cw;
+  let n = 0;
+  for (let cy = 0; cy < ch; cy++) {
+    for (let cx = 0; cx < cw; cx++) {
+      const v = logits[cy * cw + cx] as number;
+      if (v < cutoff) continue;
+      let peak = true;
+      for (let dy = -1; dy <= 1 && peak; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = cy + dy, xx = cx + dx;
+          if (
+            (dy !== 0 || dx !== 0) && yy >= 0 && yy < ch && xx >= 0 && xx < cw && (logits[yy * cw + xx] as number) > v
+          ) {
+            peak = false;
+            break;
+          }
+        }
+      }
+      // the pixel at the cell's centre
+      const p = Math.min(height - 1, Math.floor((cy + 0.5) * sy)) * width +
+        Math.min(width - 1, Math.floor((cx + 0.5) * sx));
+      if (peak && mask[p] !== 0 && markers[p] === 0) markers[p] = ++n;
+    }
+  }
+  const reached = watershed(energy, markers, mask, height, width);
+  // foreground no centre reached: its connected pieces are nuclei of their own
+  const rest = new Uint8Array(fg.length);
+  for (let p = 0; p < fg.length; p++) if (mask[p] !== 0 && reached[p] === 0) rest[p] = 1;
+  const extra = components(rest, height, width, options.minArea);
+  let m = n;
+  for (let p = 0; p < fg.length; p++) {
+    const id = extra[p] as number;
+    if (id > 0) reached[p] = n + id, m = Math.max(m, n + id);
+  }
+  const sizes = new Array<number>(m + 1).fill(0);
+  for (const id of reached) if (id > 0) sizes[id] = (sizes[id] as number) + 1;
+  return relabel(reached, sizes, options.minArea);
 };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { boundaryEnergy, denseInstances, watershed } from "./dense_decoding.ts";
+import { boundaryEnergy, centreInstances, denseInstances, watershed } from "./dense_decoding.ts";
 import { denseTargets } from "./dense.ts";
 
 /** Dense maps [h·w·3] made from an instance map: the targets of dense.ts, the foreground as a confident logit. */
@@ -73,5 +73,28 @@ Deno.test("denseInstances with seeds: seeds keep their split and grow over the f
   assert.equal(count(left) + count(right), 72, "the two seeds share the blob");
   assert.ok(count(left) >= 30 && count(right) >= 30, `${count(left)} / ${count(right)}`);
   assert.equal(new Set([left, right, lone, 0]).size, 4, "the lone square is an instance of its own");
+  assert.equal(count(lone), 20);
+});
+
+Deno.test("centreInstances: one nucleus per centre peak, touching ones parted where the heat dips; no peak → own instance", () => {
+  // the foreground of all three squares (distance maps unused); centre logits on the stride-4 grid
+  // (3×5 cells for 10×20 pixels, rounded up): peaks at the two touching squares' centres only
+  const maps = mapsOf(TRUTH, H, W);
+  const ch = 3, cw = 5, heat = new Float32Array(ch * cw).fill(-6);
+  heat[1 * cw + 0] = 3; // cell (1, 0): pixel (6, 2), the left square
+  heat[1 * cw + 2] = 3; // cell (1, 2): pixel (6, 10), the right square
+  heat[1 * cw + 1] = -2; // between them the heat dips
+  const found = centreInstances(maps, H, W, { logits: heat, ch, cw }, H, W, {
+    foregroundThreshold: 0.5,
+    energyThreshold: 0.2,
+    minArea: 4,
+    centerThreshold: 0.3,
+  });
+  const [left, right, lone] = [found[5 * W + 2], found[5 * W + 11], found[1 * W + 17]] as number[];
+  assert.equal(new Set([left, right, lone, 0]).size, 4, `ids ${left}, ${right}, ${lone}`);
+  const count = (id: number | undefined) => found.filter((v) => v === id).length;
+  assert.equal(count(left) + count(right), 72, "the two centres share the touching squares");
+  // the heat is bilinear on a 4-px grid: where the fronts meet follows it, not the squares' edge exactly
+  assert.ok(count(left) >= 18 && count(right) >= 18, `${count(left)} / ${count(right)}`);
   assert.equal(count(lone), 20);
 });

@@ -14,7 +14,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { prefetch, readsSynchronously } from "../backend/tf.ts";
-import type { PredictionShape } from "./decoding.ts";
+import type { DenseMaps, PredictionShape } from "./decoding.ts";
 import { centerLogits, type CenterParams, initCenters, type Peaks, proposalQueries, selectPeaks } from "./centers.ts";
 import { initializer } from "./layers.ts";
 import {
@@ -265,6 +265,9 @@ export interface PredictionValues {
   readonly masks: Float32Array;
   /** models with dense supervision: `[B·h·w·3]` dense maps on the mask grid (foreground logit, horizontal, vertical) */
   readonly dense?: Float32Array;
+  /** models with centre queries: `[B·ch·cw]` centre logits on the stride-4 grid, and that grid */
+  readonly centers?: Float32Array;
+  readonly centerGrid?: readonly [number, number];
   /** one image's part */
   readonly shape: PredictionShape;
 }
@@ -287,11 +290,16 @@ export const lastPredictionValues = async (
     if (dense !== undefined && (dense.shape[1] !== h || dense.shape[2] !== w)) {
       throw new RangeError(`the dense maps are ${dense.shape[1]}×${dense.shape[2]}, the masks ${h}×${w}`);
     }
-    const [logits, masks, maps] = await prefetch(defined([last.logits, last.masks, dense]));
+    const centers = output.centers;
+    const [logits, masks, maps, heat] = await prefetch(defined([last.logits, last.masks, dense, centers]));
     return {
       logits: logits as Float32Array,
       masks: masks as Float32Array,
-      ...(maps === undefined ? {} : { dense: maps as Float32Array }),
+      ...(dense === undefined ? {} : { dense: maps as Float32Array }),
+      ...(centers === undefined ? {} : {
+        centers: (dense === undefined ? maps : heat) as Float32Array,
+        centerGrid: [centers.shape[1], centers.shape[2]] as const,
+      }),
       shape: { queries: q, classes: last.logits.shape[2] - 1, h, w },
     };
   } finally {
@@ -303,12 +311,18 @@ export const lastPredictionValues = async (
 export const imagePrediction = (
   p: PredictionValues,
   i: number,
-): { logits: Float32Array; masks: Float32Array; dense?: Float32Array } => {
+): { logits: Float32Array; masks: Float32Array; maps?: DenseMaps } => {
   const { queries: q, classes, h, w } = p.shape;
+  const [ch, cw] = p.centerGrid ?? [0, 0];
   return {
     logits: p.logits.subarray(i * q * (classes + 1), (i + 1) * q * (classes + 1)),
     masks: p.masks.subarray(i * q * h * w, (i + 1) * q * h * w),
-    ...(p.dense === undefined ? {} : { dense: p.dense.subarray(i * h * w * 3, (i + 1) * h * w * 3) }),
+    ...(p.dense === undefined ? {} : {
+      maps: {
+        dense: p.dense.subarray(i * h * w * 3, (i + 1) * h * w * 3),
+        ...(p.centers === undefined ? {} : { centers: p.centers.subarray(i * ch * cw, (i + 1) * ch * cw), ch, cw }),
+      },
+    }),
   };
 };
 

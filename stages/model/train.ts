@@ -13,7 +13,14 @@ import { type Dataset, datasetOrgans, type Sample } from "../data/sample.ts";
 import { seededSplit } from "../data/splits.ts";
 import { type ScoredTile, scoreTiles } from "./scores.ts";
 import { type DecodedInstances, type DecodeOptions, decodeValues, defaultDecodeOptions } from "./decoding.ts";
-import { initModel, lastPredictionValues, MODEL_PRESETS, type ModelConfig, type ModelParams } from "./model.ts";
+import {
+  imagePrediction,
+  initModel,
+  lastPredictionValues,
+  MODEL_PRESETS,
+  type ModelConfig,
+  type ModelParams,
+} from "./model.ts";
 import { batchOf, disposeBatch, trainStep, trainStepAsync } from "./train_step.ts";
 import { prefetch, readsSynchronously } from "../backend/tf.ts";
 import { visionLanguagePreset } from "./vision_language.ts";
@@ -192,7 +199,8 @@ export const predictTile = async (
   const images = tf.tensor4d(Float32Array.from(s.image), [1, s.height, s.width, 3]); // [1, H, W, 3]
   try {
     const p = await lastPredictionValues(params, config, classes, images);
-    return decodeValues(p.logits, p.masks, p.shape, s.height, s.width, decode, p.dense);
+    const { maps } = imagePrediction(p, 0);
+    return decodeValues(p.logits, p.masks, p.shape, s.height, s.width, decode, maps);
   } finally {
     images.dispose();
   }

@@ -79,8 +79,8 @@ export const decodeTile = (
   tile: number,
   decode: DecodeOptions = defaultDecodeOptions,
 ): DecodedInstances => {
-  const { logits, masks, dense } = imagePrediction(values, i);
-  return decodeValues(logits, masks, values.shape, tile, tile, decode, dense);
+  const { logits, masks, maps } = imagePrediction(values, i);
+  return decodeValues(logits, masks, values.shape, tile, tile, decode, maps);
 };
 
 /**

@@ -33,7 +33,12 @@ export const PredictConfig = Schema.Struct({
   foregroundThreshold: Schema.optionalKey(Schema.Number),
   /** models with dense supervision: instances from the dense maps (dense_decoding.ts), classes from the queries */
   denseInstances: Schema.optionalKey(
-    Schema.Struct({ rule: Schema.Literals(["dense", "hybrid"]), energyThreshold: Schema.Number, minArea: Schema.Int }),
+    Schema.Struct({
+      rule: Schema.Literals(["dense", "hybrid", "centers"]),
+      energyThreshold: Schema.Number,
+      minArea: Schema.Int,
+      centerThreshold: Schema.optionalKey(Schema.Number),
+    }),
   ),
   /** test-time augmentation (tta.ts): a nucleus is kept when this many of the 4 flips find it */
   ttaVotes: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 4 })))),
@@ -105,6 +110,9 @@ export const predictImage = Stage.make({
                     dense: {
                       energyThreshold: config.denseInstances.energyThreshold,
                       minArea: config.denseInstances.minArea,
+                      ...(config.denseInstances.centerThreshold === undefined
+                        ? {}
+                        : { centerThreshold: config.denseInstances.centerThreshold }),
                       foregroundThreshold: config.foregroundThreshold ?? defaultDenseDecodeOptions.foregroundThreshold,
                     },
                   }),
