@@ -145,9 +145,9 @@ const predict = Command.make("predict", {
   ),
   instances: Flag.Literals("instances", ["queries", "dense", "hybrid", "centers"] as const).pipe(
     Flag.withDescription(
-      "Where nuclei come from: queries (the Mask2Former decoding); for models with dense supervision also dense (HoVer-Net-style watershed of the foreground and distance maps), hybrid (the queries' nuclei grown over the dense foreground, plus foreground no query reaches) or centers (the centre head's peaks grown over the dense foreground); classes always from the queries",
+      "Where nuclei come from, for models with dense supervision (preset conv): centers (default: the centre head's peaks grown over the dense foreground), hybrid (the queries' nuclei grown over it, plus foreground no query reaches), dense (HoVer-Net-style watershed of the foreground and distance maps) or queries (the Mask2Former decoding, what models without dense maps always use); classes always from the queries",
     ),
-    Flag.withDefault("queries" as const),
+    Flag.withDefault("centers" as const),
   ),
   energy: Flag.Finite("energy").pipe(
     Flag.withDescription(

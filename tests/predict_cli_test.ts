@@ -174,9 +174,9 @@ Deno.test("deno task predict --tta, --foreground (a conv_micro model): voting ke
       assert.equal(p.code, 0, p.stderr);
       return (await readNpy(`${dir}/${out}/npy/a.instances.npy`)).data as Int32Array;
     };
-    const plain = await run("plain", "--foreground", "0");
-    const gated = await run("gated");
-    const voted = await run("voted", "--foreground", "0", "--tta", "4");
+    const plain = await run("plain", "--instances", "queries", "--foreground", "0");
+    const gated = await run("gated", "--instances", "queries");
+    const voted = await run("voted", "--instances", "queries", "--foreground", "0", "--tta", "4");
     const count = (m: Int32Array) => new Set(m).size - (m.includes(0) ? 1 : 0);
     assert.ok(count(plain) > 0, "the model finds nuclei");
     // the foreground map and the vote only take pixels and nuclei away
@@ -187,6 +187,8 @@ Deno.test("deno task predict --tta, --foreground (a conv_micro model): voting ke
     // nuclei from the dense maps, and the queries' nuclei grown over the dense foreground
     const dense = await run("dense", "--instances", "dense");
     const hybrid = await run("hybrid", "--instances", "hybrid");
+    const centres = await run("centres"); // the default for models with dense maps
+    assert.ok(count(centres) > 0, `${count(centres)} nuclei from the centres`);
     assert.ok(count(dense) > 0 && count(hybrid) > 0, `${count(dense)} dense, ${count(hybrid)} hybrid nuclei`);
     for (
       const [flags, message] of [[["--tta", "5"], /--tta must be a number of votes from 1 to 4, found 5/], [

@@ -154,9 +154,8 @@ export const decodeValues = (
   const decoded = decodeQueries(logitValues, maskValues, shape, height, width, options, dense);
   if (options.instances === undefined || options.instances === "queries" || dense === undefined) return decoded;
   if (options.instances === "centers") {
-    if (maps?.centers === undefined || maps.ch === undefined || maps.cw === undefined) {
-      throw new RangeError("decodeValues: centre instances need the centre logits");
-    }
+    // a model without a centre head decodes its queries
+    if (maps?.centers === undefined || maps.ch === undefined || maps.cw === undefined) return decoded;
     const centers = { logits: maps.centers, ch: maps.ch, cw: maps.cw };
     return classifiedDense(centreInstances(dense, h, w, centers, height, width, options.dense), decoded);
   }

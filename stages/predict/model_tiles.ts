@@ -95,20 +95,18 @@ export const modelTilePredictor = (
 async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
   const t = model.tile, classes = model.classes.length;
   const flips = tta === undefined ? [FLIPS[0]] : FLIPS;
-  const images = new Float32Array(tiles.length * flips.length * t * t * 3);
-  tiles.forEach((tile, i) =>
-    flips.forEach((flip, f) => images.set(flipTile(tile.rgb, t, 3, flip), (i * flips.length + f) * t * t * 3))
-  );
-  const x = tf.tensor4d(images, [tiles.length * flips.length, t, t, 3]); // [B·F, T, T, 3]
-  try {
-    const values = await lastPredictionValues(model.params, model.config, classes, x);
-    return tiles.map((_, i) => {
-      const variants = flips.map((flip, f) =>
-        flipInstances(decodeTile(values, i * flips.length + f, t, decode), t, flip)
-      );
-      return tta === undefined ? variants[0] as TilePrediction : voteInstances(variants, tta.votes);
-    });
-  } finally {
-    x.dispose();
+  // one forward pass per flip, of the batch's tiles: memory as without TTA
+  const variants: TilePrediction[][] = tiles.map(() => []);
+  for (const flip of flips) {
+    const images = new Float32Array(tiles.length * t * t * 3);
+    tiles.forEach((tile, i) => images.set(flipTile(tile.rgb, t, 3, flip), i * t * t * 3));
+    const x = tf.tensor4d(images, [tiles.length, t, t, 3]); // [B, T, T, 3]
+    try {
+      const values = await lastPredictionValues(model.params, model.config, classes, x);
+      tiles.forEach((_, i) => variants[i]?.push(flipInstances(decodeTile(values, i, t, decode), t, flip)));
+    } finally {
+      x.dispose();
+    }
   }
+  return variants.map((v) => (tta === undefined ? v[0] as TilePrediction : voteInstances(v, tta.votes)));
 };
