@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch peer of bench/model_bench.ts: one AdamW training step of the `tiny` baseline, same architecture.
+"""PyTorch peer of bench/model_bench.ts: one AdamW training step of the `tiny` baseline or the `conv` preset,
+same architecture.
 
 Mirrors, layer for layer (same sizes, same number of queries / layers / points), the tfjs model of
 stages/model/: model.ts (MODEL_PRESETS.tiny), vit.ts (VIT_PRESETS.tiny: SAM's image encoder, img 256,
@@ -12,19 +13,33 @@ no-object weight 0.1, point BCE + dice on importance-sampled points, oversample 
 supervision over the 4 predictions, weights 2/5/5) and train_step.ts (Adam + decoupled weight decay 0.05
 on tensors of rank >= 2, lr 1e-4, global-norm clipping at 1).
 
+`--preset conv` (MODEL_PRESETS.conv) replaces the ViT and its pyramid/stem by conv_encoder.ts (five levels
+s2..s32, widths 32/64/128/192/256, 1/2/2/2/1 residual blocks: 3x3 stride-2 conv without bias, per-pixel
+LayerNorm over the channels (eps 1e-6), ReLU, then basic blocks x + LN2(conv2(ReLU(LN1(conv1(x))))) -> ReLU
+with 3x3 convs without bias), feeds pixel_decoder.ts's applyConvPixelDecoder (1x1 laterals from s32, s16,
+s8, s4, the same FPN, fine masks fused with s2) and adds dense.ts (1x1 head D -> 3 on the stride-2 mask
+features; BCE + dice on the foreground, MSE on the two distance maps, weight 1); the decoder, centre
+queries and losses are the tiny ones.
+
 Faithful in FLOPs, not in numerics (random init, torch.manual_seed(0); numpy-seeded synthetic data).
 
-Run: /usr/bin/python3 bench/torch_step.py [threads] [batch]   (Debian python3-torch 1.13, scipy, numpy)
-Prints one JSON line: {"threads", "median_s", "steps", "params"}.
+Run: /usr/bin/python3 bench/torch_step.py [threads] [batch] [--preset tiny|conv] [--steps N]
+(Debian python3-torch, scipy, numpy). Prints one JSON line: {"preset", "threads", "median_s", "steps", "params"}.
 """
-import json, math, sys, time
+import argparse, json, math, time
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+PARSER = argparse.ArgumentParser(description="one AdamW training step of the tiny or conv preset in PyTorch")
+PARSER.add_argument("threads", nargs="?", type=int, default=1)
+PARSER.add_argument("batch", nargs="?", type=int, default=2)
+PARSER.add_argument("--preset", choices=("tiny", "conv"), default="tiny")
+PARSER.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up (default 5)")
+ARGS = PARSER.parse_args()
+THREADS, PRESET = ARGS.threads, ARGS.preset
 torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 
@@ -33,11 +48,13 @@ IMG, PATCH, EMBED, DEPTH, HEADS, MLP, OUT_CHANS, WINDOW, GLOBAL = 256, 16, 192, 
 LN_EPS = 1e-6
 D, QUERIES, LAYERS, DEC_HEADS, FFN = 128, 120, 3, 4, 256
 CLASSES = 5  # + no-object
-BATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+BATCH = ARGS.batch
 POINTS, OVERSAMPLE, IMPORTANCE = 4096, 3, 0.75  # model_bench.ts: loss { points: 4096 }
 NO_OBJECT, W_CLASS, W_MASK, W_DICE = 0.1, 2.0, 5.0, 5.0
 LR, WEIGHT_DECAY, CLIP = 1e-4, 0.05, 1.0
 SAM_MEAN, SAM_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+# MODEL_PRESETS.conv's encoder: channels and residual blocks at strides 2, 4, 8, 16, 32
+CONV_WIDTHS, CONV_BLOCKS = (32, 64, 128, 192, 256), (1, 2, 2, 2, 1)
 
 
 # ---------------------------------------------------------------- ViT (SAM's ImageEncoderViT, tiny)
@@ -115,30 +132,97 @@ class ViT(nn.Module):
         return self.neck_norm2(self.neck2(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+# ---------------------------------------------------------------- conv encoder (conv_encoder.ts, `conv`)
+def channel_norm(x, norm):  # per-pixel LayerNorm over the channels of NCHW (layers.ts layerNorm on NHWC)
+    y = F.layer_norm(x.permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    return y.permute(0, 3, 1, 2)
+
+
+class ConvBlock(nn.Module):  # ResNet's basic block with channel LayerNorms; LN2's scale starts at 0 (zero-γ)
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.norm1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.LayerNorm(c, eps=LN_EPS)
+        self.conv2, self.norm2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.LayerNorm(c, eps=LN_EPS)
+        nn.init.zeros_(self.norm2.weight)
+
+    def forward(self, x):
+        h = F.relu(channel_norm(self.conv1(x), self.norm1))
+        return F.relu(x + channel_norm(self.conv2(h), self.norm2))
+
+
+class ConvLevel(nn.Module):  # 3x3 stride-2 conv -> LN -> ReLU, then the level's blocks
+    def __init__(self, c_in, c, blocks):
+        super().__init__()
+        self.down, self.norm = nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.LayerNorm(c, eps=LN_EPS)
+        self.blocks = nn.ModuleList([ConvBlock(c) for _ in range(blocks)])
+
+    def forward(self, x):
+        x = F.relu(channel_norm(self.down(x), self.norm))
+        for b in self.blocks:
+            x = b(x)
+        return x
+
+
+class ConvEncoder(nn.Module):
+    def __init__(self, widths, blocks):
+        super().__init__()
+        inputs = (3,) + tuple(widths[:-1])
+        self.levels = nn.ModuleList([ConvLevel(i, c, n) for i, c, n in zip(inputs, widths, blocks)])
+
+    def forward(self, x):  # [B, 3, H, W] -> [s2, s4, s8, s16, s32]
+        out = []
+        for level in self.levels:
+            x = level(x)
+            out.append(x)
+        return out
+
+
 # ---------------------------------------------------------------- pixel decoder (pyramid + FPN + stem)
-class PixelDecoder(nn.Module):
+def up(x, f):
+    return F.interpolate(x, scale_factor=f, mode="nearest")
+
+
+class FPN(nn.Module):  # pixel_decoder.ts topDown: the FPN, the stride-4 mask features and the fine masks
+    def add_fpn(self, d, lateral_channels, skip_channels):  # 1x1 laterals for s32, s16, s8, s4, then the FPN's
+        self.lateral = nn.ModuleList([nn.Conv2d(c, d, 1) for c in lateral_channels])
+        self.output = nn.ModuleList([nn.Conv2d(d, d, 3, padding=1) for _ in range(4)])
+        self.mask_features = nn.Conv2d(d, d, 1)
+        # fine masks (stride 2): the skip's 1x1 lateral and the output
+        self.fine_lateral, self.fine_output = nn.Conv2d(skip_channels, d, 1), nn.Conv2d(d, d, 1)
+
+    def top_down(self, s32, s16, s8, s4, skip2):
+        o32 = F.relu(self.output[0](s32))
+        o16 = F.relu(self.output[1](s16 + up(o32, 2)))
+        o8 = F.relu(self.output[2](s8 + up(o16, 2)))
+        o4 = F.relu(self.output[3](s4 + up(o8, 2)))
+        fine = F.relu(up(o4, 2) + self.fine_lateral(skip2))
+        return self.fine_output(fine), self.mask_features(o4), [o32, o16, o8]
+
+
+class PixelDecoder(FPN):  # the ViT's: simple pyramid, stem on the image
     def __init__(self, vit_channels, d):
         super().__init__()
         s = max(8, d // 4)
         self.stem1, self.stem2 = nn.Conv2d(3, s, 3, stride=2, padding=1), nn.Conv2d(s, d, 3, stride=2, padding=1)
-        self.lateral = nn.ModuleList([nn.Conv2d(vit_channels, d, 1) for _ in range(4)])
-        self.output = nn.ModuleList([nn.Conv2d(d, d, 3, padding=1) for _ in range(4)])
-        self.mask_features = nn.Conv2d(d, d, 1)
-        self.fine_lateral, self.fine_output = nn.Conv2d(s, d, 1), nn.Conv2d(d, d, 1)  # fine masks (stride 2)
+        self.add_fpn(d, [vit_channels] * 4, s)
 
     def forward(self, image, vit):  # NCHW
-        up = lambda x, f: F.interpolate(x, scale_factor=f, mode="nearest")
         s32 = self.lateral[0](F.max_pool2d(vit, 2, 2))
         s16 = self.lateral[1](vit)
         s8 = self.lateral[2](up(vit, 2))
         stem1 = F.relu(self.stem1(image))
         s4 = self.lateral[3](up(vit, 4)) + F.relu(self.stem2(stem1))
-        o32 = F.relu(self.output[0](s32))
-        o16 = F.relu(self.output[1](s16 + up(o32, 2)))
-        o8 = F.relu(self.output[2](s8 + up(o16, 2)))
-        o4 = F.relu(self.output[3](s4 + up(o8, 2)))
-        fine = F.relu(up(o4, 2) + self.fine_lateral(stem1))
-        return self.fine_output(fine), self.mask_features(o4), [o32, o16, o8]
+        return self.top_down(s32, s16, s8, s4, stem1)
+
+
+class ConvPixelDecoder(FPN):  # applyConvPixelDecoder: 1x1 laterals from s32, s16, s8, s4; fine masks on s2
+    def __init__(self, widths, d):
+        super().__init__()
+        self.add_fpn(d, [widths[l] for l in (4, 3, 2, 1)], widths[0])
+
+    def forward(self, levels):  # NCHW, finest first
+        e2, e4, e8, e16, e32 = levels
+        return self.top_down(*(lat(e) for lat, e in zip(self.lateral, (e32, e16, e8, e4))), e2)
 
 
 # ---------------------------------------------------------------- Mask2Former transformer decoder
@@ -263,21 +347,40 @@ def center_focal_loss(logits, targets):  # centers.ts: CenterNet, alpha 2, beta 
     return -loss.sum() / pos.sum().clamp(min=1)
 
 
+def dense_loss(predicted, targets):  # dense.ts denseLoss, summed as train_step.ts denseTotal: [B, 3, h, w] both
+    logits, fg = predicted[:, 0].flatten(1), targets[:, 0].flatten(1)  # [B, h·w]
+    bce = F.binary_cross_entropy_with_logits(logits, fg)
+    p = logits.sigmoid()
+    dice = (1 - (2 * (p * fg).sum(1) + 1) / (p.sum(1) + fg.sum(1) + 1)).mean()
+    return bce + dice + F.mse_loss(predicted[:, 1:], targets[:, 1:])
+
+
 class Model(nn.Module):
-    def __init__(self):
+    def __init__(self, preset):
         super().__init__()
         self.register_buffer("mean", torch.tensor(SAM_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(SAM_STD).view(1, 3, 1, 1))
-        self.vit = ViT()
-        self.pixel_decoder = PixelDecoder(OUT_CHANS, D)
+        if preset == "conv":
+            self.encoder = ConvEncoder(CONV_WIDTHS, CONV_BLOCKS)
+            self.pixel_decoder = ConvPixelDecoder(CONV_WIDTHS, D)
+            self.dense = nn.Conv2d(D, 3, 1)  # dense.ts: foreground logit, horizontal, vertical
+        else:
+            self.vit = ViT()
+            self.pixel_decoder = PixelDecoder(OUT_CHANS, D)
         self.decoder = Decoder(D, QUERIES, LAYERS, DEC_HEADS, FFN, CLASSES)
         self.centers = Centers(D)
 
     def forward(self, images_nhwc):  # [B, H, W, 3] in 0-255
         x = (images_nhwc.permute(0, 3, 1, 2) - self.mean) / self.std
-        mask_features, coarse, levels = self.pixel_decoder(x, self.vit(x))
+        if hasattr(self, "encoder"):
+            mask_features, coarse, levels = self.pixel_decoder(self.encoder(x))
+            dense = self.dense(mask_features)  # [B, 3, H/2, W/2]
+        else:
+            mask_features, coarse, levels = self.pixel_decoder(x, self.vit(x))
+            dense = None
         heat, start = self.centers(coarse, mask_features.shape[2], mask_features.shape[3])
-        return self.decoder(levels, mask_features, start), heat  # [(logits [B, Q, C+1], masks [B, Q, H/2, W/2])] × 4
+        # [(logits [B, Q, C+1], masks [B, Q, H/2, W/2])] × 4, centre logits [B, H/4, W/4], dense maps or None
+        return self.decoder(levels, mask_features, start), heat, dense
 
 
 # ---------------------------------------------------------------- Mask2Former loss (matcher + criterion)
@@ -339,10 +442,31 @@ def mask_former_loss(outputs, targets, gen):
 
 
 # ---------------------------------------------------------------- synthetic batch (numpy, seeded)
+def by_side(v):  # offsets from the centroid over the largest on their side (HoVer-Net): both sides reach ±1
+    lo, hi = max(0.0, -float(v.min())), max(0.0, float(v.max()))
+    return np.where(v < 0, v / (lo or 1), v / (hi or 1))
+
+
+def dense_targets(masks, stride=2):  # dense.ts denseTargets on the instance map (later nuclei on top) -> [3, h, w]
+    n = masks.shape[0]
+    instances = np.zeros(masks.shape[1:], np.int64)
+    for i in range(n):
+        instances[masks[i] > 0] = i + 1
+    full = np.zeros((3,) + masks.shape[1:], np.float32)
+    for i in range(1, n + 1):
+        ys, xs = np.nonzero(instances == i)
+        if len(ys) == 0:
+            continue
+        dx, dy = xs - xs.mean(), ys - ys.mean()
+        full[0, ys, xs], full[1, ys, xs], full[2, ys, xs] = 1, by_side(dx), by_side(dy)
+    c, h, w = full.shape
+    return full.reshape(c, h // stride, stride, w // stride, stride).mean((2, 4))
+
+
 def synthetic_batch(rng):
     images = rng.uniform(0, 255, (BATCH, IMG, IMG, 3)).astype(np.float32)
     yy, xx = np.mgrid[0:IMG, 0:IMG].astype(np.float32)
-    targets, heats = [], []
+    targets, heats, dense = [], [], []
     for _ in range(BATCH):
         n = int(rng.integers(55, 66))  # ≈ 60 nuclei, like a synthetic tile (≈ 66)
         cy, cx = rng.uniform(0, IMG, n), rng.uniform(0, IMG, n)
@@ -366,12 +490,15 @@ def synthetic_batch(rng):
             heat = np.maximum(heat, np.exp(-((gy - ty) ** 2 + (gx - tx) ** 2) / (2 * sigma**2)))
             heat[min(h4 - 1, max(0, round(ty))), min(h4 - 1, max(0, round(tx)))] = 1
         heats.append(heat)
-    return torch.from_numpy(images), targets, torch.from_numpy(np.stack(heats))
+        if PRESET == "conv":
+            dense.append(dense_targets(masks))  # built outside the step, as batchOf's denseStride
+    return (torch.from_numpy(images), targets, torch.from_numpy(np.stack(heats)),
+            torch.from_numpy(np.stack(dense)) if dense else None)
 
 
 # ---------------------------------------------------------------- the step
 def main():
-    model = Model()
+    model = Model(PRESET)
     params = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
     # train_step.ts: decoupled weight decay only on tensors of rank >= 2
@@ -380,13 +507,15 @@ def main():
          {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
         lr=LR,
     )
-    images, targets, heats = synthetic_batch(np.random.default_rng(0))
+    images, targets, heats, dense_truth = synthetic_batch(np.random.default_rng(0))
     gen = torch.Generator().manual_seed(0)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        outputs, heat = model(images)
+        outputs, heat, dense = model(images)
         loss = mask_former_loss(outputs, targets, gen) + center_focal_loss(heat, heats)
+        if dense is not None:
+            loss = loss + dense_loss(dense, dense_truth)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, CLIP)
         optimizer.step()
@@ -394,11 +523,12 @@ def main():
 
     step()  # warm-up
     times = []
-    for _ in range(5):
+    for _ in range(ARGS.steps):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    print(json.dumps({"threads": THREADS, "median_s": sorted(times)[2], "steps": times, "params": n_params}))
+    median = sorted(times)[len(times) // 2]
+    print(json.dumps({"preset": PRESET, "threads": THREADS, "median_s": median, "steps": times, "params": n_params}))
 
 
 if __name__ == "__main__":
