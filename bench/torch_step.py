@@ -26,12 +26,7 @@ Faithful in FLOPs, not in numerics (random init, torch.manual_seed(0); numpy-see
 Run: /usr/bin/python3 bench/torch_step.py [threads] [batch] [--preset tiny|conv] [--steps N]
 (Debian python3-torch, scipy, numpy). Prints one JSON line: {"preset", "threads", "median_s", "steps", "params"}.
 """
-import argparse, json, math, time
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
+import argparse, json, math, os, time
 
 PARSER = argparse.ArgumentParser(description="one AdamW training step of the tiny or conv preset in PyTorch")
 PARSER.add_argument("threads", nargs="?", type=int, default=1)
@@ -40,6 +35,16 @@ PARSER.add_argument("--preset", choices=("tiny", "conv"), default="tiny")
 PARSER.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up (default 5)")
 ARGS = PARSER.parse_args()
 THREADS, PRESET = ARGS.threads, ARGS.preset
+# torch links the system OpenBLAS, whose threads set_num_threads does not limit: its count is read
+# from the environment when the library loads, so it is set before torch is imported
+os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from scipy.optimize import linear_sum_assignment  # noqa: E402
+
 torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 
