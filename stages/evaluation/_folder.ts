@@ -13,6 +13,7 @@
  */
 import { Effect } from "effect";
 import type { DirRef } from "../../pipeline/source.ts";
+import { centroids, pairImage, type Pairing } from "./detection.ts";
 import { InvalidInput } from "./errors.ts";
 import { type LabelMap, readLabelMap, sameSize } from "./maps.ts";
 
@@ -149,3 +150,11 @@ export const classNames = (
     }
     return classes as ReadonlyArray<string>;
   });
+
+/** Adds one image pair's nuclei to a centroid pairing (HoVer-Net's detection and type F1); untyped maps count as type 0. */
+export const pairCentroids = (pair: FolderPair, pairing: Pairing): void =>
+  pairImage(
+    centroids(pair.truth.labels, pair.truth.width, pair.truthType ?? (() => 0)),
+    centroids(pair.pred.labels, pair.pred.width, pair.predType ?? (() => 0)),
+    pairing,
+  );

@@ -15,11 +15,11 @@ import { track } from "../../pipeline/progress.ts";
 import { dirRefCodec, fileRefCodec } from "../../pipeline/source.ts";
 import * as Stage from "../../pipeline/stage.ts";
 import { Breakdown, type ImageBreakdown, imageBreakdown, pooledBreakdown } from "./breakdown.ts";
-import { centroids, detectionScores, emptyPairing, pairImage } from "./detection.ts";
+import { detectionScores, emptyPairing } from "./detection.ts";
 import { InvalidInput } from "./errors.ts";
 import { InstanceMetrics, instanceMetrics, Metric } from "./instance_metrics.ts";
 import { readLabelMap, sameSize } from "./maps.ts";
-import { classNames, folderPairs, readFolderPair } from "./_folder.ts";
+import { classNames, folderPairs, pairCentroids, readFolderPair } from "./_folder.ts";
 import { nanMean, PANNUKE_CLASSES, PannukeAccumulator, pannukeImage } from "./pannuke.ts";
 
 const Iou = Schema.Struct({
@@ -188,23 +188,10 @@ export const folderEvaluation = Stage.make({
       const perImage = yield* track("evaluating images", pairs.length, (progress) =>
         Effect.forEach(pairs, (files) =>
           Effect.gen(function* () {
-            const { name, truth: t, pred: p, truthType, predType } = yield* readFolderPair(truth, prediction, files);
+            const pair = yield* readFolderPair(truth, prediction, files);
+            const { name, truth: t, pred: p, truthType, predType } = pair;
             typed ||= truthType !== undefined && predType !== undefined;
-            pairImage(
-              centroids(
-                t.labels,
-                t.width,
-                truthType ?? (() =>
-                  0),
-              ),
-              centroids(
-                p.labels,
-                p.width,
-                predType ?? (() =>
-                  0),
-              ),
-              pairing,
-            );
+            pairCentroids(pair, pairing);
             yield* progress.advance(1);
             return { name, ...instanceMetrics(t.labels, p.labels, iou) };
           })));
@@ -227,7 +214,13 @@ export const folderEvaluation = Stage.make({
           recall: det.recall,
           accuracy: typed ? det.accuracy : NaN,
           typeF1,
-          clsF1: typed ? nanMean([...det.typeF1].filter(([c]) => c > 0).map(([, v]) => v)) : NaN,
+          clsF1: typed
+            ? nanMean(
+              [...det.typeF1].filter(([c]) =>
+                c > 0
+              ).map(([, v]) => v),
+            )
+            : NaN,
         },
         perImage,
       };
@@ -255,23 +248,10 @@ export const breakdownEvaluation = Stage.make({
       yield* track("breaking down images", pairs.length, (progress) =>
         Effect.forEach(pairs, (files) =>
           Effect.gen(function* () {
-            const { name, truth: t, pred: p, truthType, predType } = yield* readFolderPair(truth, prediction, files);
+            const pair = yield* readFolderPair(truth, prediction, files);
+            const { name, truth: t, pred: p, truthType, predType } = pair;
             typed ||= truthType !== undefined && predType !== undefined;
-            pairImage(
-              centroids(
-                t.labels,
-                t.width,
-                truthType ?? (() =>
-                  0),
-              ),
-              centroids(
-                p.labels,
-                p.width,
-                predType ?? (() =>
-                  0),
-              ),
-              centroidPairing,
-            );
+            pairCentroids(pair, centroidPairing);
             images.push({ name, breakdown: imageBreakdown(t.labels, p.labels, { iou, truthType, predType }) });
             yield* progress.advance(1);
           }), { discard: true }));

@@ -116,6 +116,18 @@ const samPreset = (vit: ViTConfig): ModelConfig => ({
   pixelStd: SAM_STD,
 });
 
+/** A conv-encoder preset: centre queries, stride-2 masks and dense supervision, as `conv`. */
+const convPreset = (conv: ConvEncoderConfig, decoder: ModelConfig["decoder"]): ModelConfig => ({
+  conv,
+  dense: true,
+  decoder,
+  stem: true,
+  queries: "centers",
+  maskStride: 2,
+  pixelMean: SAM_MEAN,
+  pixelStd: SAM_STD,
+});
+
 /**
  * Named presets. `tiny` trains on 2 CPU cores; its 120 queries exceed the nuclei of a 256² tile
  * (synthetic tiles hold ≈ 66, PanNuke tiles up to ≈ 100) — a 60-query version could not represent
@@ -157,27 +169,15 @@ export const MODEL_PRESETS: Readonly<Record<ModelPreset, ModelConfig>> = {
    * instead of the ViT, the same pixel decoder, centre queries and stride-2 masks as `tiny`, and
    * dense auxiliary supervision (dense.ts).
    */
-  conv: {
-    conv: { img_size: 256, widths: [32, 64, 128, 192, 256], blocks: [1, 2, 2, 2, 1] },
-    dense: true,
-    decoder: { d: 128, queries: 120, layers: 3, heads: 4, ffn: 256 },
-    stem: true,
-    queries: "centers",
-    maskStride: 2,
-    pixelMean: SAM_MEAN,
-    pixelStd: SAM_STD,
-  },
+  conv: convPreset(
+    { img_size: 256, widths: [32, 64, 128, 192, 256], blocks: [1, 2, 2, 2, 1] },
+    { d: 128, queries: 120, layers: 3, heads: 4, ffn: 256 },
+  ),
   /** `conv` at test size */
-  conv_micro: {
-    conv: { img_size: 64, widths: [8, 16, 16, 32, 32], blocks: [1, 1, 1, 1, 1] },
-    dense: true,
-    decoder: { d: 32, queries: 8, layers: 2, heads: 2, ffn: 64 },
-    stem: true,
-    queries: "centers",
-    maskStride: 2,
-    pixelMean: SAM_MEAN,
-    pixelStd: SAM_STD,
-  },
+  conv_micro: convPreset(
+    { img_size: 64, widths: [8, 16, 16, 32, 32], blocks: [1, 1, 1, 1, 1] },
+    { d: 32, queries: 8, layers: 2, heads: 2, ffn: 64 },
+  ),
   vit_b: samPreset(VIT_PRESETS.vit_b),
   vit_l: samPreset(VIT_PRESETS.vit_l),
   vit_h: samPreset(VIT_PRESETS.vit_h),
