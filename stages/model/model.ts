@@ -291,13 +291,17 @@ export const lastPredictionValues = async (
       throw new RangeError(`the dense maps are ${dense.shape[1]}×${dense.shape[2]}, the masks ${h}×${w}`);
     }
     const centers = output.centers;
-    const [logits, masks, maps, heat] = await prefetch(defined([last.logits, last.masks, dense, centers]));
+    const [[logits, masks], [maps], [heat]] = await Promise.all([
+      prefetch([last.logits, last.masks]),
+      prefetch(defined([dense])),
+      prefetch(defined([centers])),
+    ]);
     return {
       logits: logits as Float32Array,
       masks: masks as Float32Array,
-      ...(dense === undefined ? {} : { dense: maps as Float32Array }),
+      ...(maps === undefined ? {} : { dense: maps as Float32Array }),
       ...(centers === undefined ? {} : {
-        centers: (dense === undefined ? maps : heat) as Float32Array,
+        centers: heat as Float32Array,
         centerGrid: [centers.shape[1], centers.shape[2]] as const,
       }),
       shape: { queries: q, classes: last.logits.shape[2] - 1, h, w },
