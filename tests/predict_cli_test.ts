@@ -108,6 +108,19 @@ Deno.test("deno task predict --mpp: an image at half the resolution is rescaled 
     assert.match(wide.stderr, /^error: --overlap must be in \[0, 32\) for this model's 64² tiles, found 40$/m);
   }));
 
+Deno.test("deno task predict: a checkpoint whose tensors are cut short is named alone, not after the image", () =>
+  withTempDir(async (dir) => {
+    const model = await trainMicro(dir);
+    const bytes = await Deno.readFile(model);
+    await Deno.writeFile(`${dir}/cut.safetensors`, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+    await writeImage(`${dir}/a.png`, 20, 20);
+    const r = await predict("--model", `${dir}/cut.safetensors`, "--input", `${dir}/a.png`, "--no-cache");
+    assert.equal(r.code, 1, r.stderr);
+    const line = r.stderr.split("\n").find((l) => l.startsWith("error:")) ?? "";
+    assert.ok(line.startsWith(`error: ${dir}/cut.safetensors: not a safetensors checkpoint`), line);
+    assert.ok(!line.includes("a.png"), line);
+  }));
+
 Deno.test("deno task predict: mistakes are one clear line (exit 1); --help has an example", () =>
   withTempDir(async (dir) => {
     await writeImage(`${dir}/a.png`, 20, 20);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { augment, crop, flip, hedJitter, rot90 } from "./augment.ts";
+import { augment, crop, flip, focusedCrop, hedJitter, rot90 } from "./augment.ts";
 import { mulberry32 } from "./random.ts";
 import type { Sample } from "./sample.ts";
 
@@ -59,4 +59,38 @@ Deno.test("augment is a pure function of the RNG seed", () => {
     Array.from({ length: 20 }, (_, k) => augment(sample(), mulberry32(k), options).instances.join()),
   );
   assert.ok(seen.size > 5, "different seeds give different augmentations");
+});
+
+Deno.test("focusedCrop: the crop holds the drawn nucleus's centroid; class weights choose which; none of positive weight → undefined", () => {
+  const s = sample(); // nuclei of classes 2 (top-left), 0 (middle), 1 (right edge)
+  const centroidOf = { 2: [0, 0], 0: [2, 4], 1: [4, 6] } as const; // rounded centroids (y, x)
+  for (const [cls, [cy, cx]] of Object.entries(centroidOf)) {
+    const weights = [0, 0, 0];
+    weights[Number(cls)] = 1;
+    const rng = mulberry32(7);
+    for (let t = 0; t < 20; t++) {
+      const at = focusedCrop(s, rng, 3, 3, weights);
+      assert.ok(at !== undefined);
+      assert.ok(at.top >= 0 && at.top + 3 <= 5 && at.left >= 0 && at.left + 3 <= 7, `${JSON.stringify(at)} fits`);
+      assert.ok(cy >= at.top && cy < at.top + 3 && cx >= at.left && cx < at.left + 3, `class ${cls} at ${cy},${cx}`);
+    }
+  }
+  assert.equal(focusedCrop(s, mulberry32(1), 3, 3, [0, 0, 0]), undefined);
+  // a missing weight counts 1: only class 2 (index 2 absent from [0, 0]) can be drawn
+  const at = focusedCrop(s, mulberry32(2), 3, 3, [0, 0]);
+  assert.ok(at !== undefined && at.top === 0 && at.left === 0);
+});
+
+Deno.test("augment: focus 0 or absent draws the same crops as before (the random stream is unchanged)", () => {
+  const big = { ...sample() };
+  const a = augment(big, mulberry32(3), { crop: 3, hedSigma: 0 });
+  const b = augment(big, mulberry32(3), { crop: 3, hedSigma: 0, focus: { probability: 0, classWeights: [1] } });
+  assert.deepEqual(a, b);
+  const focused = augment(big, mulberry32(3), {
+    crop: 3,
+    hedSigma: 0,
+    focus: { probability: 1, classWeights: [0, 1, 0] },
+  });
+  // class 1 is the right-edge nucleus: a focused crop keeps it
+  assert.ok(Array.from(focused.classOf).includes(1), `${focused.classOf}`);
 });

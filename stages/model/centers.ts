@@ -22,7 +22,13 @@ import { sineEncoding } from "./transformer_decoder.ts";
 export const CENTER_STRIDE = 4;
 
 export interface CenterParams<P extends tf.Tensor = tf.Variable> {
-  readonly head: ConvParams<P>; // 1×1, D → 1 (centre logit)
+  /**
+   * two 3×3 convs D → C → C before the head (the `conv` preset; absent: the 1×1 head reads the
+   * features): on CoNSeP the 1×1 head's peaks were weak inside clumps of touching nuclei, the
+   * largest loss of PQ (merged nuclei), and a head of its own sees each nucleus's neighbourhood
+   */
+  readonly branch?: readonly [ConvParams<P>, ConvParams<P>];
+  readonly head: ConvParams<P>; // 1×1, C (or D) → 1 (centre logit)
   readonly content: LinearParams<P>; // D → D, mask feature at a peak → query content
   readonly logLocality: P; // [1] log γ of the prior −γ·d²
 }
@@ -33,15 +39,29 @@ export interface CenterParams<P extends tf.Tensor = tf.Variable> {
 // γ = 1/(2·3²): σ ≈ 3 cells (12 px)
 const HEAD_BIAS = -2.19, HEAD_SIGMA = 0.01, LOCALITY = 1 / 18;
 
-export const initCenters = (init: Initializer, d: number): CenterParams => ({
-  head: { weight: init.truncNormal([1, 1, d, 1], HEAD_SIGMA), bias: tf.variable(tf.fill([1], HEAD_BIAS), true) },
-  content: initLinear(init, d, d),
-  logLocality: tf.variable(tf.fill([1], Math.log(LOCALITY)), true),
-});
+/** The centre head on D-channel features, with a branch of `branch` channels (0: none). */
+export const initCenters = (init: Initializer, d: number, branch = 0): CenterParams => {
+  const he = (from: number, to: number): ConvParams => ({
+    weight: init.he([3, 3, from, to], 9 * from),
+    bias: init.zeros([to]),
+  });
+  return {
+    ...(branch > 0 ? { branch: [he(d, branch), he(branch, branch)] as const } : {}),
+    head: {
+      weight: init.truncNormal([1, 1, branch > 0 ? branch : d, 1], HEAD_SIGMA),
+      bias: tf.variable(tf.fill([1], HEAD_BIAS), true),
+    },
+    content: initLinear(init, d, d),
+    logLocality: tf.variable(tf.fill([1], Math.log(LOCALITY)), true),
+  };
+};
 
 /** Centre logits of every stride-4 cell: [B, h, w] from mask features [B, h, w, D]. */
-export const centerLogits = (p: CenterParams<tf.Tensor>, maskFeatures: tf.Tensor4D): tf.Tensor3D =>
-  tf.squeeze(conv(maskFeatures, p.head), [3]) as tf.Tensor3D; // [B, h, w]
+export const centerLogits = (p: CenterParams<tf.Tensor>, maskFeatures: tf.Tensor4D): tf.Tensor3D => {
+  let x = maskFeatures;
+  for (const layer of p.branch ?? []) x = tf.relu(conv(x, layer)); // [B, h, w, C]
+  return tf.squeeze(conv(x, p.head), [3]) as tf.Tensor3D; // [B, h, w]
+};
 
 /** Chosen cells: flat indices into h·w and (y, x) in cells, `[B·K]` and `[B·K·2]`, image-major. */
 export interface Peaks {

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
 import { initBackend } from "../backend/tf.ts";
-import { denseLoss, denseTargets } from "./dense.ts";
+import { denseLoss, denseMaps, denseTargets, initDense } from "./dense.ts";
+import { initializer } from "./layers.ts";
 
 await Effect.runPromise(initBackend("wasm"));
 
@@ -64,4 +65,35 @@ Deno.test("denseLoss: BCE, dice and MSE of hand-checked values; near 0 for a con
   });
   assert.ok((exact[0] as number) < 1e-6 && (exact[1] as number) < 1e-6 && exact[2] === 0, `${exact}`);
   targets.dispose();
+});
+
+Deno.test("denseLoss MSGE: the maps' gradient error on the nuclei's interior cells, hand-computed; 0 for h shifted by a constant", () => {
+  // 3×4 maps, one interior row (y 1) with interior cells x 1, 2; foreground weight 1 at (1, 1), ½ at (1, 2)
+  const fg = [0, 0, 0, 0, 0, 1, 0.5, 0, 0, 0, 0, 0];
+  const hTrue = [0, 0, 0, 0, -1, -0.5, 0.5, 1, 0, 0, 0, 0];
+  const vTrue = [0, 0, 0, 0, 0, -1, -1, 0, 0, 1, 1, 0];
+  const maps = (h: number[], v: number[], f: number[]) =>
+    tf.tensor4d(f.flatMap((x, p) => [x, h[p] as number, v[p] as number]), [1, 3, 4, 3]);
+  const targets = maps(hTrue, vTrue, fg);
+  const gradientOf = (h: number[], v: number[]) =>
+    tf.tidy(() => denseLoss(maps(h, v, fg), targets).gradient.dataSync()[0] as number);
+  // h + 0.3 everywhere: same differences; v flat 0: ∂v/∂y is 0 against the truth's (1 − 0)·… at
+  // (1, 1): v(2, 1) − v(0, 1) = 1, at (1, 2): 1 − 0 = 1 → squared errors 1 and 1, weights 1 and ½
+  assert.ok(Math.abs(gradientOf(hTrue.map((x) => x + 0.3), vTrue)) < 1e-6);
+  assert.ok(Math.abs(gradientOf(hTrue, vTrue.map(() => 0)) - (1 * 1 + 0.5 * 1) / 1.5) < 1e-5);
+  // h flat 0: ∂h/∂x of the truth at (1, 1) = 0.5 − (−1) = 1.5, at (1, 2) = 1 − (−0.5) = 1.5
+  assert.ok(Math.abs(gradientOf(hTrue.map(() => 0), vTrue) - (1 * 2.25 + 0.5 * 2.25) / 1.5) < 1e-5);
+  targets.dispose();
+});
+
+Deno.test("initDense / denseMaps with a branch: 3×3 convs D → C → C, then 1×1 → 3, the spatial size kept", () => {
+  const init = initializer(3);
+  const plain = initDense(init, 6), branched = initDense(init, 6, 4);
+  assert.equal(plain.branch, undefined);
+  assert.deepEqual(plain.head.weight.shape, [1, 1, 6, 3]);
+  assert.deepEqual(branched.branch?.map((c) => c.weight.shape), [[3, 3, 6, 4], [3, 3, 4, 4]]);
+  assert.deepEqual(branched.head.weight.shape, [1, 1, 4, 3]);
+  const shape = tf.tidy(() => denseMaps(branched, tf.ones([2, 5, 7, 6]) as tf.Tensor4D).shape);
+  assert.deepEqual(shape, [2, 5, 7, 3]);
+  tf.dispose([plain, branched] as unknown as tf.Tensor[]);
 });

@@ -50,6 +50,10 @@ export interface ModelConfig {
   readonly conv?: ConvEncoderConfig;
   /** dense auxiliary supervision (dense.ts): foreground and distance maps from the mask features */
   readonly dense?: boolean;
+  /** the dense head's branch: two 3×3 convs of this many channels (absent or 0: a 1×1 head alone) */
+  readonly denseBranch?: number;
+  /** the centre head's branch: two 3×3 convs of this many channels (absent or 0: a 1×1 head alone) */
+  readonly centerBranch?: number;
   readonly decoder: Omit<DecoderConfig, "classes">;
   /** the convolutional stem feeding the stride-4 level (ablation: false) */
   readonly stem: boolean;
@@ -117,9 +121,11 @@ const samPreset = (vit: ViTConfig): ModelConfig => ({
 });
 
 /** A conv-encoder preset: centre queries, stride-2 masks and dense supervision, as `conv`. */
-const convPreset = (conv: ConvEncoderConfig, decoder: ModelConfig["decoder"]): ModelConfig => ({
+const convPreset = (conv: ConvEncoderConfig, decoder: ModelConfig["decoder"], branch: number): ModelConfig => ({
   conv,
   dense: true,
+  denseBranch: branch,
+  centerBranch: branch,
   decoder,
   stem: true,
   queries: "centers",
@@ -172,11 +178,13 @@ export const MODEL_PRESETS: Readonly<Record<ModelPreset, ModelConfig>> = {
   conv: convPreset(
     { img_size: 256, widths: [32, 64, 128, 192, 256], blocks: [1, 2, 2, 2, 1] },
     { d: 128, queries: 120, layers: 3, heads: 4, ffn: 256 },
+    32,
   ),
   /** `conv` at test size */
   conv_micro: convPreset(
     { img_size: 64, widths: [8, 16, 16, 32, 32], blocks: [1, 1, 1, 1, 1] },
     { d: 32, queries: 8, layers: 2, heads: 2, ffn: 64 },
+    8,
   ),
   vit_b: samPreset(VIT_PRESETS.vit_b),
   vit_l: samPreset(VIT_PRESETS.vit_l),
@@ -204,9 +212,9 @@ export const initModel = (config: ModelConfig, classes: number, seed: number): M
     pixelDecoder: config.conv !== undefined
       ? initConvPixelDecoder(init, config.conv.widths, d)
       : initPixelDecoder(init, config.vit?.out_chans ?? 0, d, config.maskStride === 2),
-    ...(config.dense === true ? { dense: initDense(init, d) } : {}),
+    ...(config.dense === true ? { dense: initDense(init, d, config.denseBranch ?? 0) } : {}),
     decoder: initDecoder(init, { ...config.decoder, classes }, config.queries === "learned"),
-    ...(config.queries === "centers" ? { centers: initCenters(init, config.decoder.d) } : {}),
+    ...(config.queries === "centers" ? { centers: initCenters(init, config.decoder.d, config.centerBranch ?? 0) } : {}),
     ...(config.vl === undefined ? {} : { vl: initVisionLanguage(init, config.vl, classes, config.decoder.d, seed) }),
   };
 };

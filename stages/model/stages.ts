@@ -49,6 +49,8 @@ export const TrainConfig = Schema.Struct({
   minutes: Schema.optionalKey(Schema.Number.pipe(Schema.check(Schema.isGreaterThan(0)))),
   /** weight of the dense auxiliary losses */
   weightDense: Schema.optionalKey(Schema.Number),
+  /** the share of crops placed on a nucleus, class-balanced (train.ts; absent: uniform crops) */
+  focusCrops: Schema.optionalKey(Schema.Number.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 1 })))),
   /** the paper's ablation row (absent: the baseline) */
   row: Schema.optionalKey(Schema.Literals(ABLATION_ROWS)),
   /** row full: the classes feature fusion reads at inference */
@@ -168,7 +170,9 @@ const runTraining = (
 /** Trains the baseline from scratch (its tile size is the preset's ViT img_size). */
 export const trainBaseline = Stage.make({
   name: "model.train",
-  version: 4, // 4: the centre head starts with small weights; uncertain points in candidate order
+  // 4: the centre head starts with small weights; uncertain points in candidate order
+  // 5: the conv preset's dense and centre branches, the dense MSGE loss (presets are keyed by name)
+  version: 5,
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec },
   output: safetensors,
@@ -182,7 +186,7 @@ export const trainBaseline = Stage.make({
  */
 export const trainWithAttributes = Stage.make({
   name: "model.train.attributes",
-  version: 1,
+  version: 2, // 2: as model.train 5
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, words: json(AttributeWords) },
   output: safetensors,
@@ -193,7 +197,7 @@ export const trainWithAttributes = Stage.make({
 /** Continues a training run from one of its checkpoints up to `steps` (same config otherwise). */
 export const continueTraining = Stage.make({
   name: "model.train.continue",
-  version: 3, // 3: as model.train 4
+  version: 4, // 3: as model.train 4; 4: as model.train 5
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, checkpoint: fileRefCodec },
   output: safetensors,
@@ -208,7 +212,7 @@ export const continueTraining = Stage.make({
 /** Continues an attribute-prompt row (as `model.train.attributes`) from one of its checkpoints up to `steps`. */
 export const continueTrainingWithAttributes = Stage.make({
   name: "model.train.attributes.continue",
-  version: 1,
+  version: 2, // 2: as model.train 5
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, checkpoint: fileRefCodec, words: json(AttributeWords) },
   output: safetensors,
@@ -226,7 +230,7 @@ export const continueTrainingWithAttributes = Stage.make({
  */
 export const trainFrozenText = Stage.make({
   name: "model.train.frozen_text",
-  version: 1,
+  version: 2, // 2: as model.train 5
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, text: safetensors },
   output: safetensors,
@@ -237,7 +241,7 @@ export const trainFrozenText = Stage.make({
 /** As `trainFrozenText` for rows with attribute prompts (the `attributes.words` stage's words). */
 export const trainFrozenTextWithAttributes = Stage.make({
   name: "model.train.attributes.frozen_text",
-  version: 1,
+  version: 2, // 2: as model.train 5
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, words: json(AttributeWords), text: safetensors },
   output: safetensors,

@@ -60,6 +60,12 @@ export interface TrainConfig {
   readonly minutes?: number;
   /** weight of the dense auxiliary losses (models with dense supervision; default 1) */
   readonly weightDense?: number;
+  /**
+   * the share of training crops placed on a nucleus (augment.ts `focusedCrop`), drawn with weight
+   * 1/√(its class's count in the training split), so rare classes and crowded areas are seen more
+   * (default 0: uniform crops)
+   */
+  readonly focusCrops?: number;
   /** the row of the paper's ablation (absent: the baseline); see `ABLATION_ROWS` */
   readonly row?: AblationRow;
   /** row `full`: which classes the fusion reads at inference (default: the presence head's) */
@@ -359,6 +365,23 @@ const sampleAt = (
   return order[position % train.length] as number;
 };
 
+/** Per class, 1/√(its nuclei in the training samples) (0 for a class with none): `focusCrops`' weights. */
+export const classBalance = async (
+  train: ReadonlyArray<number>,
+  load: (i: number) => Promise<Sample>,
+  classes: number,
+): Promise<number[]> => {
+  const counts = new Array<number>(classes).fill(0);
+  for (const i of train) {
+    const s = await load(i);
+    for (let id = 1; id < s.classOf.length; id++) {
+      const c = s.classOf[id] as number;
+      if (c >= 0 && c < classes) counts[c] = (counts[c] as number) + 1;
+    }
+  }
+  return counts.map((n) => (n > 0 ? 1 / Math.sqrt(n) : 0));
+};
+
 /**
  * Trains from scratch, or from `hooks.resume`. Each step's samples and augmentations depend only
  * on (seed, step), so a resumed run continues exactly as an uninterrupted one (same backend).
@@ -406,6 +429,9 @@ export const trainModel = async (
     if (ds.size <= 512) cache.set(i, s);
     return s;
   };
+  const focus = (config.focusCrops ?? 0) > 0
+    ? { probability: config.focusCrops as number, classWeights: await classBalance(split.train, load, classes) }
+    : undefined;
   const optimizer = tf.train.adam(config.learningRate, 0.9, 0.999, 1e-8);
   const history: StepLog[] = [];
   let first = 1;
@@ -457,6 +483,7 @@ export const trainModel = async (
           flips: true,
           rot90: true,
           hedSigma: 0.03,
+          ...(focus === undefined ? {} : { focus }),
         }),
       );
     }

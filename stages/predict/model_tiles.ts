@@ -5,6 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { decodeSafetensors, readSafetensorsMetadata } from "../../pipeline/codec/safetensors.ts";
 import { Effect } from "effect";
+import { DatasetError } from "../data/sample.ts";
 import { namedTensors, restoreModel } from "../model/checkpoint.ts";
 import { type DecodedInstances, type DecodeOptions, decodeValues, defaultDecodeOptions } from "../model/decoding.ts";
 import {
@@ -47,8 +48,13 @@ export const readCheckpointInfo = async (
 
 /** Reads a checkpoint of `deno task train`; a file that is not one throws naming what is missing. */
 export const loadModel = async (path: string): Promise<LoadedModel> => {
-  const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(path))).catch((e) => {
-    throw new RangeError(`${path}: not a safetensors checkpoint (${e instanceof Error ? e.message : e})`);
+  // errors name the checkpoint alone (DatasetError passes through predict.image unprefixed)
+  const bad = (reason: string) => new DatasetError({ file: path, reason });
+  const bytes = await Deno.readFile(path).catch((e) => {
+    throw bad(`cannot read the checkpoint (${e instanceof Error ? e.message : e})`);
+  });
+  const file = await Effect.runPromise(decodeSafetensors(bytes)).catch((e) => {
+    throw bad(`not a safetensors checkpoint (${e instanceof Error ? e.message : e})`);
   });
   const metadata = file.metadata ?? {};
   const parse = <A>(key: string): A => {
@@ -56,14 +62,14 @@ export const loadModel = async (path: string): Promise<LoadedModel> => {
       const value = JSON.parse(metadata[key] ?? "null") as A | null;
       if (value !== null) return value;
     } catch { /* reported below */ }
-    throw new RangeError(`${path}: not a checkpoint of deno task train (metadata '${key}' missing)`);
+    throw bad(`not a checkpoint of deno task train (metadata '${key}' missing)`);
   };
   const config = parse<ModelConfig>("model"), classes = parse<string[]>("classes");
   let params: ModelParams;
   try {
     params = restoreModel(config, classes.length, file);
   } catch (e) {
-    throw new RangeError(`${path}: ${e instanceof Error ? e.message : e}`);
+    throw bad(e instanceof Error ? e.message : String(e));
   }
   return { params, config, classes, tile: tileSize(config), metadata };
 };
