@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# `deno task setup` (also run by .ci/run): the optional native BLAS. On `--backend wasm` (the default) every matrix
-# product goes to the system OpenBLAS through FFI when it can be opened (stages/backend/kernels/blas.ts): training runs
-# ≈ 3.5× faster on 2 cores than pure WASM on one thread. Best effort: as root where apt-get exists it installs
-# libopenblas0 (5 min timeout; `apt-get update` and a retry when the first try fails); elsewhere it prints the command
-# to run. It never fails: without BLAS every task still runs, on pure WASM, and says so in one line at start.
+# `deno task setup` (also run by .ci/run): the optional native libraries, each best effort.
+# - OpenBLAS: on `--backend wasm` (the default) every matrix product goes to the system OpenBLAS through FFI when it
+#   can be opened (stages/backend/kernels/blas.ts): training runs ≈ 3.5× faster on 2 cores than pure WASM on one thread.
+# - OpenSlide: whole-slide images (.svs, .ndpi, .mrxs, pyramidal TIFF, …) are read through libopenslide over FFI
+#   (stages/slide/openslide.ts); without it ordinary PNG/JPEG/TIFF still work, and a slide says how to install it.
+# As root where apt-get exists it installs libopenblas0 and libopenslide0 (5 min timeout each; `apt-get update` and a
+# retry when the first try fails); elsewhere it prints the command to run. It never fails: without BLAS every task
+# still runs, on pure WASM, and says so in one line at start; without OpenSlide every task but reading slides runs.
 set -uo pipefail
 
 # The library where blas.ts looks for it (IVAAN_BLAS, else its candidates); prints the path, fails when there is none.
@@ -31,51 +34,132 @@ find_blas() {
   return 1
 }
 
-if [[ "${IVAAN_BLAS:-}" == "off" || "${IVAAN_BLAS:-}" == "0" ]]; then
-  echo "native BLAS: turned off by IVAAN_BLAS=${IVAAN_BLAS}; unset it to use OpenBLAS"
-  exit 0
-fi
-if found="$(find_blas)"; then
-  echo "native BLAS: $found (matrix products on wasm run on OpenBLAS)"
-  exit 0
-fi
-if [[ -n "${IVAAN_BLAS:-}" && "$IVAAN_BLAS" != "on" ]]; then
-  echo "warning: IVAAN_BLAS=$IVAAN_BLAS is not found: point it at an OpenBLAS library, or unset it" >&2
-  exit 0
-fi
+# apt-get install of one package, quietly, as root: 5 min timeout, `apt-get update` and a retry when the first try fails.
+apt_install() {
+  timeout 300 bash -c 'export DEBIAN_FRONTEND=noninteractive; apt-get install -y --no-install-recommends "$1" >/dev/null 2>&1 ||
+    { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "$1" >/dev/null 2>&1; }' _ "$1"
+}
 
-os="$(uname -s)"
-if [[ "$os" == Linux ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing libopenblas0 (native BLAS: ≈ 3.5× faster training on wasm)"
-  if timeout 300 bash -c 'export DEBIAN_FRONTEND=noninteractive; apt-get install -y --no-install-recommends libopenblas0 >/dev/null 2>&1 ||
-    { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends libopenblas0 >/dev/null 2>&1; }' &&
-    found="$(find_blas)"; then
+can_apt() { [[ "$(uname -s)" == Linux ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; }
+
+# OpenBLAS: found, installed, or what to run.
+setup_blas() {
+  if [[ "${IVAAN_BLAS:-}" == "off" || "${IVAAN_BLAS:-}" == "0" ]]; then
+    echo "native BLAS: turned off by IVAAN_BLAS=${IVAAN_BLAS}; unset it to use OpenBLAS"
+    return 0
+  fi
+  if found="$(find_blas)"; then
     echo "native BLAS: $found (matrix products on wasm run on OpenBLAS)"
-    exit 0
+    return 0
   fi
-  echo "warning: libopenblas0 could not be installed: tasks run pure WASM on one thread, ≈ 3.5× slower" >&2
-  exit 0
-fi
+  if [[ -n "${IVAAN_BLAS:-}" && "$IVAAN_BLAS" != "on" ]]; then
+    echo "warning: IVAAN_BLAS=$IVAAN_BLAS is not found: point it at an OpenBLAS library, or unset it" >&2
+    return 0
+  fi
 
-# Not root, or no apt-get: what to run.
-{
-  echo "warning: no native BLAS (OpenBLAS) found: train, ablate and predict run pure WASM on one thread, ≈ 3.5× slower."
-  if [[ "$os" == Darwin ]]; then
-    echo "  install it with: brew install openblas"
-    echo "  (found in /opt/homebrew or /usr/local; another prefix: export IVAAN_BLAS=\"\$(brew --prefix openblas)/lib/libopenblas.dylib\")"
-  elif [[ "$os" == Linux ]]; then
-    case "$(. /etc/os-release 2>/dev/null; echo " ${ID:-} ${ID_LIKE:-} ")" in
-      *" fedora "* | *" rhel "* | *" centos "*) echo "  install it with: sudo dnf install openblas" ;;
-      *" arch "*) echo "  install it with: sudo pacman -S openblas" ;;
-      *" debian "* | *" ubuntu "*) echo "  install it with: sudo apt-get install libopenblas0" ;;
-      *)
-        echo "  install it with: sudo apt-get install libopenblas0 (Debian, Ubuntu), sudo dnf install openblas (Fedora),"
-        echo "  sudo pacman -S openblas (Arch); or any OpenBLAS, then export IVAAN_BLAS=/path/to/libopenblas.so.0"
-        ;;
-    esac
-  else
-    echo "  install OpenBLAS, then export IVAAN_BLAS=/path/to/its/library (e.g. libopenblas.dll)"
+  os="$(uname -s)"
+  if can_apt; then
+    echo "installing libopenblas0 (native BLAS: ≈ 3.5× faster training on wasm)"
+    if apt_install libopenblas0 && found="$(find_blas)"; then
+      echo "native BLAS: $found (matrix products on wasm run on OpenBLAS)"
+      return 0
+    fi
+    echo "warning: libopenblas0 could not be installed: tasks run pure WASM on one thread, ≈ 3.5× slower" >&2
+    return 0
   fi
-  echo "  then run deno task setup again to check"
-} >&2
+
+  # Not root, or no apt-get: what to run.
+  {
+    echo "warning: no native BLAS (OpenBLAS) found: train, ablate and predict run pure WASM on one thread, ≈ 3.5× slower."
+    if [[ "$os" == Darwin ]]; then
+      echo "  install it with: brew install openblas"
+      echo "  (found in /opt/homebrew or /usr/local; another prefix: export IVAAN_BLAS=\"\$(brew --prefix openblas)/lib/libopenblas.dylib\")"
+    elif [[ "$os" == Linux ]]; then
+      case "$(. /etc/os-release 2>/dev/null; echo " ${ID:-} ${ID_LIKE:-} ")" in
+        *" fedora "* | *" rhel "* | *" centos "*) echo "  install it with: sudo dnf install openblas" ;;
+        *" arch "*) echo "  install it with: sudo pacman -S openblas" ;;
+        *" debian "* | *" ubuntu "*) echo "  install it with: sudo apt-get install libopenblas0" ;;
+        *)
+          echo "  install it with: sudo apt-get install libopenblas0 (Debian, Ubuntu), sudo dnf install openblas (Fedora),"
+          echo "  sudo pacman -S openblas (Arch); or any OpenBLAS, then export IVAAN_BLAS=/path/to/libopenblas.so.0"
+          ;;
+      esac
+    else
+      echo "  install OpenBLAS, then export IVAAN_BLAS=/path/to/its/library (e.g. libopenblas.dll)"
+    fi
+    echo "  then run deno task setup again to check"
+  } >&2
+  return 0
+}
+
+# The library where openslide.ts looks for it (IVAAN_OPENSLIDE, else its candidates); prints the path, fails when none.
+find_openslide() {
+  local ldconfig listing name candidate dir dirs
+  ldconfig="$(command -v ldconfig || echo /sbin/ldconfig)"
+  listing="$([[ -x "$ldconfig" ]] && "$ldconfig" -p 2>/dev/null)"
+  if [[ -n "${IVAAN_OPENSLIDE:-}" ]]; then
+    [[ "$IVAAN_OPENSLIDE" == */* ]] && { [[ -e "$IVAAN_OPENSLIDE" ]] && echo "$IVAAN_OPENSLIDE"; return; }
+  fi
+  for name in ${IVAAN_OPENSLIDE:-libopenslide.so.0 libopenslide.so.1 libopenslide.so}; do
+    candidate="$(awk -v name="$name" '$1 == name { print $NF; exit }' <<<"$listing")"
+    [[ -n "$candidate" ]] && echo "$candidate" && return 0
+    IFS=: read -ra dirs <<<"${LD_LIBRARY_PATH:-}"
+    for dir in "${dirs[@]}"; do
+      [[ -e "$dir/$name" ]] && echo "$dir/$name" && return 0
+    done
+  done
+  [[ -n "${IVAAN_OPENSLIDE:-}" ]] && return 1
+  for candidate in /usr/lib/x86_64-linux-gnu/libopenslide.so.{0,1} /usr/lib/aarch64-linux-gnu/libopenslide.so.{0,1} \
+    /usr/lib64/libopenslide.so.{0,1} /usr/lib/libopenslide.so.{0,1} \
+    /opt/homebrew/lib/libopenslide.1.dylib /usr/local/lib/libopenslide.1.dylib; do
+    [[ -e "$candidate" ]] && echo "$candidate" && return 0
+  done
+  return 1
+}
+
+# OpenSlide: found, installed (libopenslide0: OpenSlide 3.4, Debian 12 and Ubuntu; libopenslide1: OpenSlide 4), or
+# what to run.
+setup_openslide() {
+  local found os package
+  if found="$(find_openslide)"; then
+    echo "OpenSlide: $found (whole slides: .svs, .ndpi, .mrxs, pyramidal TIFF, …)"
+    return 0
+  fi
+  if [[ -n "${IVAAN_OPENSLIDE:-}" ]]; then
+    echo "warning: IVAAN_OPENSLIDE=$IVAAN_OPENSLIDE is not found: point it at libopenslide, or unset it" >&2
+    return 0
+  fi
+  os="$(uname -s)"
+  if can_apt; then
+    for package in libopenslide0 libopenslide1; do
+      echo "installing $package (OpenSlide: reading whole-slide images)"
+      if apt_install "$package" && found="$(find_openslide)"; then
+        echo "OpenSlide: $found (whole slides: .svs, .ndpi, .mrxs, pyramidal TIFF, …)"
+        return 0
+      fi
+    done
+    echo "warning: libopenslide0 could not be installed: whole slides cannot be read (PNG/JPEG/TIFF images still can)" >&2
+    return 0
+  fi
+  {
+    echo "warning: OpenSlide not found: whole slides (.svs, .ndpi, .mrxs, …) cannot be read; PNG/JPEG/TIFF images can."
+    if [[ "$os" == Darwin ]]; then
+      echo "  install it with: brew install openslide"
+    elif [[ "$os" == Linux ]]; then
+      case "$(. /etc/os-release 2>/dev/null; echo " ${ID:-} ${ID_LIKE:-} ")" in
+        *" fedora "* | *" rhel "* | *" centos "*) echo "  install it with: sudo dnf install openslide" ;;
+        *" arch "*) echo "  install it with: sudo pacman -S openslide" ;;
+        *" debian "* | *" ubuntu "*) echo "  install it with: sudo apt-get install libopenslide0 (libopenslide1 on newer releases)" ;;
+        *) echo "  install OpenSlide (openslide.org), then export IVAAN_OPENSLIDE=/path/to/libopenslide.so.0 if it is not found" ;;
+      esac
+    else
+      echo "  install OpenSlide (openslide.org), then export IVAAN_OPENSLIDE=/path/to/its/library"
+    fi
+    echo "  then run deno task setup again to check"
+  } >&2
+  return 0
+}
+
+setup_blas
+setup_openslide
 exit 0

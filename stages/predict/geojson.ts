@@ -63,10 +63,27 @@ export const detectionUuid = (id: number): string => {
 const round2 = (v: number): number => Math.round(v * 100) / 100 + 0;
 
 /**
- * A QuPath FeatureCollection with one Polygon detection per input, in input order. Coordinates are
- * rounded to 2 decimals (marching-squares rings, multiples of 0.5, are unchanged) and non-finite
- * measurements are dropped. Run `geoJsonProblems` on the result before writing it when the inputs are
- * not known to be valid.
+ * One detection as a QuPath Polygon feature: coordinates rounded to 2 decimals (marching-squares
+ * rings, multiples of 0.5, are unchanged), non-finite measurements dropped. `qupathGeoJson` is this
+ * feature per detection; streaming writers (stages/slide/writers.ts) call it one detection at a time.
+ */
+export const qupathFeature = (d: Detection): QuPathFeature => ({
+  type: "Feature",
+  id: detectionUuid(d.id),
+  geometry: { type: "Polygon", coordinates: [d.ring.map(([x, y]): Position => [round2(x), round2(y)])] },
+  properties: {
+    objectType: "detection",
+    classification: { name: d.className, color: [d.colour[0], d.colour[1], d.colour[2]] },
+    measurements: Object.fromEntries(
+      Object.entries(d.measurements).filter(([, v]) => Number.isFinite(v)).map(([k, v]) => [k, v + 0]),
+    ),
+    isLocked: false,
+  },
+});
+
+/**
+ * A QuPath FeatureCollection with one Polygon detection per input (`qupathFeature`), in input order.
+ * Run `geoJsonProblems` on the result before writing it when the inputs are not known to be valid.
  *
  * @example
  * ```ts
@@ -80,19 +97,7 @@ const round2 = (v: number): number => Math.round(v * 100) / 100 + 0;
  */
 export const qupathGeoJson = (detections: ReadonlyArray<Detection>): QuPathFeatureCollection => ({
   type: "FeatureCollection",
-  features: detections.map((d): QuPathFeature => ({
-    type: "Feature",
-    id: detectionUuid(d.id),
-    geometry: { type: "Polygon", coordinates: [d.ring.map(([x, y]): Position => [round2(x), round2(y)])] },
-    properties: {
-      objectType: "detection",
-      classification: { name: d.className, color: [d.colour[0], d.colour[1], d.colour[2]] },
-      measurements: Object.fromEntries(
-        Object.entries(d.measurements).filter(([, v]) => Number.isFinite(v)).map(([k, v]) => [k, v + 0]),
-      ),
-      isLocked: false,
-    },
-  })),
+  features: detections.map((d) => qupathFeature(d)),
 });
 
 type Json = Record<string, unknown>;
