@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { writeClipFolder } from "./_clip_folder.ts";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
-const ablate = (...args: string[]) => deno(["run", "-A", "tasks/ablate.ts", ...args]);
+const ablate = (...args: string[]) => deno([...taskArgs("ablate"), ...args]);
 const micro = ["--data", "synthetic:2", "--tiles", "6", "--preset", "micro", "--steps", "2", "--batch", "1"];
 
 Deno.test("deno task ablate: rows × seeds in one DAG → table, JSON and chart; changing one row retrains that row only", () =>
@@ -53,9 +54,7 @@ Deno.test("deno task ablate --text-encoder: one frozen text stage feeds every ro
   withTempDir(async (dir) => {
     await writeClipFolder(`${dir}/clip`);
     const r = await deno([
-      "run",
-      "-A",
-      "tasks/ablate.ts",
+      ...taskArgs("ablate"),
       ...["--data", "synthetic:2", "--tiles", "8", "--preset", "micro", "--steps", "2", "--batch", "1"],
       ...["--rows", "baseline,vl_fixed,vl_attr_entropy", "--text-encoder", `${dir}/clip`, "--cache", `${dir}/cache`],
       "--explain",

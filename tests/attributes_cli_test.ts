@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { assertGolden, goldenCases } from "./_attributes_golden.ts";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
-const attributes = (...args: string[]) => deno(["run", "-A", "tasks/attributes.ts", ...args]);
+const attributes = (...args: string[]) => deno([...taskArgs("attributes"), ...args]);
 const fixtures = new URL("./fixtures/attributes/", import.meta.url).pathname;
 
 // §B7 as a CSV: the feature column is called x, so it is named with --features

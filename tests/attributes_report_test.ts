@@ -3,12 +3,13 @@ import sharp from "sharp";
 import { attributePipeline } from "../tasks/attributes.ts";
 import { Runner } from "../mod.ts";
 import { deno, inDir, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
 const consep = new URL("../../shared/data/consep/Train", import.meta.url).pathname;
 const haveConsep = await Deno.stat(consep).then(() => true, () => false);
 if (!haveConsep) console.warn(`skipping the CoNSeP attribute report test: ${consep} is absent`);
 
-const report = (...args: string[]) => deno(["run", "-A", "tasks/attributes.ts", "report", ...args]);
+const report = (...args: string[]) => deno([...taskArgs("attributes"), "report", ...args]);
 
 Deno.test("attributes report on synthetic data: Markdown, fitted JSON, prompts and one PNG per attribute", () =>
   withTempDir(async (dir) => {

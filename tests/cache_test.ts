@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Data, Effect } from "effect";
 import { type Codec, Pipeline, Runner, Source, Stage } from "../mod.ts";
 import { deno, inDir, Nums, Runs, testStages, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
 const chain = (runs: Runs, opts: { factor?: number; label?: string; scaleVersion?: number } = {}) => {
   const s = testStages(runs, { scale: opts.scaleVersion ?? 1 });
@@ -157,7 +158,7 @@ Deno.test("a flipped payload byte: `cache verify` reports it, the next run quara
     bytes[1] = (bytes[1] as number) ^ 0x01;
     await Deno.writeFile(payload, bytes);
 
-    const verify = await deno(["run", "-A", "tasks/cache.ts", "--cache", dir, "verify"]);
+    const verify = await deno([...taskArgs("cache"), "--cache", dir, "verify"]);
     assert.equal(verify.code, 1);
     assert.match(verify.stdout, new RegExp(`CORRUPT ${key}: value\\.json does not match its recorded sha256`));
     assert.match(verify.stdout, /1 of 2 entries verified, 1 corrupt/);
@@ -170,7 +171,7 @@ Deno.test("a flipped payload byte: `cache verify` reports it, the next run quara
     const quarantined = [...Deno.readDirSync(`${dir}/quarantine`)].map((e) => e.name);
     assert.equal(quarantined.length, 1);
     assert.ok(quarantined[0]?.startsWith(key));
-    assert.equal((await deno(["run", "-A", "tasks/cache.ts", "--cache", dir, "verify"])).code, 0);
+    assert.equal((await deno([...taskArgs("cache"), "--cache", dir, "verify"])).code, 0);
   }));
 
 Deno.test("a damaged manifest is reported by explain and recomputed by run", () =>

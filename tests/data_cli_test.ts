@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
-const data = (...args: string[]) => deno(["run", "-A", "tasks/data.ts", ...args]);
+const data = (...args: string[]) => deno([...taskArgs("data"), ...args]);
 const consep = new URL("../../shared/data/consep/Train", import.meta.url).pathname;
 const haveConsep = await Deno.stat(consep).then(() => true, () => false);
 if (!haveConsep) console.warn(`skipping the CoNSeP inspect test: ${consep} is absent`);

@@ -4,6 +4,7 @@ import { datasetSource } from "../stages/data/source.ts";
 import { datasetSamples, datasetSplit, tensorsToSamples } from "../stages/data/stages.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import { deno, inDir, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
 const synthetic = (seed: number, tiles: number) =>
   datasetSource({ kind: "synthetic", path: "", seed, tiles, merge: false });
@@ -41,9 +42,9 @@ Deno.test("datasetSplit: seeded, disjoint and complete", () =>
 
 Deno.test("data split on a PanNuke folder with one fold explains which fold is missing", () =>
   withTempDir(async (dir) => {
-    const synth = await deno(["run", "-A", "tasks/data.ts", "synth", "--out", dir, "--tiles", "2", "--dtype", "u1"]);
+    const synth = await deno([...taskArgs("data"), "synth", "--out", dir, "--tiles", "2", "--dtype", "u1"]);
     assert.equal(synth.code, 0, synth.stderr);
-    const r = await deno(["run", "-A", "tasks/data.ts", "--no-cache", "split", `pannuke:${dir}`]);
+    const r = await deno([...taskArgs("data"), "--no-cache", "split", `pannuke:${dir}`]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /error: .*PanNuke split 1 needs fold 2 for val, which is not present/);
   }));

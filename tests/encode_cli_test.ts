@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { encodeNpy, readNpy } from "../pipeline/codec/npy.ts";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
 const fixtures = new URL("./fixtures/vit/", import.meta.url).pathname;
-const encode = (...args: string[]) => deno(["run", "-A", "tasks/encode.ts", "image", ...args]);
+const encode = (...args: string[]) => deno([...taskArgs("encode"), "image", ...args]);
 
 Deno.test("encode image reproduces the PyTorch reference output (≤ 1e-4) on cpu and on wasm", () =>
   withTempDir(async (dir) => {
@@ -61,7 +62,7 @@ Deno.test("encode image: a config or weights that do not fit is one clear error"
   }));
 
 const textFixtures = new URL("./fixtures/clip_text/", import.meta.url).pathname;
-const encodeText = (...args: string[]) => deno(["run", "-A", "tasks/encode.ts", "text", ...args]);
+const encodeText = (...args: string[]) => deno([...taskArgs("encode"), "text", ...args]);
 
 Deno.test("encode text reproduces the PyTorch reference output (≤ 1e-4): int64 ids on cpu, int32 ids on wasm", () =>
   withTempDir(async (dir) => {

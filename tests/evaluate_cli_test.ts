@@ -3,9 +3,10 @@ import { Effect } from "effect";
 import { encodeNpy } from "../pipeline/codec/npy.ts";
 import { encodePng } from "../pipeline/codec/png.ts";
 import { deno, type InstanceCase, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
 const fixtures = new URL("./fixtures/evaluation/", import.meta.url).pathname;
-const evaluate = (...args: string[]) => deno(["run", "-A", "tasks/evaluate.ts", ...args]);
+const evaluate = (...args: string[]) => deno([...taskArgs("evaluate"), ...args]);
 
 const instanceCases: InstanceCase[] = JSON.parse(await Deno.readTextFile(`${fixtures}instances.json`));
 

@@ -8,9 +8,10 @@ import { Effect } from "effect";
 import { encodeNpy, type NpyData } from "../pipeline/codec/npy.ts";
 import { encodePng, type RasterImage } from "../pipeline/codec/png.ts";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
 const fixtures = new URL("./fixtures/features/", import.meta.url).pathname;
-const features = (...args: string[]) => deno(["run", "-A", "tasks/features.ts", ...args]);
+const features = (...args: string[]) => deno([...taskArgs("features"), ...args]);
 const golden = JSON.parse(await Deno.readTextFile(`${fixtures}expected.json`));
 
 const writePng = async (path: string, image: RasterImage) =>

@@ -6,10 +6,11 @@ import { MemoryStore, Source } from "../mod.ts";
 import { encodeWithClipFolder, frozenTextOf } from "../stages/text/frozen.ts";
 import { writeClipFolder } from "./_clip_folder.ts";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
 await tf.setBackend("cpu");
 
-const train = (...args: string[]) => deno(["run", "-A", "tasks/train.ts", ...args]);
+const train = (...args: string[]) => deno([...taskArgs("train"), ...args]);
 const tensors = async (path: string) => (await Effect.runPromise(decodeSafetensors(await Deno.readFile(path)))).tensors;
 
 Deno.test("train --text-encoder: a frozen CLIP folder's features are a cached stage; training never changes them", () =>
@@ -57,9 +58,7 @@ Deno.test("train --text-encoder: a frozen CLIP folder's features are a cached st
     await sharp({ create: { width: 80, height: 70, channels: 3, background: { r: 200, g: 150, b: 200 } } }).png()
       .toFile(img);
     const p = await deno([
-      "run",
-      "-A",
-      "tasks/predict.ts",
+      ...taskArgs("predict"),
       "--model",
       `${dir}/a/checkpoint.safetensors`,
       "--input",

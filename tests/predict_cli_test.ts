@@ -7,15 +7,14 @@ import { syntheticSample } from "../stages/data/synthetic.ts";
 import { geoJsonProblems } from "../stages/predict/geojson.ts";
 import { isSimpleRing } from "../stages/predict/contours.ts";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
-const predict = (...args: string[]) => deno(["run", "-A", "tasks/predict.ts", ...args]);
+const predict = (...args: string[]) => deno([...taskArgs("predict"), ...args]);
 
 /** A micro model trained for 40 steps (detection F1 ≈ 0.6; its run.json names the synthetic training data). */
 const trainMicro = async (dir: string) => {
   const r = await deno([
-    "run",
-    "-A",
-    "tasks/train.ts",
+    ...taskArgs("train"),
     ...["--data", "synthetic:2", "--tiles", "10", "--preset", "micro", "--steps", "40", "--batch", "1"],
     ...["--out", `${dir}/run`, "--cache", `${dir}/cache`, "--checkpoint-every", "0"],
   ]);
@@ -164,10 +163,8 @@ Deno.test("deno task predict: mistakes are one clear line (exit 1); --help has a
 Deno.test("deno task predict --tta, --foreground (a conv_micro model): voting keeps a subset of the plain nuclei; bad values are one line", () =>
   withTempDir(async (dir) => {
     const r = await deno([
-      "run",
-      "-A",
-      "tasks/train.ts",
-      ...["--data", "synthetic:2", "--tiles", "10", "--preset", "conv_micro", "--steps", "40", "--batch", "1"],
+      ...taskArgs("train"),
+      ...["--data", "synthetic:2", "--tiles", "10", "--preset", "conv_micro", "--steps", "80", "--batch", "1"],
       ...["--out", `${dir}/run`, "--cache", `${dir}/cache`, "--checkpoint-every", "0"],
     ]);
     assert.equal(r.code, 0, r.stderr);

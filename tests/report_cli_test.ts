@@ -4,8 +4,9 @@ import sharp from "sharp";
 import { encodeNpy } from "../pipeline/codec/npy.ts";
 import { encodeSafetensors, tensor } from "../pipeline/codec/safetensors.ts";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
-const report = (...args: string[]) => deno(["run", "-A", "tasks/report.ts", ...args]);
+const report = (...args: string[]) => deno([...taskArgs("report"), ...args]);
 
 const H = 16, W = 16, C = 6;
 
@@ -189,9 +190,7 @@ Deno.test("deno task report --help: usage with an example", async () => {
 Deno.test("deno task report on a vision–language run: UMAP of matched query embeddings with class anchors", () =>
   withTempDir(async (dir) => {
     const trained = await deno([
-      "run",
-      "-A",
-      "tasks/train.ts",
+      ...taskArgs("train"),
       ...["--data", "synthetic:2", "--tiles", "10", "--preset", "micro", "--steps", "40", "--batch", "1"],
       ...["--row", "vl_fixed", "--out", `${dir}/run`, "--cache", `${dir}/cache`, "--checkpoint-every", "0"],
     ]);

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { Runner } from "../mod.ts";
 import { thresholdPipeline } from "./examples/threshold_pipeline.ts";
 import { deno, inDir, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
-const cache = (...args: string[]) => deno(["run", "-A", "tasks/cache.ts", ...args]);
+const cache = (...args: string[]) => deno([...taskArgs("cache"), ...args]);
 
 Deno.test("deno.json wires every required task", async () => {
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
@@ -65,7 +66,7 @@ Deno.test("cache ls / show / gc / clear on a populated cache", () =>
 Deno.test("IVAAN_CACHE selects the cache directory when --cache is absent", () =>
   withTempDir(async (dir) => {
     await inDir(dir, Runner.run(thresholdPipeline(1, 32), ["image"]));
-    const r = await deno(["run", "-A", "tasks/cache.ts", "ls"], { IVAAN_CACHE: dir });
+    const r = await deno([...taskArgs("cache"), "ls"], { IVAAN_CACHE: dir });
     assert.match(r.stdout, new RegExp(`1 entries, .* in ${dir}`));
   }));
 
@@ -89,7 +90,7 @@ Deno.test("cache --help explains every subcommand", async () => {
 
 Deno.test("the README example: the second run is all hits and gives the same answer", () =>
   withTempDir(async (dir) => {
-    const args = ["run", "-A", "tests/examples/threshold_pipeline.ts", "--cache", dir, "--passes", "2"];
+    const args = [...taskArgs("example"), "--cache", dir, "--passes", "2"];
     const first = await deno(args);
     assert.equal(first.code, 0, first.stderr);
     assert.match(
@@ -105,10 +106,10 @@ Deno.test("the README example: the second run is all hits and gives the same ans
   }));
 
 Deno.test("deno task bench: --help explains the sections; an unknown section is one error", async () => {
-  const help = await deno(["run", "-A", "tasks/bench.ts", "--help"]);
+  const help = await deno([...taskArgs("bench"), "--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Example: deno task bench --only model/);
-  const bad = await deno(["run", "-A", "tasks/bench.ts", "--only", "nothing"]);
+  const bad = await deno([...taskArgs("bench"), "--only", "nothing"]);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stdout + bad.stderr, /nothing/);
 });

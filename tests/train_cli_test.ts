@@ -5,10 +5,10 @@ import { decodeSafetensors } from "../pipeline/codec/safetensors.ts";
 import { deno, withTempDir } from "./_helpers.ts";
 import { blasInstallCommand } from "../stages/backend/blas_notice.ts";
 import { loadBlas } from "../stages/backend/kernels/blas.ts";
+import { taskArgs } from "./_tasks.ts";
 
-const train = (...args: string[]) => deno(["run", "-A", "tasks/train.ts", ...args]);
-const trainWithEnv = (env: Record<string, string>, ...args: string[]) =>
-  deno(["run", "-A", "tasks/train.ts", ...args], env);
+const train = (...args: string[]) => deno([...taskArgs("train"), ...args]);
+const trainWithEnv = (env: Record<string, string>, ...args: string[]) => deno([...taskArgs("train"), ...args], env);
 
 Deno.test("deno task train (micro preset, 3 steps): checkpoint, metrics and summary; the rerun comes from the cache", () =>
   withTempDir(async (dir) => {
@@ -35,9 +35,7 @@ Deno.test("deno task train (micro preset, 3 steps): checkpoint, metrics and summ
     assert.deepEqual(truth.shape, [metrics.validation.tiles, 64, 64, 6]);
     assert.deepEqual(pred.shape, truth.shape);
     const scored = await deno([
-      "run",
-      "-A",
-      "tasks/evaluate.ts",
+      ...taskArgs("evaluate"),
       "pannuke",
       ...["--true", `${dir}/run/heldout/masks.npy`, "--pred", `${dir}/run/heldout/pred.npy`],
       ...["--types", `${dir}/run/heldout/types.npy`, "--json", `${dir}/scores.json`, "--cache", `${dir}/cache`],
@@ -120,7 +118,7 @@ Deno.test("deno task train --row full: the attribute chain feeds training; text 
 Deno.test("deno task train: Ctrl-C stops a long run promptly (exit 130), between steps", () =>
   withTempDir(async (dir) => {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "tasks/train.ts", "--preset", "micro", "--data", "synthetic:1", "--tiles", "6"].concat(
+      args: [...taskArgs("train"), "--preset", "micro", "--data", "synthetic:1", "--tiles", "6"].concat(
         ["--steps", "100000", "--batch", "1", "--out", `${dir}/run`, "--cache", `${dir}/cache`],
       ),
       stdout: "piped",

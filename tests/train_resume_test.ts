@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { decodeSafetensors } from "../pipeline/codec/safetensors.ts";
 import { Effect } from "effect";
 import { deno, withTempDir } from "./_helpers.ts";
+import { taskArgs } from "./_tasks.ts";
 
-const train = (...args: string[]) => deno(["run", "-A", "tasks/train.ts", ...args]);
+const train = (...args: string[]) => deno([...taskArgs("train"), ...args]);
 const parameters = async (path: string) => {
   const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(path)));
   return Object.fromEntries(
