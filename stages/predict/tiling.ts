@@ -15,6 +15,10 @@
  *
  * An image smaller than a tile is mirror-padded to the tile size; padded pixels never reach the
  * output.
+ *
+ * The rule lives in `keptNuclei` (which nuclei a tile keeps, and which are cut) and `stitchRule`
+ * (placing them on an instance map); `stitcher` paints an image-sized map with it, and the streaming
+ * path of whole slides (slide/stream.ts) a window of rows.
  */
 
 /** One tile's prediction: a local instance map [T·T] with the class and score of each id. */
@@ -104,74 +108,144 @@ export const tilePlacements = (height: number, width: number, tile: number, over
     }))
   );
 
+/** A nucleus a tile keeps, its centroid in the tile's owned region (see the module comment). */
+export interface KeptNucleus {
+  /** the tile it came from */
+  readonly at: TilePlacement;
+  /** its pixels inside the image, as tile indices y·T + x, ascending */
+  readonly pixels: Int32Array;
+  readonly cls: number;
+  readonly score: number;
+  /** it touches an inner tile border: placed only after every whole nucleus */
+  readonly cut: boolean;
+}
+
+/** The nuclei of one tile's prediction whose centroid lies in its owned region, ids ascending. */
+export const keptNuclei = (
+  at: TilePlacement,
+  p: TilePrediction,
+  height: number,
+  width: number,
+  tile: number,
+): KeptNucleus[] => {
+  const n = p.classOf.length - 1;
+  if (n <= 0) return [];
+  const area = new Int32Array(n + 1), sy = new Float64Array(n + 1), sx = new Float64Array(n + 1);
+  const touches = new Uint8Array(n + 1);
+  const rows = Math.min(tile, height - at.y0), cols = Math.min(tile, width - at.x0);
+  // a tile border is inner when the image goes on past it: nuclei touching it are cut
+  const top = at.y0 > 0, bottom = at.y0 + tile < height, left = at.x0 > 0, right = at.x0 + tile < width;
+  for (let y = 0; y < rows; y++) {
+    const edgeRow = (top && y === 0) || (bottom && y === tile - 1);
+    for (let x = 0; x < cols; x++) {
+      const id = p.instances[y * tile + x] as number;
+      if (id === 0) continue;
+      area[id] = (area[id] as number) + 1;
+      sy[id] = (sy[id] as number) + at.y0 + y + 0.5;
+      sx[id] = (sx[id] as number) + at.x0 + x + 0.5;
+      if (edgeRow || (left && x === 0) || (right && x === tile - 1)) touches[id] = 1;
+    }
+  }
+  const [ylo, yhi] = at.own.y, [xlo, xhi] = at.own.x;
+  const owned = new Uint8Array(n + 1);
+  for (let id = 1; id <= n; id++) {
+    const a = area[id] as number;
+    if (a === 0) continue;
+    const cy = (sy[id] as number) / a, cx = (sx[id] as number) / a;
+    owned[id] = cy >= ylo && cy < yhi && cx >= xlo && cx < xhi ? 1 : 0;
+  }
+  const pixels = Array.from({ length: n + 1 }, (_, id) => new Int32Array(owned[id] ? area[id] as number : 0));
+  const filled = new Int32Array(n + 1);
+  for (let y = 0; y < rows; y++) {
+    for (let x = 0; x < cols; x++) {
+      const id = p.instances[y * tile + x] as number;
+      if (id === 0 || !owned[id]) continue;
+      const k = filled[id] as number;
+      (pixels[id] as Int32Array)[k] = y * tile + x;
+      filled[id] = k + 1;
+    }
+  }
+  const kept: KeptNucleus[] = [];
+  for (let id = 1; id <= n; id++) {
+    if (!owned[id]) continue;
+    const cls = p.classOf[id] as number, score = p.scores[id] as number;
+    kept.push({ at, pixels: pixels[id] as Int32Array, cls, score, cut: touches[id] === 1 });
+  }
+  return kept;
+};
+
+/**
+ * The instance map the stitching rule paints into: image pixel (y, x) is `instances[rowStart(y) + x]`.
+ * An image-sized map has `rowStart = y ↦ y·W`; the streaming path (slide/stream.ts) keeps only a
+ * window of rows, `y ↦ (y mod R)·W`.
+ */
+export interface InstanceCanvas {
+  readonly instances: Int32Array;
+  readonly rowStart: (y: number) => number;
+}
+
+/**
+ * The stitching rule of the module comment, on a canvas: `add` keeps a tile's owned nuclei, placing
+ * the whole ones at once and queueing the cut ones; `placeCuts(lastY0)` places the queued cut nuclei
+ * of tiles starting at row ≤ lastY0, in the order they were added. A nucleus is placed unless more
+ * than half of its pixels are taken already (a duplicate); it gets the next id (1, 2, …) and every
+ * one of its pixels still free, and `onPlaced` hears of it. A placed nucleus never changes again.
+ */
+export const stitchRule = (
+  canvas: InstanceCanvas,
+  height: number,
+  width: number,
+  tile: number,
+  onPlaced: (id: number, nucleus: KeptNucleus) => void,
+) => {
+  const { instances, rowStart } = canvas;
+  const cut: KeptNucleus[] = [];
+  let nextId = 1;
+  const place = (n: KeptNucleus) => {
+    const { pixels, at } = n;
+    const index = (k: number) => {
+      const y = Math.floor(k / tile);
+      return rowStart(at.y0 + y) + at.x0 + k - y * tile;
+    };
+    let taken = 0;
+    for (let i = 0; i < pixels.length; i++) if (instances[index(pixels[i] as number)] !== 0) taken++;
+    if (taken * 2 > pixels.length) return; // mostly a nucleus already kept: a duplicate
+    const id = nextId++;
+    for (let i = 0; i < pixels.length; i++) {
+      const j = index(pixels[i] as number);
+      if (instances[j] === 0) instances[j] = id;
+    }
+    onPlaced(id, n);
+  };
+  return {
+    /** Keeps one tile's nuclei whose centroid lies in its owned region (see the module comment). */
+    add(at: TilePlacement, p: TilePrediction): void {
+      for (const n of keptNuclei(at, p, height, width, tile)) n.cut ? cut.push(n) : place(n);
+    },
+    /** Places the queued cut nuclei of tiles starting at a row ≤ `lastY0` (all of them by default). */
+    placeCuts(lastY0 = Infinity): void {
+      let placed = 0;
+      while (placed < cut.length && (cut[placed] as KeptNucleus).at.y0 <= lastY0) place(cut[placed++] as KeptNucleus);
+      cut.splice(0, placed);
+    },
+  };
+};
+
 /** Accumulates tile predictions into one image-sized instance map. */
 export const stitcher = (height: number, width: number, tile: number) => {
   const instances = new Int32Array(height * width), classOf: number[] = [-1], scores: number[] = [0];
-  /** owned nuclei cut by an inner tile border, placed after every whole one (global pixel indices) */
-  const cut: Array<{ pixels: Int32Array; cls: number; score: number }> = [];
-  const place = (pixels: ArrayLike<number>, cls: number, score: number) => {
-    let taken = 0;
-    for (let i = 0; i < pixels.length; i++) if (instances[pixels[i] as number] !== 0) taken++;
-    if (taken * 2 > pixels.length) return; // mostly a nucleus already kept: a duplicate
-    const id = classOf.length;
-    classOf.push(cls), scores.push(score);
-    for (let i = 0; i < pixels.length; i++) {
-      if (instances[pixels[i] as number] === 0) instances[pixels[i] as number] = id;
-    }
-  };
+  const rule = stitchRule({ instances, rowStart: (y) => y * width }, height, width, tile, (_, n) => {
+    classOf.push(n.cls), scores.push(n.score);
+  });
   return {
     /** Adds one tile's nuclei whose centroid lies in its owned region (see the module comment). */
-    add(at: TilePlacement, p: TilePrediction): void {
-      const n = p.classOf.length - 1;
-      if (n <= 0) return;
-      const area = new Int32Array(n + 1), sy = new Float64Array(n + 1), sx = new Float64Array(n + 1);
-      const touches = new Uint8Array(n + 1);
-      const rows = Math.min(tile, height - at.y0), cols = Math.min(tile, width - at.x0);
-      // a tile border is inner when the image goes on past it: nuclei touching it are cut
-      const top = at.y0 > 0, bottom = at.y0 + tile < height, left = at.x0 > 0, right = at.x0 + tile < width;
-      for (let y = 0; y < rows; y++) {
-        const edgeRow = (top && y === 0) || (bottom && y === tile - 1);
-        for (let x = 0; x < cols; x++) {
-          const id = p.instances[y * tile + x] as number;
-          if (id === 0) continue;
-          area[id] = (area[id] as number) + 1;
-          sy[id] = (sy[id] as number) + at.y0 + y + 0.5;
-          sx[id] = (sx[id] as number) + at.x0 + x + 0.5;
-          if (edgeRow || (left && x === 0) || (right && x === tile - 1)) touches[id] = 1;
-        }
-      }
-      const [ylo, yhi] = at.own.y, [xlo, xhi] = at.own.x;
-      const owned = new Uint8Array(n + 1);
-      for (let id = 1; id <= n; id++) {
-        const a = area[id] as number;
-        if (a === 0) continue;
-        const cy = (sy[id] as number) / a, cx = (sx[id] as number) / a;
-        owned[id] = cy >= ylo && cy < yhi && cx >= xlo && cx < xhi ? 1 : 0;
-      }
-      const pixels = Array.from({ length: n + 1 }, (_, id) => new Int32Array(owned[id] ? area[id] as number : 0));
-      const filled = new Int32Array(n + 1);
-      for (let y = 0; y < rows; y++) {
-        for (let x = 0; x < cols; x++) {
-          const id = p.instances[y * tile + x] as number;
-          if (id === 0 || !owned[id]) continue;
-          const k = filled[id] as number;
-          (pixels[id] as Int32Array)[k] = (at.y0 + y) * width + at.x0 + x;
-          filled[id] = k + 1;
-        }
-      }
-      for (let id = 1; id <= n; id++) {
-        if (!owned[id]) continue;
-        const cls = p.classOf[id] as number, score = p.scores[id] as number;
-        if (touches[id]) cut.push({ pixels: pixels[id] as Int32Array, cls, score });
-        else place(pixels[id] as Int32Array, cls, score);
-      }
-    },
+    add: rule.add,
     /**
      * The stitched map: cut nuclei go in last, where no whole one lies; ids are relabelled 1..n in
      * order of addition, dropping any left empty.
      */
     result(): ImagePrediction {
-      for (const c of cut.splice(0)) place(c.pixels, c.cls, c.score);
+      rule.placeCuts();
       const pixels = new Int32Array(classOf.length);
       for (let i = 0; i < instances.length; i++) {
         const id = instances[i] as number;
