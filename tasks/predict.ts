@@ -1,14 +1,20 @@
 /**
- * `deno task predict`: a trained checkpoint on PNG/JPEG/TIFF images of any size.
+ * `deno task predict`: a trained checkpoint on PNG/JPEG/TIFF images of any size, and on whole slides.
  *
  *   deno task predict --model runs/train/checkpoint.safetensors --input slide.png [--input more/] [--out DIR]
  *                     [--mpp 0.5 | --magnification 20] [--overlap 64] [--batch 4] [--data SOURCE]
+ *                     [--tissue-threshold 0.1] [--all-tiles]
  *
  * Each image is cut into overlapping tiles of the model's size, predicted in batches and stitched
  * (stages/predict/tiling.ts); the prediction is cached under the contents of image and model.
  * Per image, OUT gets instances/NAME.png (16-bit ids), classes/NAME.png (class + 1), npy/,
  * overlays/NAME.png, nuclei/NAME.json, geojson/NAME.geojson (QuPath) and pannuke/NAME.npy; with
  * instances/ and classes/ side by side, `deno task evaluate folder --pred OUT` scores the run.
+ *
+ * Whole slides — what OpenSlide reads: .svs .ndpi .mrxs .scn …, or a TIFF it recognises, such as a tiled pyramid —
+ * take another path (tasks/_predict_slides.ts, stages/slide/predict_slide.ts): read at the model's resolution from
+ * the right pyramid level, tissue tiles only, nuclei streamed to OUT/NAME.geojson and OUT/NAME.csv, with
+ * OUT/NAME.tissue.png and OUT/NAME.overlay.png on a thumbnail; never cached, never held whole.
  */
 import { DEFAULT_FOREGROUND } from "../stages/model/decoding.ts";
 import { defaultDenseDecodeOptions } from "../stages/model/dense_decoding.ts";
@@ -28,11 +34,12 @@ import {
 import type { AttributeWords } from "../stages/attributes/stages.ts";
 import { BACKENDS, layer as backendLayer } from "../stages/backend/tf.ts";
 import { IMAGE_FILE, readRgb } from "../stages/data/image.ts";
+import { opensAsSlide, SLIDE_FILE } from "../stages/slide/open.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import { imageOutputs } from "../stages/predict/outputs.ts";
 import { PANNUKE_CHANNELS } from "../stages/model/heldout.ts";
 import { DEFAULT_MODEL_MPP, mppOfMagnification, scaleImage } from "../stages/predict/scale.ts";
-import { predictImage, storedPrediction } from "../stages/predict/stages.ts";
+import { decodeOptionsOf, predictImage, storedPrediction } from "../stages/predict/stages.ts";
 import { readCheckpointInfo } from "../stages/predict/model_tiles.ts";
 import {
   cacheDirectory,
@@ -46,6 +53,7 @@ import {
   UsageError,
   writeAtomic,
 } from "./_main.ts";
+import { predictSlides } from "./_predict_slides.ts";
 
 type Stages =
   | typeof maskFeaturesStage
@@ -69,7 +77,7 @@ const inputImages = (inputs: ReadonlyArray<string>) =>
         entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
         for (const e of entries) {
           if (e.isDirectory) await walk(`${dir}/${e.name}`);
-          else if (e.isFile && IMAGE_FILE.test(e.name)) found.push(`${dir}/${e.name}`);
+          else if (e.isFile && (IMAGE_FILE.test(e.name) || SLIDE_FILE.test(e.name))) found.push(`${dir}/${e.name}`);
         }
       };
       for (const input of inputs) {
@@ -78,9 +86,13 @@ const inputImages = (inputs: ReadonlyArray<string>) =>
         if (stat.isDirectory) {
           const before = found.length;
           await walk(input.replace(/\/+$/, ""));
-          if (found.length === before) throw new Error(`--input: no .png, .jpg or .tif image under ${input}`);
-        } else if (IMAGE_FILE.test(input)) found.push(input);
-        else throw new Error(`--input: ${input} is not a PNG, JPEG or TIFF image (by its extension)`);
+          if (found.length === before) throw new Error(`--input: no .png, .jpg, .tif image or slide under ${input}`);
+        } else if (IMAGE_FILE.test(input) || SLIDE_FILE.test(input)) found.push(input);
+        else {
+          throw new Error(
+            `--input: ${input} is not a PNG, JPEG or TIFF image nor a whole slide (.svs, .ndpi, .mrxs, …) by its extension`,
+          );
+        }
       }
       return found;
     },
@@ -89,7 +101,7 @@ const inputImages = (inputs: ReadonlyArray<string>) =>
 
 /** Output names: the file name without extension; two inputs with one name are an error. */
 const outputNames = (files: ReadonlyArray<string>) => {
-  const names = files.map((f) => (f.split("/").at(-1) ?? f).replace(IMAGE_FILE, ""));
+  const names = files.map((f) => (f.split("/").at(-1) ?? f).replace(IMAGE_FILE, "").replace(SLIDE_FILE, ""));
   const clash = names.findIndex((n, i) => names.indexOf(n) !== i);
   return clash < 0 ? { names } : {
     error: `--input: ${files[names.indexOf(names[clash] as string)]} and ${files[clash]} would both be written as '${
@@ -103,7 +115,9 @@ const predict = Command.make("predict", {
     Flag.withDescription("Checkpoint of deno task train (e.g. runs/train/checkpoint.safetensors)"),
   ),
   input: Flag.String("input").pipe(
-    Flag.withDescription("Image file (PNG, JPEG, TIFF) or folder of them, any size; repeatable"),
+    Flag.withDescription(
+      "Image file (PNG, JPEG, TIFF) or folder of them, any size, or a whole slide (.svs .ndpi .mrxs .scn .bif, pyramidal TIFF; through OpenSlide); repeatable. A slide writes OUT/NAME.geojson (QuPath), OUT/NAME.csv (a row per nucleus), OUT/NAME.tissue.png (the tissue found) and OUT/NAME.overlay.png (nuclei on a thumbnail)",
+    ),
     Flag.atLeast(1),
   ),
   out: Flag.String("out").pipe(
@@ -112,7 +126,7 @@ const predict = Command.make("predict", {
   ),
   mpp: Flag.Finite("mpp").pipe(
     Flag.withDescription(
-      "Microns per pixel of the input images (default: the model's); images are rescaled to the model's",
+      "Microns per pixel of the input images (default: a slide's own, else the model's); images are rescaled to the model's",
     ),
     Flag.optional,
   ),
@@ -173,6 +187,16 @@ const predict = Command.make("predict", {
     ),
     Flag.optional,
   ),
+  tissueThreshold: Flag.Finite("tissue-threshold").pipe(
+    Flag.withDescription(
+      "Whole slides: the saturation, in [0, 1], above which a thumbnail pixel is tissue (default: Otsu's threshold of the slide, clamped to [0.05, 0.25]); only tiles with tissue are predicted",
+    ),
+    Flag.optional,
+  ),
+  allTiles: Flag.Boolean("all-tiles").pipe(
+    Flag.withDescription("Whole slides: predict every tile, background included (no tissue selection)"),
+    Flag.withDefault(false),
+  ),
   tiles: tilesFlag,
   merge: mergeFlag,
   binning: Flag.Literals("binning", ["entropy", "quantile"] as const).pipe(
@@ -204,10 +228,17 @@ const predict = Command.make("predict", {
     if (scale < 0.1 || scale > 10) return yield* fail(`--mpp: a rescaling by ${scale.toFixed(3)} is outside [0.1, 10]`);
     const threads = Option.getOrUndefined(f.threads);
     if (threads !== undefined && threads < 1) return yield* fail(`--threads must be at least 1, found ${threads}`);
-    const files = yield* inputImages(f.input);
-    const named = outputNames(files);
+    const inputs = yield* inputImages(f.input);
+    const named = outputNames(inputs);
     if ("error" in named) return yield* fail(named.error as string);
-    const names = named.names;
+    // whole slides (what OpenSlide reads) go to predictSlides, everything else through the image pipeline
+    const isSlide = yield* Effect.promise(() => Promise.all(inputs.map(opensAsSlide)));
+    const files = inputs.filter((_, i) => !isSlide[i]), names = named.names.filter((_, i) => !isSlide[i]);
+    const slides = inputs.filter((_, i) => isSlide[i]), slideNames = named.names.filter((_, i) => isSlide[i]);
+    const tissueThreshold = Option.getOrUndefined(f.tissueThreshold);
+    if (tissueThreshold !== undefined && !(tissueThreshold >= 0 && tissueThreshold <= 1)) {
+      return yield* fail(`--tissue-threshold must be a saturation in [0, 1], found ${tissueThreshold}`);
+    }
     const info = yield* Effect.tryPromise({
       try: () => readCheckpointInfo(f.model),
       catch: (e) => new UsageError({ message: `--model: ${e instanceof Error ? e.message : e}` }),
@@ -273,6 +304,48 @@ const predict = Command.make("predict", {
         },
       }),
     };
+    yield* noteMissingBlas(f.backend, "prediction");
+    const started = performance.now();
+    const slideSummaries = slides.length === 0 ? [] : yield* predictSlides(slides, slideNames, {
+      model: f.model,
+      out: f.out,
+      modelMpp: f.modelMpp,
+      ...(Option.isSome(f.mpp) || Option.isSome(f.magnification) ? { mpp } : {}),
+      overlap,
+      batch: f.batch,
+      decode: decodeOptionsOf(config),
+      ...(tta === undefined ? {} : { tta: { votes: tta } }),
+      ...(tissueThreshold === undefined ? {} : { tissueThreshold }),
+      allTiles: f.allTiles,
+    }).pipe(Effect.provide(Layer.mergeAll(
+      Progress.auto,
+      backendLayer(f.backend, threads === undefined ? {} : { threads }),
+    )));
+    const summaryJson = (images: ReadonlyArray<unknown>) =>
+      writeAtomic(
+        `${f.out}/summary.json`,
+        JSON.stringify(
+          {
+            model: f.model,
+            mpp,
+            modelMpp: f.modelMpp,
+            scale,
+            overlap,
+            images,
+            ...(slides.length === 0 ? {} : { slides: slideSummaries }),
+          },
+          null,
+          1,
+        ) + "\n",
+      );
+    if (files.length === 0) {
+      yield* summaryJson([]);
+      return yield* Console.log(
+        `wrote ${f.out}/: NAME.geojson, NAME.csv, NAME.tissue.png, NAME.overlay.png and summary.json for ${slides.length} slide${
+          slides.length === 1 ? "" : "s"
+        } in ${((performance.now() - started) / 1000).toFixed(0)} s`,
+      );
+    }
     files.forEach((file, i) => {
       p = p.source(`image.${i}`, Source.file(file))
         .node(`predict.${i}`, predictImage, { inputs: { image: `image.${i}`, checkpoint: "checkpoint" }, config });
@@ -283,8 +356,6 @@ const predict = Command.make("predict", {
       Progress.auto,
       backendLayer(f.backend, threads === undefined ? {} : { threads }),
     );
-    yield* noteMissingBlas(f.backend, "prediction");
-    const started = performance.now();
     const { outputs, report } = yield* Runner.run(p, targets, { concurrency: 1 }).pipe(Effect.provide(layers));
     const all = outputs as Record<string, unknown>;
     const words = all.words as AttributeWords | undefined;
@@ -331,24 +402,20 @@ const predict = Command.make("predict", {
         })${cached ? " (prediction from the cache)" : ""}`,
       );
     }
-    yield* writeAtomic(
-      `${f.out}/summary.json`,
-      JSON.stringify(
-        { model: f.model, mpp, modelMpp: f.modelMpp, scale, overlap, images: summary },
-        null,
-        1,
-      ) +
-        "\n",
-    );
+    yield* summaryJson(summary);
     yield* Console.log(
       `wrote ${f.out}/: instances/, classes/, npy/, overlays/, nuclei/, geojson/${
         info.classes.length <= PANNUKE_CHANNELS ? ", pannuke/" : ""
-      } and summary.json for ${files.length} image${files.length === 1 ? "" : "s"} in ${
+      }${
+        slides.length === 0 ? "" : ", the slides' NAME.geojson, .csv, .tissue.png, .overlay.png"
+      } and summary.json for ${files.length} image${files.length === 1 ? "" : "s"}${
+        slides.length === 0 ? "" : ` and ${slides.length} slide${slides.length === 1 ? "" : "s"}`
+      } in ${
         ((performance.now() - started) / 1000).toFixed(0)
       } s\nscore against truth maps in the same layout: deno task evaluate folder --true TRUTH_DIR --pred ${f.out}`,
     );
   })).pipe(Command.withDescription(
-    "Predict nuclei on images of any size with a trained checkpoint: instance and class maps, overlays, per-nucleus JSON with attribute descriptions, QuPath GeoJSON. Example: deno task predict --model runs/train/checkpoint.safetensors --input slide.png --out predictions",
+    "Predict nuclei on images of any size with a trained checkpoint: instance and class maps, overlays, per-nucleus JSON with attribute descriptions, QuPath GeoJSON. Whole slides (SVS, NDPI, MRXS, pyramidal TIFF, … through OpenSlide) are read at the model's resolution, tissue tiles only, and streamed to OUT/NAME.geojson, OUT/NAME.csv, OUT/NAME.tissue.png and OUT/NAME.overlay.png. Example: deno task predict --model runs/train/checkpoint.safetensors --input slide.png --out predictions",
   ));
 
 if (import.meta.main) {

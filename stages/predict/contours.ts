@@ -32,6 +32,13 @@ export interface ContourOptions {
    * side by half a pixel (a 5×5 square becomes a slightly tilted square of area 20.5 instead of 24.5).
    */
   readonly tolerance?: number;
+  /**
+   * [x, y] added to every coordinate before simplifying (default [0, 0]): the map is a crop whose pixel (0, 0) is
+   * pixel (x, y) of a larger image. Douglas–Peucker's distances round differently in another frame of coordinates,
+   * so a ring traced on a crop equals the whole image's ring bit for bit only when it is simplified in the
+   * image's own coordinates.
+   */
+  readonly origin?: readonly [number, number];
 }
 
 /** Signed shoelace area ½ Σ (xᵢ·yᵢ₊₁ − xᵢ₊₁·yᵢ) of a ring (closed or not). */
@@ -162,6 +169,7 @@ export const instanceContours = (
   if (!(tolerance >= 0 && Number.isFinite(tolerance))) {
     throw new RangeError(`instanceContours: tolerance must be a finite number ≥ 0, got ${tolerance}`);
   }
+  const [ox, oy] = options?.origin ?? [0, 0];
   const boxes = boundingBoxes(instances, height, width);
   const trace = contours();
   const rings = new Map<number, Ring>();
@@ -174,7 +182,7 @@ export const instanceContours = (
     }
     // crop coordinate x ↦ image x + c0 − 1 (and y likewise): crop pixel 1 is image pixel c0
     const pieces = trace.size([w, h]).contour(crop, 0.5).coordinates.map((polygon) =>
-      (polygon[0] ?? []).map(([x, y]): Point => [(x as number) + c0 - 1, (y as number) + r0 - 1])
+      (polygon[0] ?? []).map(([x, y]): Point => [(x as number) + c0 - 1 + ox, (y as number) + r0 - 1 + oy])
     );
     let outer: Ring = [], largest = -1;
     for (const piece of pieces) {

@@ -12,7 +12,7 @@ import { fileRefCodec } from "../../pipeline/source.ts";
 import * as Stage from "../../pipeline/stage.ts";
 import { backendEnvironment } from "../backend/tf.ts";
 import { DatasetError } from "../data/sample.ts";
-import { defaultDecodeOptions } from "../model/decoding.ts";
+import { type DecodeOptions, defaultDecodeOptions } from "../model/decoding.ts";
 import { defaultDenseDecodeOptions } from "../model/dense_decoding.ts";
 import { disposeModel, loadModel, modelTilePredictor } from "./model_tiles.ts";
 import { readScaled } from "./scale.ts";
@@ -72,6 +72,27 @@ export const storedPrediction = (file: TensorFile): StoredPrediction => {
   };
 };
 
+/**
+ * The decoding options of a prediction config (decoding.ts, dense_decoding.ts): shared by `predictImage` and the
+ * whole-slide path (stages/slide/predict_slide.ts), so that both decode tiles alike.
+ */
+export const decodeOptionsOf = (config: PredictConfig): DecodeOptions => ({
+  ...defaultDecodeOptions,
+  scoreThreshold: config.scoreThreshold,
+  ...(config.foregroundThreshold === undefined ? {} : { foregroundThreshold: config.foregroundThreshold }),
+  ...(config.denseInstances === undefined ? {} : {
+    instances: config.denseInstances.rule,
+    dense: {
+      energyThreshold: config.denseInstances.energyThreshold,
+      minArea: config.denseInstances.minArea,
+      ...(config.denseInstances.centerThreshold === undefined
+        ? {}
+        : { centerThreshold: config.denseInstances.centerThreshold }),
+      foregroundThreshold: config.foregroundThreshold ?? defaultDenseDecodeOptions.foregroundThreshold,
+    },
+  }),
+});
+
 const failure = (file: string) => (e: unknown) =>
   e instanceof DatasetError ? e : new DatasetError({ file, reason: e instanceof Error ? e.message : String(e) });
 
@@ -99,24 +120,13 @@ export const predictImage = Stage.make({
                 scaled.rgb,
                 scaled.height,
                 scaled.width,
-                modelTilePredictor(model, {
-                  ...defaultDecodeOptions,
-                  scoreThreshold: config.scoreThreshold,
-                  ...(config.foregroundThreshold === undefined
-                    ? {}
-                    : { foregroundThreshold: config.foregroundThreshold }),
-                  ...(config.denseInstances === undefined ? {} : {
-                    instances: config.denseInstances.rule,
-                    dense: {
-                      energyThreshold: config.denseInstances.energyThreshold,
-                      minArea: config.denseInstances.minArea,
-                      ...(config.denseInstances.centerThreshold === undefined
-                        ? {}
-                        : { centerThreshold: config.denseInstances.centerThreshold }),
-                      foregroundThreshold: config.foregroundThreshold ?? defaultDenseDecodeOptions.foregroundThreshold,
-                    },
-                  }),
-                }, config.ttaVotes === undefined ? undefined : { votes: config.ttaVotes }),
+                modelTilePredictor(
+                  model,
+                  decodeOptionsOf(config),
+                  config.ttaVotes === undefined ? undefined : {
+                    votes: config.ttaVotes,
+                  },
+                ),
                 {
                   tile: model.tile,
                   overlap: config.overlap,

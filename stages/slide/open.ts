@@ -30,6 +30,14 @@ export const openImageSource = async (path: string): Promise<ImageSource> => {
     if (available !== true) throw new ImageSourceError({ file: path, reason: available });
     return openSlide(path);
   }
-  if (TIFF_FILE.test(path) && available === true && await detectVendor(path) !== undefined) return openSlide(path);
+  if (await opensAsSlide(path)) return openSlide(path);
   return flatImage(path);
 };
+
+/**
+ * Whether `openImageSource` reads `path` with OpenSlide: a vendor slide extension, or a TIFF that OpenSlide
+ * recognises. What `deno task predict` predicts as a whole slide rather than as one image.
+ */
+export const opensAsSlide = async (path: string): Promise<boolean> =>
+  SLIDE_FILE.test(path) ||
+  (TIFF_FILE.test(path) && openSlideAvailable() === true && await detectVendor(path) !== undefined);

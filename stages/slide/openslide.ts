@@ -75,7 +75,7 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).s
 
 const loadLibrary = (): { readonly lib: OpenSlideLibrary } | { readonly missing: string } => {
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return { missing: "OpenSlide needs the --allow-ffi permission (run the task with deno run -A)" };
+    return { missing: "OpenSlide needs the --allow-ffi permission (as deno.json's tasks declare)" };
   }
   const chosen = readEnv("IVAAN_OPENSLIDE");
   if (chosen !== undefined && chosen !== "") {

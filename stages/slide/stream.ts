@@ -49,7 +49,7 @@ import {
   type TilePlacement,
   type TilePrediction,
 } from "../predict/tiling.ts";
-import { type ContourOptions, instanceContours, type Point, type Ring } from "../predict/contours.ts";
+import { type ContourOptions, instanceContours, type Ring } from "../predict/contours.ts";
 import type { ImageSource } from "./source.ts";
 
 /** A final nucleus in level-0 pixels: its bounding box and its mask within it. */
@@ -320,10 +320,10 @@ export const instanceCrop = (nuclei: ReadonlyArray<StreamedNucleus>): InstanceCr
 
 /**
  * The outline of one streamed nucleus in level-0 pixel-corner coordinates: `instanceContours` on its
- * mask, shifted to its box — the ring it would get from the whole image's instance map.
+ * mask with its box's corner as origin (simplified in level-0 coordinates) — the ring it would get from
+ * the whole image's instance map, exactly.
  */
-export const streamedContour = (n: StreamedNucleus, options?: ContourOptions): Ring => {
+export const streamedContour = (n: StreamedNucleus, options?: Omit<ContourOptions, "origin">): Ring => {
   const [x0, y0, x1, y1] = n.bbox;
-  const ring = instanceContours(Int32Array.from(n.mask), y1 - y0, x1 - x0, options).get(1) ?? [];
-  return ring.map(([x, y]): Point => [x + x0, y + y0]);
+  return instanceContours(Int32Array.from(n.mask), y1 - y0, x1 - x0, { ...options, origin: [x0, y0] }).get(1) ?? [];
 };

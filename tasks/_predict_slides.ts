@@ -1,0 +1,106 @@
+/**
+ * The whole-slide half of `deno task predict`: each input that OpenSlide reads (`opensAsSlide`) is opened, predicted
+ * by `predictSlide` (stages/slide/predict_slide.ts) with one progress line, and reported on stdout; the rest of the
+ * task (flags, the image path, summary.json) stays in predict.ts.
+ *
+ * Slides skip the pipeline's cache: their outputs are streamed to OUT as they are predicted, never held whole, so
+ * there is no one value to store (resumable bands keyed by the slide's digest are a later step of issue #18).
+ */
+import { Console, Effect } from "effect";
+import { Progress, type Tracker } from "../pipeline/progress.ts";
+import { TfBackend } from "../stages/backend/tf.ts";
+import type { DecodeOptions } from "../stages/model/decoding.ts";
+import { disposeModel, loadModel } from "../stages/predict/model_tiles.ts";
+import { openImageSource } from "../stages/slide/open.ts";
+import { predictSlide, type SlideSummary } from "../stages/slide/predict_slide.ts";
+import { UsageError } from "./_main.ts";
+
+/** What every slide of a run shares. */
+export interface SlideRun {
+  readonly model: string;
+  readonly out: string;
+  readonly modelMpp: number;
+  /** `--mpp` or `--magnification`, overriding each slide's own resolution */
+  readonly mpp?: number;
+  readonly overlap: number;
+  readonly batch: number;
+  readonly decode: DecodeOptions;
+  readonly tta?: { readonly votes: number };
+  readonly tissueThreshold?: number;
+  readonly allTiles: boolean;
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Predicts `slides` (written as OUT/NAME.* with `names`), one after the other; each prints
+ * `FILE: N nuclei (class counts) on T of U tiles with tissue (F % tissue)`. A slide that cannot be opened or read
+ * fails with one line naming it (ImageSourceError's `FILE: reason`; OpenSlide missing: how to install it).
+ */
+export const predictSlides = (
+  slides: ReadonlyArray<string>,
+  names: ReadonlyArray<string>,
+  run: SlideRun,
+): Effect.Effect<Array<{ slide: string; name: string } & SlideSummary>, UsageError, Progress | TfBackend> =>
+  Effect.gen(function* () {
+    yield* TfBackend; // the backend is started before the first tile
+    const progress = yield* Progress;
+    yield* Effect.tryPromise({
+      try: () => Deno.mkdir(run.out, { recursive: true }),
+      catch: (e) => new UsageError({ message: `cannot create ${run.out}: ${message(e)}` }),
+    });
+    const load = Effect.tryPromise({
+      try: () => loadModel(run.model),
+      catch: (e) => new UsageError({ message: message(e) }),
+    });
+    return yield* Effect.acquireUseRelease(load, (model) =>
+      Effect.gen(function* () {
+        const out: Array<{ slide: string; name: string } & SlideSummary> = [];
+        for (const [i, slide] of slides.entries()) {
+          const name = names[i] as string;
+          const source = yield* Effect.tryPromise({
+            try: () => openImageSource(slide),
+            catch: (e) => new UsageError({ message: message(e) }),
+          });
+          let tracker: Tracker | undefined, reported = 0;
+          const summary = yield* Effect.tryPromise({
+            try: () =>
+              predictSlide(source, model, {
+                out: run.out,
+                name,
+                modelMpp: run.modelMpp,
+                ...(run.mpp === undefined ? {} : { mpp: run.mpp }),
+                overlap: run.overlap,
+                batch: run.batch,
+                decode: run.decode,
+                ...(run.tta === undefined ? {} : { tta: run.tta }),
+                ...(run.tissueThreshold === undefined ? {} : { tissueThreshold: run.tissueThreshold }),
+                allTiles: run.allTiles,
+                onProgress: (done, total) => {
+                  tracker ??= Effect.runSync(progress.start(`predict ${name}`, total));
+                  Effect.runSync(tracker.advance(done - reported));
+                  reported = done;
+                },
+              }),
+            // an error of the reader names the file already; anything else is prefixed with it
+            catch: (e) => {
+              const text = message(e);
+              return new UsageError({ message: text.startsWith(slide) ? text : `${slide}: ${text}` });
+            },
+          }).pipe(Effect.ensuring(Effect.sync(() => {
+            source.close();
+            if (tracker !== undefined) Effect.runSync(tracker.finish);
+          })));
+          out.push({ slide, name, ...summary });
+          const counts = Object.entries(summary.counts).map(([c, n]) => `${c} ${n}`).join(", ");
+          yield* Console.log(
+            `${slide}: ${summary.nuclei} nuclei (${counts}) on ${summary.predicted} of ${summary.tiles} tiles${
+              run.allTiles ? "" : " with tissue"
+            } (${(100 * summary.tissueFraction).toFixed(1)} % tissue; ${
+              summary.mpp.toFixed(3)
+            } µm/px from the ${summary.mppFrom}, level ${summary.level}${summary.resampled ? ", resampled" : ""})`,
+          );
+        }
+        return out;
+      }), (model) => Effect.sync(() => disposeModel(model)));
+  });
