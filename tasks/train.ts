@@ -279,6 +279,7 @@ const train = Command.make("train", {
           "",
           validationTables(validation),
           "",
+          "",
         ].join("\n");
         yield* Effect.tryPromise({
           try: () => Deno.mkdir(f.out, { recursive: true }),
