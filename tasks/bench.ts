@@ -1,6 +1,7 @@
 /**
  * `deno task bench`: benchmarks (never timed tests). Prints a Markdown table; `--json FILE` also
- * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`, `attributes`, `model`, and `webgpu`
+ * writes the raw numbers. Sections: `pipeline`, `hungarian`, `evaluation`, `data`, `attributes`, `model`, `slide`
+ * (whole-slide prediction of a synthetic pyramidal TIFF, `--slide-side N` pixels square), and `webgpu`
  * (only when named: it needs a WebGPU adapter); `--only NAME`
  * runs one, `--images N` sets the PanNuke image/tile count of `evaluation` and `data` (default
  * 2,656, one fold). Peers (joblib, scipy, the numpy reference) are measured in the same run when
@@ -17,8 +18,9 @@ import { featuresBench } from "../bench/features_bench.ts";
 import { attributeChainBench } from "../bench/attributes_bench.ts";
 import { modelBench } from "../bench/model_bench.ts";
 import { webgpuBench } from "../bench/webgpu_bench.ts";
+import { SLIDE_PRESETS, slideBench } from "../bench/slide_bench.ts";
 
-const SECTIONS = ["pipeline", "hungarian", "evaluation", "data", "attributes", "model", "webgpu"] as const;
+const SECTIONS = ["pipeline", "hungarian", "evaluation", "data", "attributes", "model", "slide", "webgpu"] as const;
 
 const bench = Command.make("bench", {
   only: Flag.Literals("only", SECTIONS).pipe(
@@ -33,6 +35,14 @@ const bench = Command.make("bench", {
     Flag.withDescription("PanNuke images/tiles of the evaluation and data sections (default 2,656, one fold)"),
     Flag.withDefault(2656),
   ),
+  slideSide: Flag.Int("slide-side").pipe(
+    Flag.withDescription("Side in pixels of the slide section's synthetic slide at 0.25 µm/px (default 8,192)"),
+    Flag.withDefault(8192),
+  ),
+  slidePreset: Flag.Literals("slide-preset", SLIDE_PRESETS).pipe(
+    Flag.withDescription(`The slide section's one model preset: ${SLIDE_PRESETS.join(", ")} (default both)`),
+    Flag.optional,
+  ),
   json: Flag.String("json").pipe(
     Flag.withDescription("Also write the raw numbers as JSON to this file"),
     Flag.optional,
@@ -40,6 +50,10 @@ const bench = Command.make("bench", {
 }, (f) =>
   Effect.gen(function* () {
     if (f.images < 1) return yield* new UsageError({ message: `--images must be positive, found ${f.images}` });
+    if (f.slideSide < 256) {
+      return yield* new UsageError({ message: `--slide-side must be at least 256, found ${f.slideSide}` });
+    }
+    const presets = Option.match(f.slidePreset, { onNone: () => SLIDE_PRESETS, onSome: (p) => [p] });
     const only = Option.getOrUndefined(f.only);
     const run = (section: (typeof SECTIONS)[number]) =>
       only === section || (only === undefined && section !== "webgpu");
@@ -54,6 +68,7 @@ const bench = Command.make("bench", {
         if (run("data")) rows.push(...(await dataBench(`${dir}/data`, f.images)));
         if (run("attributes")) rows.push(...(await featuresBench()), ...(await attributeChainBench(dir)));
         if (run("model")) rows.push(...(await modelBench()));
+        if (run("slide")) rows.push(...(await slideBench(dir, f.slideSide, presets, results)));
         if (run("webgpu")) rows.push(...(await webgpuBench()));
       } finally {
         await Deno.remove(dir, { recursive: true });

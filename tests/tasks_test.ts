@@ -113,3 +113,31 @@ Deno.test("deno task bench: --help explains the sections; an unknown section is 
   assert.notEqual(bad.code, 0);
   assert.match(bad.stdout + bad.stderr, /nothing/);
 });
+
+Deno.test("deno task bench --only slide: a 1024² slide's throughput, forward share and peak RSS, also as JSON", () =>
+  withTempDir(async (dir) => {
+    const json = `${dir}/slide.json`;
+    const args = ["--only", "slide", "--slide-side", "1024", "--slide-preset", "tiny", "--json", json];
+    const r = await deno([...taskArgs("bench"), ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    const title = "slide 1024², tiny preset \\(untrained\\)";
+    assert.match(r.stdout, new RegExp(`\\| ${title}: tissue tiles/s \\| [\\d.]+ tiles/s \\| \\d+ of 25 256² tiles`));
+    assert.match(r.stdout, new RegExp(`\\| ${title}: mm²/min of tissue tiles \\| [\\d.]+ mm²/min \\| [\\d.]+ s/mm²`));
+    assert.match(r.stdout, new RegExp(`\\| ${title}: share of wall time in the model's forward \\| [\\d.]+ % \\|`));
+    assert.match(r.stdout, /read [\d.]+ s .*, forward [\d.]+ s .*, decode .*, features .*, contours .*, write .*other/);
+    assert.match(r.stdout, new RegExp(`\\| ${title}: peak RSS \\| \\d+ MB \\|`));
+    assert.match(r.stdout, /\| slide, HoVer-NeXt \(published, not measured here\) \| 3\.2 s\/mm² \|/);
+    const { results } = JSON.parse(await Deno.readTextFile(json)) as { results: Record<string, number> };
+    const wall = results["slide.tiny.wallSeconds"] as number;
+    assert.ok((results["slide.tiny.tiles"] as number) > 0 && (results["slide.tiny.tiles"] as number) <= 25);
+    const steps = ["read", "forward", "decode", "tissue", "features", "contours", "write"]
+      .map((s) => results[`slide.tiny.${s}Seconds`] as number);
+    assert.ok(steps.every((s) => s >= 0), "each step's own time");
+    assert.ok(
+      Math.abs(steps.reduce((a, b) => a + b, 0) + (results["slide.tiny.otherSeconds"] as number) - wall) < 1e-6,
+    );
+    assert.ok((results["slide.tiny.forwardShare"] as number) > 0 && (results["slide.tiny.forwardShare"] as number) < 1);
+    const small = await deno([...taskArgs("bench"), "--only", "slide", "--slide-side", "100"]);
+    assert.equal(small.code, 1);
+    assert.match(small.stderr, /--slide-side must be at least 256, found 100/);
+  }));

@@ -90,13 +90,22 @@ export const decodeTile = (
 };
 
 /**
+ * A timing hook (bench/slide_bench.ts): runs `work`, the step named `step`, and returns its result. `untimed`, the
+ * default, only runs it.
+ */
+export type StepTimer = <A>(step: string, work: () => Promise<A>) => Promise<A>;
+export const untimed: StepTimer = (_, work) => work();
+
+/**
  * The model on a batch of tiles, each decoded into an instance map of its tile; with `tta`, each
- * tile is predicted under the four flips and its nuclei voted on (tta.ts).
+ * tile is predicted under the four flips and its nuclei voted on (tta.ts). `time` sees the steps
+ * "forward" (the model, its outputs read back) and "decode".
  */
 export const modelTilePredictor = (
   model: LoadedModel,
   decode: DecodeOptions = defaultDecodeOptions,
   tta?: { readonly votes: number },
+  time: StepTimer = untimed,
 ) =>
 async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
   const t = model.tile, classes = model.classes.length;
@@ -108,8 +117,11 @@ async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
     tiles.forEach((tile, i) => images.set(flipTile(tile.rgb, t, 3, flip), i * t * t * 3));
     const x = tf.tensor4d(images, [tiles.length, t, t, 3]); // [B, T, T, 3]
     try {
-      const values = await lastPredictionValues(model.params, model.config, classes, x);
-      tiles.forEach((_, i) => variants[i]?.push(flipInstances(decodeTile(values, i, t, decode), t, flip)));
+      const values = await time("forward", () => lastPredictionValues(model.params, model.config, classes, x));
+      await time("decode", () => {
+        tiles.forEach((_, i) => variants[i]?.push(flipInstances(decodeTile(values, i, t, decode), t, flip)));
+        return Promise.resolve();
+      });
     } finally {
       x.dispose();
     }

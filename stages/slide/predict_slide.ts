@@ -40,7 +40,7 @@ import type { DecodeOptions } from "../model/decoding.ts";
 import { classColour, describe, type Nucleus } from "../predict/nuclei.ts";
 import { detectionsOf } from "../predict/nuclei.ts";
 import type { LoadedModel } from "../predict/model_tiles.ts";
-import { modelTilePredictor } from "../predict/model_tiles.ts";
+import { modelTilePredictor, type StepTimer, untimed } from "../predict/model_tiles.ts";
 import { mppOfMagnification } from "../predict/scale.ts";
 import { type TilePlacement, tilePlacements } from "../predict/tiling.ts";
 import type { ImageSource, SlideLevel } from "./source.ts";
@@ -320,6 +320,8 @@ export interface SlideOptions {
   readonly thumbnailPixels?: number;
   /** after each batch: tiles done, tiles to predict */
   readonly onProgress?: (done: number, total: number) => void;
+  /** a timing hook (bench/slide_bench.ts): sees "tissue", "forward", "decode", "features", "contours", "write" */
+  readonly time?: StepTimer;
 }
 
 /** What `predictSlide` did. */
@@ -372,7 +374,7 @@ export const predictSlide = async (
 ): Promise<SlideSummary> => {
   const level0 = source.levels[0];
   if (level0 === undefined) throw new RangeError(`predictSlide: ${source.path} has no level 0`);
-  const { out, name, overlap, batch } = options, tile = model.tile;
+  const { out, name, overlap, batch } = options, tile = model.tile, time = options.time ?? untimed;
   const resolution = slideResolution(source, options.modelMpp, options.mpp);
   const plan = readPlan(source.levels, resolution.factor);
   const virtual = resampledSource(source, plan);
@@ -380,17 +382,22 @@ export const predictSlide = async (
 
   // tissue, on a thumbnail; the tiles of the model-resolution tiling that hold any
   const thumb = await slideThumbnail(source, options.thumbnailPixels);
-  const tissue = tissueMask(
-    thumb.rgb,
-    thumb.height,
-    thumb.width,
-    options.tissueThreshold === undefined ? {} : { threshold: options.tissueThreshold },
-  );
+  const tissue = await time("tissue", () =>
+    Promise.resolve(tissueMask(
+      thumb.rgb,
+      thumb.height,
+      thumb.width,
+      options.tissueThreshold === undefined ? {} : { threshold: options.tissueThreshold },
+    )));
   const all = tilePlacements(mh, mw, tile, overlap).length;
   const key = (p: Pick<TilePlacement, "y0" | "x0">) => `${p.y0},${p.x0}`;
   const keep = new Set(tissueTiles(tissue.mask, thumb.height, thumb.width, mh, mw, { tile, overlap }, 0).map(key));
   const files = [`${name}.tissue.png`, `${name}.geojson`, `${name}.csv`, `${name}.overlay.png`];
-  await writeWhole(`${out}/${files[0]}`, await tissueOverlayPng(thumb.rgb, thumb.height, thumb.width, tissue.mask));
+  await time(
+    "write",
+    async () =>
+      writeWhole(`${out}/${files[0]}`, await tissueOverlayPng(thumb.rgb, thumb.height, thumb.width, tissue.mask)),
+  );
 
   // nuclei, band by band, into the streams and onto the overlay
   const geojson = await geoJsonStream(`${out}/${files[1]}`);
@@ -417,7 +424,7 @@ export const predictSlide = async (
   try {
     const stream = await predictStreaming(
       virtual,
-      modelTilePredictor(model, options.decode, options.tta),
+      modelTilePredictor(model, options.decode, options.tta, time),
       {
         tile,
         overlap,
@@ -425,22 +432,30 @@ export const predictSlide = async (
         ...(options.allTiles === true ? {} : { select: (p: TilePlacement) => keep.has(key(p)) }),
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
         onBand: async (band) => {
-          const features = await bandFeatures(virtual, band.nuclei);
-          const nuclei = band.nuclei.map((n) => slideNucleus(n, model.classes, plan.factor, features.get(n.id)));
-          for (const n of nuclei) {
-            counts[n.class] = (counts[n.class] ?? 0) + 1;
-            mark(n, classColour(model.classes.indexOf(n.class)));
-          }
-          await geojson.add(detectionsOf(nuclei, model.classes));
-          await csv.add(nuclei);
+          const features = await time("features", () => bandFeatures(virtual, band.nuclei));
+          const nuclei = await time(
+            "contours",
+            () =>
+              Promise.resolve(band.nuclei.map((n) => slideNucleus(n, model.classes, plan.factor, features.get(n.id)))),
+          );
+          await time("write", async () => {
+            for (const n of nuclei) {
+              counts[n.class] = (counts[n.class] ?? 0) + 1;
+              mark(n, classColour(model.classes.indexOf(n.class)));
+            }
+            await geojson.add(detectionsOf(nuclei, model.classes));
+            await csv.add(nuclei);
+          });
         },
       },
     );
-    await geojson.close();
-    await csv.close();
-    const png = await sharp(overlay, { raw: { width: thumb.width, height: thumb.height, channels: 3 } }).png()
-      .toBuffer();
-    await writeWhole(`${out}/${files[3]}`, new Uint8Array(png));
+    await time("write", async () => {
+      await geojson.close();
+      await csv.close();
+      const png = await sharp(overlay, { raw: { width: thumb.width, height: thumb.height, channels: 3 } }).png()
+        .toBuffer();
+      await writeWhole(`${out}/${files[3]}`, new Uint8Array(png));
+    });
     return {
       width: level0.width,
       height: level0.height,
