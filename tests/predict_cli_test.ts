@@ -7,20 +7,9 @@ import { syntheticSample } from "../stages/data/synthetic.ts";
 import { geoJsonProblems } from "../stages/predict/geojson.ts";
 import { isSimpleRing } from "../stages/predict/contours.ts";
 import { deno, withTempDir } from "./_helpers.ts";
-import { taskArgs } from "./_tasks.ts";
+import { taskArgs, trainMicro } from "./_tasks.ts";
 
 const predict = (...args: string[]) => deno([...taskArgs("predict"), ...args]);
-
-/** A micro model trained for 40 steps (detection F1 ≈ 0.6; its run.json names the synthetic training data). */
-const trainMicro = async (dir: string) => {
-  const r = await deno([
-    ...taskArgs("train"),
-    ...["--data", "synthetic:2", "--tiles", "10", "--preset", "micro", "--steps", "40", "--batch", "1"],
-    ...["--out", `${dir}/run`, "--cache", `${dir}/cache`, "--checkpoint-every", "0"],
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  return `${dir}/run/checkpoint.safetensors`;
-};
 
 /** A synthetic H&E image of `height`×`width` (a crop of a larger synthetic tile), format by extension. */
 const writeImage = async (path: string, height: number, width: number, seed = 5) => {

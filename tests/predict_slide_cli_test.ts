@@ -13,24 +13,14 @@ import { FEATURE_NAMES } from "../stages/attributes/mask_features.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import { geoJsonProblems } from "../stages/predict/geojson.ts";
 import { tilePlacements } from "../stages/predict/tiling.ts";
+import { pyramidTiff } from "../stages/slide/_fixtures.ts";
 import { openSlideAvailable } from "../stages/slide/openslide.ts";
 import { deno, withTempDir } from "./_helpers.ts";
-import { taskArgs } from "./_tasks.ts";
+import { taskArgs, trainMicro } from "./_tasks.ts";
 
 const predict = (...args: string[]) => deno([...taskArgs("predict"), ...args]);
 const available = openSlideAvailable();
 const needs = available === true ? "" : ` (not tested here: ${available})`;
-
-/** A micro model trained for 40 steps, as tests/predict_cli_test.ts trains it. */
-const trainMicro = async (dir: string) => {
-  const r = await deno([
-    ...taskArgs("train"),
-    ...["--data", "synthetic:2", "--tiles", "10", "--preset", "micro", "--steps", "40", "--batch", "1"],
-    ...["--out", `${dir}/run`, "--cache", `${dir}/cache`, "--checkpoint-every", "0"],
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  return `${dir}/run/checkpoint.safetensors`;
-};
 
 /** W × H of white glass with a 300² synthetic H&E patch at (150, 100): about 11 % tissue. */
 const W = 1024, H = 768;
@@ -43,18 +33,8 @@ const glassWithTissue = () => {
   return rgb;
 };
 
-/** A 256²-tiled, deflate (lossless) pyramidal TIFF at `pixelsPerMm` (4000: 0.25 µm/px). */
-const writeSlide = (path: string, rgb: Uint8Array, pixelsPerMm: number) =>
-  sharp(rgb, { raw: { width: W, height: H, channels: 3 } }).tiff({
-    tile: true,
-    tileWidth: 256,
-    tileHeight: 256,
-    pyramid: true,
-    compression: "deflate",
-    xres: pixelsPerMm,
-    yres: pixelsPerMm,
-    resolutionUnit: "cm",
-  }).toFile(path);
+/** A 256²-tiled, deflate (lossless) pyramidal TIFF of a W × H slide at `pixelsPerMm` (4000: 0.25 µm/px). */
+const writeSlide = (path: string, rgb: Uint8Array, pixelsPerMm: number) => pyramidTiff(path, rgb, W, H, pixelsPerMm);
 
 /** The rows of a CSV without quoted fields (ours has none: class names and descriptions have no commas). */
 const csvRows = async (path: string) => {

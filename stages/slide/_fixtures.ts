@@ -36,6 +36,20 @@ export const syntheticRgb = (width: number, height: number): Uint8Array => {
   return rgb;
 };
 
+/** `source` [H, W, 3] cut at (x, y, w, h), white outside: what readRegion at level 0 must return. */
+export const whiteCrop = (source: Uint8Array, W: number, H: number, x: number, y: number, w: number, h: number) => {
+  const out = new Uint8Array(w * h * 3).fill(255);
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < w; c++) {
+      const sx = x + c, sy = y + r;
+      if (sx >= 0 && sy >= 0 && sx < W && sy < H) {
+        out.set(source.subarray((sy * W + sx) * 3, (sy * W + sx) * 3 + 3), (r * w + c) * 3);
+      }
+    }
+  }
+  return out;
+};
+
 /**
  * Writes `rgb` [height, width, 3] as a tiled (256 × 256) pyramidal TIFF with sharp, deflate-compressed (lossless);
  * `pixelsPerMm` sets its resolution (sharp's xres/yres, stored per centimetre), else sharp's default 1 px/mm.

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { syntheticRgb } from "./_fixtures.ts";
+import { syntheticRgb, whiteCrop } from "./_fixtures.ts";
 import { flatImage } from "./flat.ts";
 import { ImageSourceError } from "./source.ts";
 import { readRgb } from "../data/image.ts";
@@ -22,20 +22,6 @@ const withTempDir = async (fn: (dir: string) => Promise<void>) => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-};
-
-/** `source` [H, W, 3] cut at (x, y, w, h), white outside. */
-const crop = (source: Uint8Array, W: number, H: number, x: number, y: number, w: number, h: number) => {
-  const out = new Uint8Array(w * h * 3).fill(255);
-  for (let r = 0; r < h; r++) {
-    for (let c = 0; c < w; c++) {
-      const sx = x + c, sy = y + r;
-      if (sx >= 0 && sy >= 0 && sx < W && sy < H) {
-        out.set(source.subarray((sy * W + sx) * 3, (sy * W + sx) * 3 + 3), (r * w + c) * 3);
-      }
-    }
-  }
-  return out;
 };
 
 const raw = (rgb: Uint8Array, width: number, height: number, channels: 1 | 3 | 4 = 3) =>
@@ -62,7 +48,11 @@ Deno.test("PNG [200, 300, 3]: one level, reader sharp, exact regions, white outs
       [400, 0, 8, 8], // wholly outside
     ] as const;
     for (const [x, y, w, h] of regions) {
-      assert.deepEqual(await image.readRegion(x, y, 0, w, h), crop(source, W, H, x, y, w, h), `(${x}, ${y}) ${w}×${h}`);
+      assert.deepEqual(
+        await image.readRegion(x, y, 0, w, h),
+        whiteCrop(source, W, H, x, y, w, h),
+        `(${x}, ${y}) ${w}×${h}`,
+      );
     }
     image.close();
   }));
@@ -73,7 +63,7 @@ Deno.test("striped (non-tiled) TIFF, lossless: read by sharp as one level, exact
     await raw(source, W, H).tiff({ compression: "lzw" }).toFile(file);
     const image = await flatImage(file);
     assert.deepEqual(image.levels, [{ width: W, height: H, downsample: 1 }]);
-    assert.deepEqual(await image.readRegion(100, 50, 0, 200, 200), crop(source, W, H, 100, 50, 200, 200));
+    assert.deepEqual(await image.readRegion(100, 50, 0, 200, 200), whiteCrop(source, W, H, 100, 50, 200, 200));
   }));
 
 Deno.test("alpha is composited on white (transparent → white, half → blended); grey is expanded to RGB", () =>
@@ -161,7 +151,7 @@ Deno.test({
     assert.deepEqual(await image.readRegion(0, 0, 0, decoded.width, decoded.height), decoded.rgb);
     assert.deepEqual(
       await image.readRegion(500, 250, 0, 64, 64),
-      crop(decoded.rgb, decoded.width, decoded.height, 500, 250, 64, 64),
+      whiteCrop(decoded.rgb, decoded.width, decoded.height, 500, 250, 64, 64),
     );
   },
 });

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { pyramidTiff, syntheticRgb, tiffBytes } from "./_fixtures.ts";
+import { pyramidTiff, syntheticRgb, tiffBytes, whiteCrop } from "./_fixtures.ts";
 import { argbOverWhite, detectVendor, openSlide, OPENSLIDE_MISSING, openSlideAvailable } from "./openslide.ts";
 import { ImageSourceError } from "./source.ts";
 
@@ -18,20 +18,6 @@ const consepImages = new URL("../../../shared/data/consep/Train/Images", import.
 const consepImage = await Array.fromAsync(Deno.readDir(consepImages))
   .then((entries) => entries.map((e) => e.name).filter((n) => n.endsWith(".png")).sort()[0])
   .catch(() => undefined);
-
-/** `source` [H, W, 3] cut at (x, y, w, h), white outside: what readRegion at level 0 must return. */
-const crop = (source: Uint8Array, W: number, H: number, x: number, y: number, w: number, h: number) => {
-  const out = new Uint8Array(w * h * 3).fill(255);
-  for (let r = 0; r < h; r++) {
-    for (let c = 0; c < w; c++) {
-      const sx = x + c, sy = y + r;
-      if (sx >= 0 && sy >= 0 && sx < W && sy < H) {
-        out.set(source.subarray((sy * W + sx) * 3, (sy * W + sx) * 3 + 3), (r * w + c) * 3);
-      }
-    }
-  }
-  return out;
-};
 
 /** The largest channel difference between `a` and the `f`×`f` box mean of `source` [H, W, 3], over a's [h, w]. */
 const maxBoxDiff = (a: Uint8Array, source: Uint8Array, W: number, f: number, w: number, h: number, x0 = 0, y0 = 0) => {
@@ -157,7 +143,7 @@ Deno.test({
           for (const [x, y, w, h] of regions) {
             const got = await slide.readRegion(x, y, 0, w, h);
             assert.equal(got.length, w * h * 3);
-            assert.deepEqual(got, crop(source, W, H, x, y, w, h), `region (${x}, ${y}) ${w}×${h}`);
+            assert.deepEqual(got, whiteCrop(source, W, H, x, y, w, h), `region (${x}, ${y}) ${w}×${h}`);
           }
           const edge = await slide.readRegion(2900, 2100, 0, 200, 150);
           assert.deepEqual([...edge.subarray((149 * 200 + 199) * 3)], [255, 255, 255], "bottom-right corner: white");
@@ -208,10 +194,10 @@ Deno.test({
           async () => {
             const regions = [[0, 0], [512, 256], [2048, 1024], [2800, 2000]] as const;
             const reads = await Promise.all(regions.map(([x, y]) => slide.readRegion(x, y, 0, 300, 300)));
-            regions.forEach(([x, y], i) => assert.deepEqual(reads[i], crop(source, W, H, x, y, 300, 300)));
+            regions.forEach(([x, y], i) => assert.deepEqual(reads[i], whiteCrop(source, W, H, x, y, 300, 300)));
             const inFlight = slide.readRegion(100, 100, 0, 1000, 1000);
             slide.close();
-            assert.deepEqual(await inFlight, crop(source, W, H, 100, 100, 1000, 1000));
+            assert.deepEqual(await inFlight, whiteCrop(source, W, H, 100, 100, 1000, 1000));
             await rejectsWith(slide.readRegion(0, 0, 0, 10, 10), ImageSourceError, /: the slide is closed/);
             await rejectsWith(slide.readAssociated("label"), ImageSourceError, /: the slide is closed/);
             slide.close(); // twice is harmless
@@ -282,7 +268,7 @@ Deno.test({
         assert.deepEqual(await slide.readAssociated("label"), { width: 80, height: 60, rgb: label });
         assert.deepEqual(await slide.readAssociated("thumbnail"), { width: 70, height: 50, rgb: thumbnail });
         assert.deepEqual(await slide.readRegion(0, 0, 0, W, H), source);
-        assert.deepEqual(await slide.readRegion(200, 100, 1, 100, 100), crop(half, 350, 250, 100, 50, 100, 100));
+        assert.deepEqual(await slide.readRegion(200, 100, 1, 100, 100), whiteCrop(half, 350, 250, 100, 50, 100, 100));
       } finally {
         slide.close();
       }
