@@ -9,22 +9,29 @@
 # still runs, on pure WASM, and says so in one line at start; without OpenSlide every task but reading slides runs.
 set -uo pipefail
 
-# The library where blas.ts looks for it (IVAAN_BLAS, else its candidates); prints the path, fails when there is none.
-find_blas() {
-  local ldconfig listing name candidate dir dirs
+# A bare library name as dlopen finds it: the ldconfig cache, then LD_LIBRARY_PATH; prints the path, fails when absent.
+find_by_name() {
+  local ldconfig listing candidate dir dirs
   ldconfig="$(command -v ldconfig || echo /sbin/ldconfig)"
   listing="$([[ -x "$ldconfig" ]] && "$ldconfig" -p 2>/dev/null)"
+  candidate="$(awk -v name="$1" '$1 == name { print $NF; exit }' <<<"$listing")"
+  [[ -n "$candidate" ]] && echo "$candidate" && return 0
+  IFS=: read -ra dirs <<<"${LD_LIBRARY_PATH:-}"
+  for dir in "${dirs[@]}"; do
+    [[ -e "$dir/$1" ]] && echo "$dir/$1" && return 0
+  done
+  return 1
+}
+
+# The library where blas.ts looks for it (IVAAN_BLAS, else its candidates); prints the path, fails when there is none.
+find_blas() {
+  local name candidate
   name="libopenblas.so.0"
   if [[ -n "${IVAAN_BLAS:-}" && "$IVAAN_BLAS" != "on" ]]; then
     [[ "$IVAAN_BLAS" == */* ]] && { [[ -e "$IVAAN_BLAS" ]] && echo "$IVAAN_BLAS"; return; }
     name="$IVAAN_BLAS" # a bare name, found as dlopen finds it
   fi
-  candidate="$(awk -v name="$name" '$1 == name { print $NF; exit }' <<<"$listing")"
-  [[ -n "$candidate" ]] && echo "$candidate" && return 0
-  IFS=: read -ra dirs <<<"${LD_LIBRARY_PATH:-}"
-  for dir in "${dirs[@]}"; do
-    [[ -e "$dir/$name" ]] && echo "$dir/$name" && return 0
-  done
+  find_by_name "$name" && return 0
   [[ -n "${IVAAN_BLAS:-}" && "$IVAAN_BLAS" != "on" ]] && return 1
   for candidate in /usr/lib/x86_64-linux-gnu/libopenblas.so.0 /usr/lib/aarch64-linux-gnu/libopenblas.so.0 \
     /usr/lib64/libopenblas.so.0 /usr/lib/libopenblas.so.0 \
@@ -94,19 +101,12 @@ setup_blas() {
 
 # The library where openslide.ts looks for it (IVAAN_OPENSLIDE, else its candidates); prints the path, fails when none.
 find_openslide() {
-  local ldconfig listing name candidate dir dirs
-  ldconfig="$(command -v ldconfig || echo /sbin/ldconfig)"
-  listing="$([[ -x "$ldconfig" ]] && "$ldconfig" -p 2>/dev/null)"
+  local name candidate
   if [[ -n "${IVAAN_OPENSLIDE:-}" ]]; then
     [[ "$IVAAN_OPENSLIDE" == */* ]] && { [[ -e "$IVAAN_OPENSLIDE" ]] && echo "$IVAAN_OPENSLIDE"; return; }
   fi
   for name in ${IVAAN_OPENSLIDE:-libopenslide.so.0 libopenslide.so.1 libopenslide.so}; do
-    candidate="$(awk -v name="$name" '$1 == name { print $NF; exit }' <<<"$listing")"
-    [[ -n "$candidate" ]] && echo "$candidate" && return 0
-    IFS=: read -ra dirs <<<"${LD_LIBRARY_PATH:-}"
-    for dir in "${dirs[@]}"; do
-      [[ -e "$dir/$name" ]] && echo "$dir/$name" && return 0
-    done
+    find_by_name "$name" && return 0
   done
   [[ -n "${IVAAN_OPENSLIDE:-}" ]] && return 1
   for candidate in /usr/lib/x86_64-linux-gnu/libopenslide.so.{0,1} /usr/lib/aarch64-linux-gnu/libopenslide.so.{0,1} \
