@@ -3,10 +3,15 @@
  * by `predictSlide` (stages/slide/predict_slide.ts) with one progress line, and reported on stdout; the rest of the
  * task (flags, the image path, summary.json) stays in predict.ts.
  *
- * Slides skip the pipeline's cache: their outputs are streamed to OUT as they are predicted, never held whole, so
- * there is no one value to store (resumable bands keyed by the slide's digest are a later step of issue #18).
+ * Slides skip the pipeline's nodes: their outputs are streamed to OUT as they are predicted, never held whole, so
+ * there is no one value to store. What is stored, in the same cache, is every batch of tile predictions
+ * (stages/slide/tile_cache.ts), keyed by the slide's and the checkpoint's content digests: a killed run resumes where
+ * it stopped, and writes the same bytes as one that was never stopped.
  */
-import { Console, Effect } from "effect";
+import { Console, Effect, Option } from "effect";
+import { hasher } from "../pipeline/hash.ts";
+import type { StoreShape } from "../pipeline/store/store.ts";
+import { slideDigest, storeTileCache } from "../stages/slide/tile_cache.ts";
 import { Progress, type Tracker } from "../pipeline/progress.ts";
 import { TfBackend } from "../stages/backend/tf.ts";
 import type { DecodeOptions } from "../stages/model/decoding.ts";
@@ -28,7 +33,29 @@ export interface SlideRun {
   readonly tta?: { readonly votes: number };
   readonly tissueThreshold?: number;
   readonly allTiles: boolean;
+  /** the cache that keeps tile predictions (absent: `--no-cache`, nothing kept) */
+  readonly store?: StoreShape;
 }
+
+/**
+ * The content digest of `path` (a slide, or a checkpoint when `slide` is false), remembered by size and mtime in
+ * the store as the pipeline's sources are, so that a resumed run does not hash a gigabyte again.
+ */
+const contentDigest = async (store: StoreShape, path: string, slide: boolean): Promise<string> => {
+  const stat = await Deno.stat(path), mtimeMs = stat.mtime?.getTime() ?? 0;
+  const remembered = await Effect.runPromise(store.fingerprint(path, stat.size, mtimeMs));
+  if (Option.isSome(remembered)) return remembered.value;
+  let digest: string;
+  if (slide) digest = await slideDigest(path);
+  else {
+    const h = hasher();
+    using f = await Deno.open(path, { read: true });
+    for await (const chunk of f.readable) h.update(chunk);
+    digest = h.digest("hex");
+  }
+  await Effect.runPromise(store.rememberFingerprint({ path, size: stat.size, mtimeMs, digest }));
+  return digest;
+};
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -63,9 +90,17 @@ export const predictSlides = (
             catch: (e) => new UsageError({ message: message(e) }),
           });
           let tracker: Tracker | undefined, reported = 0;
+          const store = run.store;
           const summary = yield* Effect.tryPromise({
-            try: () =>
+            try: async () =>
               predictSlide(source, model, {
+                ...(store === undefined ? {} : {
+                  cache: {
+                    open: (key: string) => storeTileCache(store, key),
+                    slide: await contentDigest(store, slide, true),
+                    model: await contentDigest(store, run.model, false),
+                  },
+                }),
                 out: run.out,
                 name,
                 modelMpp: run.modelMpp,
@@ -98,7 +133,9 @@ export const predictSlides = (
               run.allTiles ? "" : " with tissue"
             } (${(100 * summary.tissueFraction).toFixed(1)} % tissue; ${
               summary.mpp.toFixed(3)
-            } µm/px from the ${summary.mppFrom}, level ${summary.level}${summary.resampled ? ", resampled" : ""})`,
+            } µm/px from the ${summary.mppFrom}, level ${summary.level}${summary.resampled ? ", resampled" : ""}${
+              summary.cachedTiles ? `; ${summary.cachedTiles} tiles from the cache` : ""
+            })`,
           );
         }
         return out;

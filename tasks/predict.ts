@@ -306,7 +306,12 @@ const predict = Command.make("predict", {
     };
     yield* noteMissingBlas(f.backend, "prediction");
     const started = performance.now();
+    // slides keep their tile predictions in the cache, so that a killed run resumes (stages/slide/tile_cache.ts)
+    const slideStore = slides.length === 0 || f.noCache ? undefined : yield* FileStore.makeFileStore(
+      cacheDirectory(f.cache),
+    ).pipe(Effect.mapError((e) => new UsageError({ message: `cache ${e.path}: ${e.reason}` })));
     const slideSummaries = slides.length === 0 ? [] : yield* predictSlides(slides, slideNames, {
+      ...(slideStore === undefined ? {} : { store: slideStore }),
       model: f.model,
       out: f.out,
       modelMpp: f.modelMpp,

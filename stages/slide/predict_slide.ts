@@ -47,6 +47,8 @@ import type { ImageSource, SlideLevel } from "./source.ts";
 import { instanceCrop, predictStreaming, streamedContour, type StreamedNucleus } from "./stream.ts";
 import { tissueMask, tissueOverlayPng, tissueTiles } from "./tissue.ts";
 import { type CsvColumn, csvStream, geoJsonStream, NUCLEUS_COLUMNS } from "./writers.ts";
+import { type CacheCounts, cachedTilePredictor, runKey, type TileCache } from "./tile_cache.ts";
+import * as tf from "@tensorflow/tfjs";
 
 /** Within this relative difference two resolutions are the same: no resampling. */
 export const SAME_RESOLUTION = 0.02;
@@ -322,6 +324,11 @@ export interface SlideOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** a timing hook (bench/slide_bench.ts): sees "tissue", "forward", "decode", "features", "contours", "write" */
   readonly time?: StepTimer;
+  /**
+   * resumable runs (tile_cache.ts): the tile predictions are kept in `open(run key)`, the run key made of the slide's
+   * and the checkpoint's content digests and everything else the predictions depend on
+   */
+  readonly cache?: { readonly open: (run: string) => TileCache; readonly slide: string; readonly model: string };
 }
 
 /** What `predictSlide` did. */
@@ -348,6 +355,8 @@ export interface SlideSummary {
   readonly counts: Readonly<Record<string, number>>;
   /** written, relative to `out` */
   readonly files: ReadonlyArray<string>;
+  /** with `cache`: tiles whose predictions came from the cache (a resumed or repeated run) */
+  readonly cachedTiles?: number;
 }
 
 /** Writes `bytes` to `path` through `path.partial` and a rename, so no half-written file has the final name. */
@@ -422,9 +431,25 @@ export const predictSlide = async (
     }
   };
   try {
+    const predictor = modelTilePredictor(model, options.decode, options.tta, time);
+    const cacheCounts: CacheCounts = { hitBatches: 0, hitTiles: 0, predictedTiles: 0 };
+    const cache = options.cache,
+      run = cache === undefined ? undefined : runKey({
+        slide: cache.slide,
+        model: cache.model,
+        backend: tf.getBackend(),
+        plan: { level: plan.level, factor: plan.factor, resize: plan.resize },
+        tile,
+        overlap,
+        batch,
+        decode: JSON.parse(JSON.stringify(options.decode ?? null)),
+        tta: options.tta?.votes ?? null,
+      });
     const stream = await predictStreaming(
       virtual,
-      modelTilePredictor(model, options.decode, options.tta, time),
+      cache === undefined || run === undefined
+        ? predictor
+        : cachedTilePredictor(predictor, cache.open(run), run, cacheCounts),
       {
         tile,
         overlap,
@@ -474,6 +499,7 @@ export const predictSlide = async (
       nuclei: stream.nuclei,
       counts,
       files,
+      ...(cache === undefined ? {} : { cachedTiles: cacheCounts.hitTiles }),
     };
   } catch (e) {
     await geojson.abort().catch(() => {}); // the prediction's error is the one to report
