@@ -64,8 +64,16 @@ export const seededVariables = (seed: number) => {
     return v;
   };
   return {
-    /** truncated normal N(0, std²) cut at 2σ */
-    normal: (shape: number[], std: number) => own(tf.truncatedNormal(shape, 0, std, "float32", nextSeed++)),
+    /**
+     * truncated normal N(0, std²) cut at 2σ. tfjs reads a falsy seed as "none" and draws one from Math.random, so
+     * seed 0 (every run's default) is passed as 0.5: the first tensor of a seed-0 model was random in every process,
+     * and two runs of the same command differed (tests/train_kill_test.ts found it). The other seeds are integers, so
+     * 0.5 is no other call's seed.
+     */
+    normal: (shape: number[], std: number) => {
+      const s = nextSeed++;
+      return own(tf.truncatedNormal(shape, 0, std, "float32", s === 0 ? 0.5 : s));
+    },
     zeros: (shape: number[]) => own(tf.zeros(shape)),
     ones: (shape: number[]) => own(tf.ones(shape)),
   };

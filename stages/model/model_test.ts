@@ -5,6 +5,7 @@ import { initBackend } from "../backend/tf.ts";
 import { syntheticSample } from "../data/synthetic.ts";
 import { applyModel, initModel, MODEL_PRESETS } from "./model.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "./train_step.ts";
+import { namedTensors } from "./checkpoint.ts";
 
 await Effect.runPromise(initBackend("wasm"));
 
@@ -82,4 +83,14 @@ Deno.test("conv_micro model trains on one synthetic batch with dense supervision
   assert.ok(Number.isFinite(last.total) && last.total < 0.75 * first.total, `loss ${first.total} → ${last.total}`);
   assert.ok(last.dense < first.dense, `dense ${first.dense} → ${last.dense}`);
   disposeBatch(batch);
+});
+
+Deno.test("initModel is a function of its seed: seed 0 gives the same parameters twice (tfjs reads seed 0 as none)", () => {
+  const values = () => {
+    const params = initModel(MODEL_PRESETS.micro, 3, 0);
+    const out = namedTensors(params).map(([n, t]) => [n, Array.from(t.dataSync())] as const);
+    tf.dispose(namedTensors(params).map(([, t]) => t));
+    return out;
+  };
+  assert.deepEqual(values(), values());
 });
