@@ -32,6 +32,7 @@ export { Progress, track, type Tracker } from "./progress.ts";
 export { type Manifest, Store, type StoreShape } from "./store/store.ts";
 export * as FileStore from "./store/file.ts";
 export * as MemoryStore from "./store/memory.ts";
+export * as RemoteStore from "./store/remote.ts";
 export * as Gc from "./store/gc.ts";
 export { bytes, type Codec, type CodecType, type Payload } from "./codec/codec.ts";
 export { json } from "./codec/json.ts";

@@ -4,9 +4,13 @@
  * the flags several tasks share.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime";
-import { Cause, Console, Data, Effect, Option } from "effect";
+import { Cause, Console, Data, Effect, Layer, Option } from "effect";
 import { CliError, Flag } from "effect/cli";
-import { NodeFailed } from "../pipeline/errors.ts";
+import { NodeFailed, type StoreError } from "../pipeline/errors.ts";
+import * as FileStore from "../pipeline/store/file.ts";
+import * as MemoryStore from "../pipeline/store/memory.ts";
+import * as RemoteStore from "../pipeline/store/remote.ts";
+import type { Store } from "../pipeline/store/store.ts";
 import { setPlanningThreads } from "../stages/model/plan_pool.ts";
 import { blasNotice } from "../stages/backend/blas_notice.ts";
 import type { BackendName } from "../stages/backend/tf.ts";
@@ -74,6 +78,15 @@ export const noteMissingBlas = (backend: BackendName, work: string): Effect.Effe
 /** `--cache DIR`, resolved by `cacheDirectory`. */
 export const cacheFlag = Flag.String("cache").pipe(
   Flag.withDescription("Cache directory (default: $IVAAN_CACHE, else .ivaan-cache)"),
+  Flag.optional,
+);
+
+/** `--remote-cache URL`, resolved by `storeLayer`. */
+export const remoteCacheFlag = Flag.String("remote-cache").pipe(
+  Flag.withDescription(
+    "A shared HTTP cache server behind the local cache, e.g. http://10.0.0.5:8080/ivaan (default: $IVAAN_REMOTE_CACHE); " +
+      "needs Deno's --allow-net=HOST:PORT, which deno task does not grant: see the README's Remote cache",
+  ),
   Flag.optional,
 );
 
@@ -146,6 +159,62 @@ export const readRunRecord = (dir: string): Effect.Effect<RunRecord | undefined>
 /** The cache directory: `--cache DIR`, else `$IVAAN_CACHE`, else `.ivaan-cache`. */
 export const cacheDirectory = (flag: Option.Option<string>): string =>
   Option.getOrElse(flag, () => Deno.env.get("IVAAN_CACHE") || ".ivaan-cache");
+
+/** The permissions of the `deno run` tasks in deno.json, for the command a remote cache needs. */
+const TASK_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi"];
+
+/** An argument as a POSIX shell reads it back. */
+const shellQuote = (arg: string): string =>
+  /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+
+/** The command line of this task again, with network access to `host` added. */
+const commandWithNet = (host: string): string => {
+  const main = new URL(Deno.mainModule);
+  const cwd = Deno.cwd();
+  const path = main.protocol !== "file:" ? main.href : decodeURIComponent(main.pathname);
+  const script = path.startsWith(`${cwd}/`) ? path.slice(cwd.length + 1) : path;
+  return ["deno", "run", ...TASK_PERMISSIONS, `--allow-net=${host}`, script, ...Deno.args].map(shellQuote).join(" ");
+};
+
+/**
+ * The store of a task: memory with `noCache`, else the FileStore of `cacheDirectory(cache)`, in front of
+ * the remote cache of `--remote-cache URL` (else `$IVAAN_REMOTE_CACHE`) when one is given
+ * (pipeline/store/remote.ts: a remote failure is one warning and the run goes on locally, or ends the run
+ * with IVAAN_REMOTE_CACHE_STRICT=1). Deno cannot grant network access at run time and the deno tasks
+ * have none, so a remote cache without `--allow-net` for its host is one UsageError with the command to run.
+ */
+export const storeLayer = (flags: {
+  readonly cache: Option.Option<string>;
+  readonly remoteCache: Option.Option<string>;
+  readonly noCache?: boolean;
+}): Layer.Layer<Store, StoreError | UsageError> => {
+  if (flags.noCache === true) return MemoryStore.layer; // --no-cache: no cache at all, local or remote
+  const dir = cacheDirectory(flags.cache);
+  const url = Option.getOrElse(flags.remoteCache, () => Deno.env.get("IVAAN_REMOTE_CACHE") ?? "").trim();
+  if (url === "") return FileStore.layer(dir);
+  return Layer.unwrap(Effect.gen(function* () {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+      return yield* new UsageError({ message: `--remote-cache: ${url} is not an http:// or https:// URL` });
+    }
+    const host = `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? "443" : "80")}`;
+    const { state } = yield* Effect.promise(() => Deno.permissions.query({ name: "net", host }));
+    if (state !== "granted") {
+      return yield* new UsageError({
+        message: `--remote-cache ${url}: no network access to ${host} (deno task grants none); run: ${
+          commandWithNet(host)
+        }`,
+      });
+    }
+    const strict = /^(1|true|on|yes)$/i.test(Deno.env.get("IVAAN_REMOTE_CACHE_STRICT") ?? "");
+    return RemoteStore.layer(dir, parsed.href, { strict });
+  }));
+};
 
 /**
  * Writes text or bytes to `path` atomically (a temp file renamed into place, removed on failure),

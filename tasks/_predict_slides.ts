@@ -11,6 +11,7 @@
 import { Console, Effect, Option } from "effect";
 import { hasher } from "../pipeline/hash.ts";
 import type { StoreShape } from "../pipeline/store/store.ts";
+import type { AttributeWords } from "../stages/attributes/stages.ts";
 import { slideDigest, storeTileCache } from "../stages/slide/tile_cache.ts";
 import { Progress, type Tracker } from "../pipeline/progress.ts";
 import { TfBackend } from "../stages/backend/tf.ts";
@@ -35,6 +36,8 @@ export interface SlideRun {
   readonly allTiles: boolean;
   /** the cache that keeps tile predictions (absent: `--no-cache`, nothing kept) */
   readonly store?: StoreShape;
+  /** the training data's attribute bins (`--data`, or the run.json beside the model): nuclei described in words */
+  readonly words?: AttributeWords;
 }
 
 /**
@@ -111,6 +114,7 @@ export const predictSlides = (
                 ...(run.tta === undefined ? {} : { tta: run.tta }),
                 ...(run.tissueThreshold === undefined ? {} : { tissueThreshold: run.tissueThreshold }),
                 allTiles: run.allTiles,
+                ...(run.words === undefined ? {} : { words: run.words }),
                 onProgress: (done, total) => {
                   tracker ??= Effect.runSync(progress.start(`predict ${name}`, total));
                   Effect.runSync(tracker.advance(done - reported));

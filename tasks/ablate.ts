@@ -4,7 +4,7 @@
  *
  *   deno task ablate [--data SOURCE] [--rows baseline,vl_fixed,…] [--seeds N] [--steps N]
  *                    [--preset tiny] [--batch B] [--set ROW.KEY=VALUE …] [--backend wasm] [--threads N]
- *                    [--out DIR] [--explain] [--cache DIR]
+ *                    [--out DIR] [--explain] [--cache DIR] [--remote-cache URL]
  *
  *   dataset ─┬─ features ─ selection ─┬─ bins.quantile ─ words.quantile ─┐
  *            │                        └─ bins.entropy ── words.entropy ──┤ (rows with attribute prompts)
@@ -21,7 +21,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
 import sharp from "sharp";
-import { FileStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
+import { Pipeline, Progress, Runner, Source } from "../mod.ts";
 import type { StageError, StageRequirements } from "../pipeline/stage.ts";
 import {
   attributeBins,
@@ -45,12 +45,13 @@ import {
 import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, type AblationRow, attributeBinning, defaultLearningRate } from "../stages/model/train.ts";
 import {
-  cacheDirectory,
   cacheFlag,
   mergeFlag,
   noteMissingBlas,
   organPromptsFlag,
+  remoteCacheFlag,
   runTask,
+  storeLayer,
   textEncoderFlag,
   textEncoderFolder,
   threadsFlag,
@@ -169,6 +170,7 @@ const ablate = Command.make("ablate", {
     Flag.withDefault(false),
   ),
   cache: cacheFlag,
+  remoteCache: remoteCacheFlag,
 }, (f) =>
   withPlanningThreads(Option.getOrUndefined(f.threads))(Effect.gen(function* () {
     const fail = (message: string) => new UsageError({ message });
@@ -264,7 +266,7 @@ const ablate = Command.make("ablate", {
       }
     }
     const layers = Layer.mergeAll(
-      FileStore.layer(cacheDirectory(f.cache)),
+      storeLayer(f),
       Progress.auto,
       backendLayer(f.backend, threads === undefined ? {} : { threads }),
       TrainingCheckpoints.none,

@@ -24,10 +24,19 @@ import {
   fitAttributes,
   fitSummary,
 } from "../stages/attributes/fit.ts";
-import { cacheDirectory, cacheFlag, mergeFlag, runTask, tilesFlag, UsageError, writeAtomic } from "./_main.ts";
+import {
+  cacheFlag,
+  mergeFlag,
+  remoteCacheFlag,
+  runTask,
+  storeLayer,
+  tilesFlag,
+  UsageError,
+  writeAtomic,
+} from "./_main.ts";
 import { Layer } from "effect";
 import sharp from "sharp";
-import { FileStore, Pipeline, Progress, Runner } from "../mod.ts";
+import { Pipeline, Progress, Runner } from "../mod.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import {
   attributeBins,
@@ -216,6 +225,7 @@ export const report = Command.make("report", {
   tiles: tilesFlag,
   merge: mergeFlag,
   cache: cacheFlag,
+  remoteCache: remoteCacheFlag,
 }, (f) =>
   Effect.gen(function* () {
     const parsed = parseSource(f.data, { tiles: f.tiles, merge: f.merge });
@@ -224,7 +234,7 @@ export const report = Command.make("report", {
     const pipeline = attributePipeline(parsed.ref, f);
     const started = performance.now();
     const { outputs } = yield* Runner.run(pipeline, ["features", "bins", "prompts"]).pipe(
-      Effect.provide(Layer.mergeAll(FileStore.layer(cacheDirectory(f.cache)), Progress.auto)),
+      Effect.provide(Layer.mergeAll(storeLayer(f), Progress.auto)),
     );
     const { features: table, bins: result, prompts: text } = outputs;
     yield* Effect.tryPromise({

@@ -13,7 +13,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import sharp from "sharp";
-import { FileStore, MemoryStore, Pipeline, Progress, Runner, track } from "../mod.ts";
+import { Pipeline, Progress, Runner, track } from "../mod.ts";
 import { encodePng } from "../pipeline/codec/png.ts";
 import { contourOverlay } from "../stages/data/overlay.ts";
 import { writePannukeFold } from "../stages/data/pannuke.ts";
@@ -22,11 +22,12 @@ import { checkSourcePath, datasetSource, openDataset, parseSource, SOURCE_HELP }
 import { datasetSplit, datasetSummary } from "../stages/data/stages.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import {
-  cacheDirectory,
   cacheFlag,
   mergeFlag,
   noCacheFlag,
+  remoteCacheFlag,
   runTask,
+  storeLayer,
   tilesFlag,
   UsageError,
   writeAtomic,
@@ -35,6 +36,7 @@ import {
 const root = Command.make("data").pipe(
   Command.withSharedFlags({
     cache: cacheFlag,
+    remoteCache: remoteCacheFlag,
     noCache: noCacheFlag,
   }),
   Command.withDescription(`Make, inspect and look at datasets. SOURCE is ${SOURCE_HELP}.`),
@@ -96,13 +98,13 @@ const inspect = Command.make("inspect", {
   Effect.gen(function* () {
     const ref = yield* parse(source, tiles, merge);
     yield* checkSourcePath(ref);
-    const { cache, noCache } = yield* root;
+    const flags = yield* root;
     const pipeline = Pipeline.empty.source("dataset", datasetSource(ref)).node("summary", datasetSummary, {
       inputs: { dataset: "dataset" },
     });
     const { outputs } = yield* Runner.run(pipeline, ["summary"]).pipe(
       Effect.provide(
-        Layer.mergeAll(noCache ? MemoryStore.layer : FileStore.layer(cacheDirectory(cache)), Progress.auto),
+        Layer.mergeAll(storeLayer(flags), Progress.auto),
       ),
     );
     const s = outputs.summary;
@@ -274,14 +276,14 @@ const split = Command.make("split", {
     if (!(val >= 0 && test >= 0 && val + test < 1)) {
       return yield* new UsageError({ message: `--val ${val} and --test ${test} must be ≥ 0 and sum below 1` });
     }
-    const { cache, noCache } = yield* root;
+    const flags = yield* root;
     const pipeline = Pipeline.empty.source("dataset", datasetSource(ref)).node("split", datasetSplit, {
       inputs: { dataset: "dataset" },
       config: { val, test, seed, rotation: Number(rotation) as 1 | 2 | 3 },
     });
     const { outputs } = yield* Runner.run(pipeline, ["split"]).pipe(
       Effect.provide(
-        Layer.mergeAll(noCache ? MemoryStore.layer : FileStore.layer(cacheDirectory(cache)), Progress.auto),
+        Layer.mergeAll(storeLayer(flags), Progress.auto),
       ),
     );
     const s = outputs.split;

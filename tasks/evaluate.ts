@@ -12,7 +12,7 @@
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
-import { FileStore, MemoryStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
+import { Pipeline, Progress, Runner, Source } from "../mod.ts";
 import {
   breakdownEvaluation,
   breakdownMarkdown,
@@ -24,11 +24,12 @@ import {
   pannukeMarkdown,
   toJson,
 } from "../stages/evaluation/mod.ts";
-import { cacheDirectory, cacheFlag, noCacheFlag, runTask, UsageError, writeAtomic } from "./_main.ts";
+import { cacheFlag, noCacheFlag, remoteCacheFlag, runTask, storeLayer, UsageError, writeAtomic } from "./_main.ts";
 
 const root = Command.make("evaluate").pipe(
   Command.withSharedFlags({
     cache: cacheFlag,
+    remoteCache: remoteCacheFlag,
     noCache: noCacheFlag,
   }),
   Command.withDescription(
@@ -65,8 +66,7 @@ const evaluate = <Nodes extends { readonly result: unknown }, E>(
   md: Option.Option<string> = Option.none(),
 ) =>
   Effect.gen(function* () {
-    const { cache, noCache } = yield* root;
-    const store = noCache ? MemoryStore.layer : FileStore.layer(cacheDirectory(cache));
+    const store = storeLayer(yield* root);
     const { outputs, report } = yield* Runner.run(pipeline, ["result"]).pipe(
       Effect.provide(Layer.mergeAll(store, Progress.auto)),
     );

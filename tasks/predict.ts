@@ -21,7 +21,7 @@ import { defaultDenseDecodeOptions } from "../stages/model/dense_decoding.ts";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
-import { FileStore, MemoryStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
+import { FileStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
 import type { TensorFile } from "../pipeline/codec/safetensors.ts";
 import type { StageError, StageRequirements } from "../pipeline/stage.ts";
 import {
@@ -48,7 +48,9 @@ import {
   noCacheFlag,
   noteMissingBlas,
   readRunRecord,
+  remoteCacheFlag,
   runTask,
+  storeLayer,
   tilesFlag,
   UsageError,
   writeAtomic,
@@ -209,6 +211,7 @@ const predict = Command.make("predict", {
   ),
   threads: Flag.Int("threads").pipe(Flag.withDescription("Threads of the native BLAS on wasm"), Flag.optional),
   cache: cacheFlag,
+  remoteCache: remoteCacheFlag,
   noCache: noCacheFlag,
 }, (f) =>
   Effect.gen(function* () {
@@ -306,12 +309,21 @@ const predict = Command.make("predict", {
     };
     yield* noteMissingBlas(f.backend, "prediction");
     const started = performance.now();
+    // slides describe their nuclei with the training data's attribute bins too: computed first (cached as a node)
+    const slideWords = slides.length === 0 || dataSpec === undefined ? undefined : (yield* Runner.run(p, ["words"], {
+      concurrency: 1,
+    }).pipe(Effect.provide(Layer.mergeAll(
+      storeLayer(f),
+      Progress.auto,
+      backendLayer(f.backend, threads === undefined ? {} : { threads }),
+    )))).outputs.words as AttributeWords;
     // slides keep their tile predictions in the cache, so that a killed run resumes (stages/slide/tile_cache.ts)
     const slideStore = slides.length === 0 || f.noCache ? undefined : yield* FileStore.makeFileStore(
       cacheDirectory(f.cache),
     ).pipe(Effect.mapError((e) => new UsageError({ message: `cache ${e.path}: ${e.reason}` })));
     const slideSummaries = slides.length === 0 ? [] : yield* predictSlides(slides, slideNames, {
       ...(slideStore === undefined ? {} : { store: slideStore }),
+      ...(slideWords === undefined ? {} : { words: slideWords }),
       model: f.model,
       out: f.out,
       modelMpp: f.modelMpp,
@@ -357,7 +369,7 @@ const predict = Command.make("predict", {
     });
     const targets = [...(dataSpec === undefined ? [] : ["words"]), ...files.map((_, i) => `predict.${i}`)];
     const layers = Layer.mergeAll(
-      f.noCache ? MemoryStore.layer : FileStore.layer(cacheDirectory(f.cache)),
+      storeLayer(f),
       Progress.auto,
       backendLayer(f.backend, threads === undefined ? {} : { threads }),
     );

@@ -4,9 +4,12 @@
 #   can be opened (stages/backend/kernels/blas.ts): training runs ≈ 3.5× faster on 2 cores than pure WASM on one thread.
 # - OpenSlide: whole-slide images (.svs, .ndpi, .mrxs, pyramidal TIFF, …) are read through libopenslide over FFI
 #   (stages/slide/openslide.ts); without it ordinary PNG/JPEG/TIFF still work, and a slide says how to install it.
-# As root where apt-get exists it installs libopenblas0 and libopenslide0 (5 min timeout each; `apt-get update` and a
-# retry when the first try fails); elsewhere it prints the command to run. It never fails: without BLAS every task
-# still runs, on pure WASM, and says so in one line at start; without OpenSlide every task but reading slides runs.
+# - nginx with its WebDAV module (ngx_http_dav_module, compiled into Debian's `nginx`): the HTTP cache server that
+#   tests/remote_cache_test.ts starts on loopback for the remote cache (pipeline/store/remote.ts). Tasks never need it.
+# As root where apt-get exists it installs libopenblas0, libopenslide0 and nginx (5 min timeout each; `apt-get update`
+# and a retry when the first try fails); elsewhere it prints the command to run. It never fails: without BLAS every task
+# still runs, on pure WASM, and says so in one line at start; without OpenSlide every task but reading slides runs;
+# without nginx only the remote cache tests fail (saying to run this).
 set -uo pipefail
 
 # A bare library name as dlopen finds it: the ldconfig cache, then LD_LIBRARY_PATH; prints the path, fails when absent.
@@ -160,6 +163,50 @@ setup_openslide() {
   return 0
 }
 
+# nginx whose `nginx -V` lists the WebDAV module; prints the path, fails when there is none.
+find_nginx() {
+  local candidate
+  for candidate in "$(command -v nginx 2>/dev/null)" /usr/sbin/nginx /usr/local/sbin/nginx /usr/local/nginx/sbin/nginx; do
+    if [[ -n "$candidate" && -x "$candidate" ]] && "$candidate" -V 2>&1 | grep -q -- --with-http_dav_module; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# nginx (the remote cache tests' server): found, installed (Debian's `nginx` has the WebDAV module), or what to run.
+setup_nginx() {
+  local found os
+  if found="$(find_nginx)"; then
+    echo "nginx: $found (with WebDAV: the cache server of tests/remote_cache_test.ts)"
+    return 0
+  fi
+  if can_apt; then
+    echo "installing nginx (its WebDAV module serves the remote cache in tests/remote_cache_test.ts)"
+    if apt_install nginx && found="$(find_nginx)"; then
+      echo "nginx: $found (with WebDAV; the tests start their own on loopback. Where a service manager runs, Debian" \
+        "also starts its default site on port 80: systemctl disable --now nginx turns that off)"
+      return 0
+    fi
+    echo "warning: nginx could not be installed: tests/remote_cache_test.ts will fail" >&2
+    return 0
+  fi
+  os="$(uname -s)"
+  {
+    echo "warning: nginx with its WebDAV module not found: tests/remote_cache_test.ts fails without it (tasks do not need it)."
+    if [[ "$os" == Darwin ]]; then
+      echo "  install it with: brew install nginx"
+    else
+      echo "  install it with: sudo apt-get install nginx (Debian, Ubuntu; has the WebDAV module), or any nginx built"
+      echo "  --with-http_dav_module on PATH"
+    fi
+    echo "  then run deno task setup again to check"
+  } >&2
+  return 0
+}
+
 setup_blas
 setup_openslide
+setup_nginx
 exit 0

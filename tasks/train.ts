@@ -7,7 +7,7 @@
  *                   [--no-stem] [--queries learned|centers] [--row ROW]
  *                   [--backend wasm|cpu|webgpu|node] [--threads N]
  *                   [--out DIR] [--checkpoint-every N]
- *                   [--resume CHECKPOINT] [--explain] [--cache DIR]
+ *                   [--resume CHECKPOINT] [--explain] [--cache DIR] [--remote-cache URL]
  *
  * With no arguments: the `tiny` preset on the synthetic default (`synthetic:0`, 256 tiles). With real
  * data (`--data consep:DIR` …) and no preset: the real-data recipe, `conv` with the cosine schedule.
@@ -19,7 +19,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
 import { encodeSafetensors, type TensorFile } from "../pipeline/codec/safetensors.ts";
-import { FileStore, Pipeline, Progress, Runner, Source, type Store } from "../mod.ts";
+import { Pipeline, Progress, Runner, Source, type Store } from "../mod.ts";
 import { BACKENDS, layer as backendLayer, TfBackend } from "../stages/backend/tf.ts";
 import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../stages/data/source.ts";
 import {
@@ -47,12 +47,13 @@ import { heldoutTiles } from "../stages/model/scores.ts";
 import { splitLine, validationTables } from "../stages/model/summary.ts";
 import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
 import {
-  cacheDirectory,
   cacheFlag,
   mergeFlag,
   noteMissingBlas,
   organPromptsFlag,
+  remoteCacheFlag,
   runTask,
+  storeLayer,
   textEncoderFlag,
   textEncoderFolder,
   threadsFlag,
@@ -169,6 +170,7 @@ const train = Command.make("train", {
     Flag.withDefault(false),
   ),
   cache: cacheFlag,
+  remoteCache: remoteCacheFlag,
 }, (f) =>
   withPlanningThreads(Option.getOrUndefined(f.threads))(Effect.gen(function* () {
     const parsed = parseSource(f.data, { tiles: f.tiles, merge: f.merge });
@@ -231,7 +233,7 @@ const train = Command.make("train", {
     }
     const data = Pipeline.empty.source("dataset", datasetSource(parsed.ref));
     const layers = Layer.mergeAll(
-      FileStore.layer(cacheDirectory(f.cache)),
+      storeLayer(f),
       Progress.auto,
       backendLayer(f.backend, threads === undefined ? {} : { threads }),
       f.checkpointEvery > 0 ? TrainingCheckpoints.toDirectory(f.out, f.checkpointEvery) : TrainingCheckpoints.none,

@@ -36,11 +36,31 @@ const glassWithTissue = () => {
 /** A 256²-tiled, deflate (lossless) pyramidal TIFF of a W × H slide at `pixelsPerMm` (4000: 0.25 µm/px). */
 const writeSlide = (path: string, rgb: Uint8Array, pixelsPerMm: number) => pyramidTiff(path, rgb, W, H, pixelsPerMm);
 
-/** The rows of a CSV without quoted fields (ours has none: class names and descriptions have no commas). */
+/** One CSV line's fields, RFC 4180 quoting (descriptions with attribute words hold commas). */
+const csvFields = (line: string): string[] => {
+  const out: string[] = [];
+  for (let i = 0; i <= line.length;) {
+    if (line[i] === '"') {
+      let text = "";
+      for (i++; i < line.length; i++) {
+        if (line[i] === '"' && line[i + 1] === '"') text += '"', i++;
+        else if (line[i] === '"') break;
+        else text += line[i];
+      }
+      out.push(text), i += 2; // the closing quote and the comma
+    } else {
+      const end = line.indexOf(",", i) < 0 ? line.length : line.indexOf(",", i);
+      out.push(line.slice(i, end)), i = end + 1;
+    }
+  }
+  return out;
+};
+
+/** The rows of a CSV with a header line and no line breaks inside fields (ours has none). */
 const csvRows = async (path: string) => {
   const [head, ...lines] = (await Deno.readTextFile(path)).trimEnd().split("\n");
-  const names = (head ?? "").split(",");
-  return lines.map((l) => Object.fromEntries(l.split(",").map((v, i) => [names[i] as string, v])));
+  const names = csvFields(head ?? "");
+  return lines.map((l) => Object.fromEntries(csvFields(l).map((v, i) => [names[i] as string, v])));
 };
 
 type Feature = {
@@ -77,6 +97,7 @@ Deno.test({
           class: string;
           score: number;
           features: Record<string, number | null>;
+          description: string;
         }
       >;
       assert.ok(image.length > 5, `the model finds nuclei (${image.length})`);
@@ -96,6 +117,8 @@ Deno.test({
       let compared = 0;
       for (const n of image) {
         const row = byKey.get(key(n.centroid[0], n.centroid[1], n.area, n.class, n.score));
+        // the run.json beside the model names its training data: both paths describe nuclei by its attribute bins
+        assert.equal(row?.description, n.description, "the same attribute words");
         for (const [f, v] of Object.entries(n.features)) {
           if (v === null) continue;
           assert.equal(row?.[f === "area" ? "model_area" : f], String(Number(v.toPrecision(6)) + 0), f);
@@ -103,6 +126,8 @@ Deno.test({
         }
       }
       assert.ok(compared >= image.length, `${compared} feature values compared`);
+      const worded = rows.filter((r) => (r.description ?? "").split(" ").length > 3).length;
+      assert.ok(worded > rows.length / 2, `descriptions carry attribute words (${worded} of ${rows.length})`);
       assert.deepEqual(rows.map((r) => Number(r.id)), rows.map((_, i) => i + 1), "ids 1, 2, … in order");
 
       // (a) QuPath GeoJSON: valid, classified, measured, and the image path's very outlines

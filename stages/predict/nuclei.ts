@@ -83,6 +83,30 @@ export interface NucleiInputs {
   readonly words?: AttributeWords;
 }
 
+/**
+ * A nucleus's words from its mask-feature record (mask_features.ts): `features` holds the binned features' values
+ * (null where not finite), `attributes` one word per family — the first binned feature of each family speaks for it,
+ * families in the scales' order (size first). Without `words`, both are empty.
+ */
+export const attributeReader = (words: AttributeWords | undefined) => {
+  const order = Object.keys(SCALES), rank = (family: string) => order.indexOf(family);
+  const speakers = words === undefined ? [] : words.attributes
+    .filter((a, i, all) => all.findIndex((b) => b.family === a.family) === i)
+    .sort((a, b) => rank(a.family) - rank(b.family));
+  return (record: Readonly<Record<string, unknown>> | undefined) => {
+    const attributes: Record<string, string> = {}, features: Record<string, number | null> = {};
+    for (const a of words?.attributes ?? []) {
+      const v = record?.[a.feature];
+      features[a.feature] = typeof v === "number" && Number.isFinite(v) ? v : null;
+    }
+    for (const a of speakers) {
+      const word = wordOf(a, features[a.feature]);
+      if (word !== null) attributes[a.family] = word;
+    }
+    return { attributes, features };
+  };
+};
+
 /** Every nucleus of a prediction, ids ascending. */
 export const nucleiOf = (p: NucleiInputs): Nucleus[] => {
   const n = p.classOf.length - 1;
@@ -94,26 +118,13 @@ export const nucleiOf = (p: NucleiInputs): Nucleus[] => {
       records.set(r.id, r as unknown as Readonly<Record<string, unknown>>);
     }
   }
-  // the first binned feature of each family speaks for it; families in the scales' order (size first)
-  const order = Object.keys(SCALES), rank = (family: string) => order.indexOf(family);
-  const speakers = p.words === undefined ? [] : p.words.attributes
-    .filter((a, i, all) => all.findIndex((b) => b.family === a.family) === i)
-    .sort((a, b) => rank(a.family) - rank(b.family));
+  const read = attributeReader(p.words);
   const out: Nucleus[] = [];
   for (let id = 1; id <= n; id++) {
     const area = g.area[id] as number;
     if (area === 0) continue;
     const c = p.classOf[id] as number, className = c >= 0 ? p.classes[c] ?? null : null;
-    const record = records.get(id);
-    const attributes: Record<string, string> = {}, features: Record<string, number | null> = {};
-    for (const a of p.words?.attributes ?? []) {
-      const v = record?.[a.feature];
-      features[a.feature] = typeof v === "number" && Number.isFinite(v) ? v : null;
-    }
-    for (const a of speakers) {
-      const word = wordOf(a, features[a.feature]);
-      if (word !== null) attributes[a.family] = word;
-    }
+    const { attributes, features } = read(records.get(id));
     out.push({
       id,
       class: className ?? "unknown",

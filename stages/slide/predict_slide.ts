@@ -29,15 +29,17 @@
  * - Areas are level-0 pixels: a model-resolution count × factor², not an integer when resampled.
  * - Resampled regions are aligned to within half a model pixel (each read is resized, then cut at the rounded
  *   offset); tiles overlap, so this cannot cut a nucleus, only shift it by at most that much.
- * - No attribute words: they need the training data's fitted bins, which only the image path computes; the
- *   description is the class alone ("an epithelial nucleus").
+ * - Attribute words need the training data's fitted bins (`words`, from `--data`); without them the description is
+ *   the class alone ("an epithelial nucleus"). With them, each nucleus is described from the features measured at
+ *   the model's resolution, as the image path describes its nuclei (nuclei.ts `attributeReader`).
  * - Features are read from a second read of each band's nuclei (the first one's RGB is gone by then): about twice
  *   the reading, bounded memory (a chunk is ≤ 2T + 4 rows × 4096 + a nucleus columns).
  */
 import sharp from "sharp";
 import { FEATURE_NAMES, maskFeatures } from "../attributes/mask_features.ts";
 import type { DecodeOptions } from "../model/decoding.ts";
-import { classColour, describe, type Nucleus } from "../predict/nuclei.ts";
+import { attributeReader, classColour, describe, type Nucleus } from "../predict/nuclei.ts";
+import type { AttributeWords } from "../attributes/stages.ts";
 import { detectionsOf } from "../predict/nuclei.ts";
 import type { LoadedModel } from "../predict/model_tiles.ts";
 import { modelTilePredictor, type StepTimer, untimed } from "../predict/model_tiles.ts";
@@ -276,6 +278,7 @@ export const slideNucleus = (
   classes: ReadonlyArray<string>,
   factor: number,
   features: Readonly<Record<string, number | null>> = {},
+  read: ReturnType<typeof attributeReader> = attributeReader(undefined),
 ): Nucleus => {
   const [x0, y0, x1, y1] = n.bbox, w = x1 - x0;
   let sx = 0, sy = 0;
@@ -285,6 +288,7 @@ export const slideNucleus = (
   }
   const className = n.classId >= 0 ? classes[n.classId] ?? null : null;
   const round2 = (v: number) => Math.round(v * 100) / 100;
+  const { attributes } = read(features);
   return {
     id: n.id,
     class: className ?? "unknown",
@@ -295,9 +299,9 @@ export const slideNucleus = (
       : [Math.floor(x0 * factor), Math.floor(y0 * factor), Math.ceil(x1 * factor), Math.ceil(y1 * factor)],
     contour: factor === 1 ? streamedContour(n) : streamedContour(n).map(([x, y]) => [x * factor, y * factor]),
     area: factor === 1 ? n.area : round2(n.area * factor * factor),
-    attributes: {},
+    attributes,
     features,
-    description: describe([], className),
+    description: describe(Object.values(attributes), className),
   };
 };
 
@@ -329,6 +333,8 @@ export interface SlideOptions {
    * and the checkpoint's content digests and everything else the predictions depend on
    */
   readonly cache?: { readonly open: (run: string) => TileCache; readonly slide: string; readonly model: string };
+  /** the training data's fitted attribute bins (`--data`): each nucleus described in words, as the image path does */
+  readonly words?: AttributeWords;
 }
 
 /** What `predictSlide` did. */
@@ -431,6 +437,7 @@ export const predictSlide = async (
     }
   };
   try {
+    const read = attributeReader(options.words);
     const predictor = modelTilePredictor(model, options.decode, options.tta, time);
     const cacheCounts: CacheCounts = { hitBatches: 0, hitTiles: 0, predictedTiles: 0 };
     const cache = options.cache,
@@ -461,7 +468,9 @@ export const predictSlide = async (
           const nuclei = await time(
             "contours",
             () =>
-              Promise.resolve(band.nuclei.map((n) => slideNucleus(n, model.classes, plan.factor, features.get(n.id)))),
+              Promise.resolve(
+                band.nuclei.map((n) => slideNucleus(n, model.classes, plan.factor, features.get(n.id), read)),
+              ),
           );
           await time("write", async () => {
             for (const n of nuclei) {
