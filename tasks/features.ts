@@ -20,6 +20,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
 import sharp from "sharp";
+import { causeText } from "../pipeline/cause_text.ts";
 import { NpyError, readNpy } from "../pipeline/codec/npy.ts";
 import { featuresJson, maskFeatures } from "../stages/attributes/mask_features.ts";
 import { runTask, UsageError, writeAtomic } from "./_main.ts";
@@ -71,7 +72,7 @@ export const readFeatureImage = async (file: string): Promise<RgbTile> => {
   // ignoreIcc: no ICC transform; a raw output in the input's own space applies no gamma either
   const { data, info } = await sharp(bytes, { ignoreIcc: true }).removeAlpha().raw({ depth: "uchar" })
     .toBuffer({ resolveWithObject: true })
-    .catch((e) => Promise.reject(fail(file, `cannot decode the PNG (${e instanceof Error ? e.message : e})`)));
+    .catch((e) => Promise.reject(fail(file, `cannot decode the PNG (${causeText(e)}); expected an 8-bit RGB PNG`)));
   if (info.width !== width || info.height !== height || info.channels !== 3) {
     throw fail(file, `decoded ${info.width}×${info.height}×${info.channels}, expected ${width}×${height}×3`);
   }

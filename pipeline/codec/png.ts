@@ -4,6 +4,7 @@
  */
 import { Effect } from "effect";
 import sharp from "sharp";
+import { causeText } from "../cause_text.ts";
 import { CodecError } from "../errors.ts";
 import { type Codec, payloadFile } from "./codec.ts";
 
@@ -66,7 +67,7 @@ export const decodePng = (bytes: Uint8Array): Effect.Effect<RasterImage, CodecEr
         data: sixteen ? new Uint16Array(copy.buffer) : copy,
       };
     },
-    catch: (e) => fail(`cannot decode: ${e instanceof Error ? e.message : e}`),
+    catch: (e) => fail(`cannot decode as PNG: ${causeText(e)}`),
   });
 
 const FILE = "image.png";

@@ -10,6 +10,7 @@
  * Gotcha: typed arrays are host-endian; every platform we run on is little-endian.
  */
 import { Effect } from "effect";
+import { causeText } from "../cause_text.ts";
 import { CodecError } from "../errors.ts";
 import { type Codec, payloadFile } from "./codec.ts";
 
@@ -143,7 +144,7 @@ export const decodeSafetensors = (bytes: Uint8Array): Effect.Effect<TensorFile, 
     try {
       header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
     } catch (e) {
-      return Effect.fail(fail(`header is not valid UTF-8 JSON (${e instanceof Error ? e.message : e})`));
+      return Effect.fail(fail(`header is not valid UTF-8 JSON (${causeText(e)})`));
     }
     if (typeof header !== "object" || header === null || Array.isArray(header)) {
       return Effect.fail(fail("header is not a JSON object"));

@@ -12,7 +12,7 @@
  */
 import { Data, Effect } from "effect";
 import { ATTRIBUTE_FEATURES, type AttributeRow } from "./fit.ts";
-import { parseDecimal } from "./selection.ts";
+import { normaliseLabel, parseDecimal } from "./selection.ts";
 
 /** A CSV file that cannot be read as attribute rows; the message names file, line and column. */
 export class CsvError extends Data.TaggedError("CsvError")<{ readonly message: string }> {}
@@ -101,7 +101,7 @@ export interface CsvRows {
 
 /**
  * Attribute rows from CSV text. `features`: the columns to read (all must exist); default the §A3 names present.
- * Throws CsvError.
+ * Throws CsvError, also when no row has a label (nothing to fit).
  */
 export const parseRowsCsv = (
   text: string,
@@ -155,6 +155,13 @@ export const parseRowsCsv = (
     }
     return { label: r.fields[labelAt] as string, values };
   });
+  if (!rows.some((r) => normaliseLabel(r.label) !== null)) {
+    throw new CsvError({
+      message: `${file}: ${
+        rows.length === 0 ? "no rows after the header" : `every "label" cell of the ${rows.length} rows is empty`
+      }; expected at least one labelled row (one row per nucleus)`,
+    });
+  }
   return { rows, features };
 };
 

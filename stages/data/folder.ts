@@ -9,6 +9,7 @@
  * `dataset.json` is optional (no classes: every nucleus is class 0 "nucleus"; organs unknown).
  * An instance without an entry in classes/NAME.json is of unknown class (−1).
  */
+import { causeText } from "../../pipeline/cause_text.ts";
 import { decodeNpy, NpyError } from "../../pipeline/codec/npy.ts";
 import { decodePng } from "../../pipeline/codec/png.ts";
 import { Effect } from "effect";
@@ -46,7 +47,7 @@ const readDatasetJson = async (file: string): Promise<DatasetJson> => {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new DatasetError({ file, reason: `not valid JSON (${e instanceof Error ? e.message : e})` });
+    throw new DatasetError({ file, reason: `not valid JSON (${causeText(e)})` });
   }
   const { classes, organs } = (json ?? {}) as { classes?: unknown; organs?: unknown };
   if (!Array.isArray(classes) || classes.length === 0 || !classes.every((c) => typeof c === "string")) {
@@ -150,7 +151,7 @@ export const openFolder = async (dir: string): Promise<Dataset> => {
         try {
           table = JSON.parse(await Deno.readTextFile(classFile));
         } catch (e) {
-          throw new DatasetError({ file: classFile, reason: `not valid JSON (${e instanceof Error ? e.message : e})` });
+          throw new DatasetError({ file: classFile, reason: `not valid JSON (${causeText(e)})` });
         }
         if (typeof table !== "object" || table === null || Array.isArray(table)) {
           throw new DatasetError({ file: classFile, reason: 'expected {"<instance id>": class, …}' });

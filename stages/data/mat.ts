@@ -264,7 +264,9 @@ const matrix = (
   if (mxClass === OPAQUE) return { name: undefined, value: "an opaque object" };
   const dimsElement = element(payload, flagsElement.next, `${what} dimensions`, fail);
   const shape = int32s(dimsElement, MI_INT32, `${what} dimensions`, fail);
-  if (shape.length < 2 || shape.some((d) => d < 0)) throw fail(`${what}: bad dimensions [${shape}]`);
+  if (shape.length < 2 || shape.some((d) => d < 0)) {
+    throw fail(`${what}: bad dimensions [${shape}]; expected at least 2, none negative`);
+  }
   const nameElement = element(payload, dimsElement.next, `${what} name`, fail);
   if (nameElement.type !== MI_INT8) throw fail(`${what}: expected the name as miINT8, found type ${nameElement.type}`);
   const name = new TextDecoder("latin1").decode(nameElement.payload);

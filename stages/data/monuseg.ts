@@ -3,6 +3,7 @@
  * annotations — one `<Region>` per nucleus with float `<Vertex X= Y=>` in pixel coordinates
  * (origin top-left). Each region is filled with the pixel-centre rule (polygon.ts), clipped to the
  * image; later regions overwrite earlier ones. MoNuSeg has no classes: every nucleus is "nucleus".
+ * A region needs at least 3 vertices, each with numeric X and Y (a blank value is as missing as an absent one).
  * Images and annotations may sit together or in `Tissue Images/` and `Annotations/` folders.
  */
 import { XMLParser } from "fast-xml-parser";
@@ -35,11 +36,19 @@ export const parseImageScopeXml = (text: string, file: string): Array<{ xs: Floa
       reason: "no <Region> elements: expected one region per nucleus (Aperio ImageScope XML)",
     });
   }
+  // Number("") and Number("  ") are 0: a blank coordinate is as missing as an absent one
+  const coordinate = (text: string | undefined) => (text === undefined || text.trim() === "" ? NaN : Number(text));
   return regions.map((region, k) => {
     const vertices = region.Vertices?.Vertex ?? [];
+    if (vertices.length < 3) {
+      throw new DatasetError({
+        file,
+        reason: `region ${k + 1} has ${vertices.length} <Vertex> elements; expected a polygon of at least 3`,
+      });
+    }
     const xs = new Float64Array(vertices.length), ys = new Float64Array(vertices.length);
     vertices.forEach((v, i) => {
-      const x = Number(v.X), y = Number(v.Y);
+      const x = coordinate(v.X), y = coordinate(v.Y);
       if (!Number.isFinite(x) || !Number.isFinite(y)) {
         throw new DatasetError({
           file,

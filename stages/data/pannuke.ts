@@ -89,7 +89,7 @@ const openFold = async (number: number, path: string): Promise<Fold> => {
   }
 };
 
-/** One tile from its image slab ([H,W,3] numbers) and mask slab ([H,W,6]). */
+/** One tile from its image slab ([H,W,3] numbers) and mask slab ([H,W,6]); errors name `files.images` or `files.masks`. */
 export const pannukeTile = (
   id: string,
   organ: string,
@@ -97,13 +97,15 @@ export const pannukeTile = (
   width: number,
   image: ArrayLike<number>,
   masks: ArrayLike<number>,
-  file: string,
+  files: { readonly images: string; readonly masks: string },
 ): { sample: Sample; conflicts: number } => {
   const n = height * width;
   const rgb = new Uint8Array(n * 3);
   for (let i = 0; i < n * 3; i++) {
     const v = image[i] as number;
-    if (!(v >= 0 && v <= 255.5)) throw new DatasetError({ file, reason: `tile ${id}: image value ${v} outside 0–255` });
+    if (!(v >= 0 && v <= 255.5)) {
+      throw new DatasetError({ file: files.images, reason: `tile ${id}: image value ${v} outside 0–255` });
+    }
     rgb[i] = Math.round(v);
   }
   // key = channel · 2^24 + id: one instance per (channel, id)
@@ -116,8 +118,10 @@ export const pannukeTile = (
       if (v === 0) continue;
       if (!(v > 0 && v < 1 << 24)) {
         throw new DatasetError({
-          file,
-          reason: `tile ${id}: mask channel ${c} holds ${masks[i * 6 + c]}; expected a non-negative instance id`,
+          file: files.masks,
+          reason: `tile ${id}: mask channel ${c} holds ${
+            masks[i * 6 + c]
+          }; expected a non-negative instance id below 2^24`,
         });
       }
       if (key !== 0) conflicts++;
@@ -180,7 +184,7 @@ export const openPannuke = async (
         w,
         image.data as ArrayLike<number>,
         masks.data as ArrayLike<number>,
-        fold.masks.path,
+        { images: fold.images.path, masks: fold.masks.path },
       );
       if (c > 0) [conflicts, conflictTiles] = [conflicts + c, conflictTiles + 1];
       return sample;

@@ -12,6 +12,7 @@
  * ties; 0 when it has none), or its entry in the JSON table (0 when absent).
  */
 import { Effect } from "effect";
+import { causeText } from "../../pipeline/cause_text.ts";
 import type { DirRef } from "../../pipeline/source.ts";
 import { centroids, pairImage, type Pairing } from "./detection.ts";
 import { InvalidInput } from "./errors.ts";
@@ -73,7 +74,7 @@ const typesOf = (dir: DirRef, name: string, instances: LabelMap) =>
       const file = `${root}/${jsonName}`;
       const table = yield* Effect.tryPromise({
         try: async () => JSON.parse(await Deno.readTextFile(file)) as unknown,
-        catch: (e) => new InvalidInput({ file, reason: `not valid JSON (${e instanceof Error ? e.message : e})` }),
+        catch: (e) => new InvalidInput({ file, reason: `not valid JSON (${causeText(e)})` }),
       });
       if (
         typeof table !== "object" || table === null || Array.isArray(table) ||
@@ -139,7 +140,7 @@ export const classNames = (
     const file = `${dir.path}/dataset.json`;
     const json = yield* Effect.tryPromise({
       try: async () => JSON.parse(await Deno.readTextFile(file)) as unknown,
-      catch: (e) => new InvalidInput({ file, reason: `not valid JSON (${e instanceof Error ? e.message : e})` }),
+      catch: (e) => new InvalidInput({ file, reason: `not valid JSON (${causeText(e)})` }),
     });
     const classes = typeof json === "object" && json !== null ? (json as { classes?: unknown }).classes : undefined;
     if (!Array.isArray(classes) || !classes.every((c) => typeof c === "string")) {

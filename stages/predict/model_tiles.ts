@@ -31,19 +31,48 @@ export interface LoadedModel {
 }
 
 /**
+ * The model config, classes and tile side in a checkpoint's metadata; `bad` makes the error (naming the file)
+ * when they are missing or are not what `deno task train` writes.
+ */
+const checkpointModel = (
+  metadata: Readonly<Record<string, string>>,
+  bad: (why: string) => Error,
+): { config: ModelConfig; classes: string[]; tile: number } => {
+  if (metadata.model === undefined || metadata.classes === undefined) throw bad("no model config in its metadata");
+  const parse = (key: "model" | "classes"): unknown => {
+    try {
+      return JSON.parse(String(metadata[key]));
+    } catch {
+      throw bad(`its metadata '${key}' is not JSON`);
+    }
+  };
+  const config = parse("model"), classes = parse("classes");
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw bad("its metadata 'model' is not a model config object");
+  }
+  if (!Array.isArray(classes) || !classes.every((c) => typeof c === "string")) {
+    throw bad("its metadata 'classes' is not a list of class names");
+  }
+  try {
+    return { config: config as ModelConfig, classes, tile: tileSize(config as ModelConfig) };
+  } catch (e) {
+    throw bad(`its metadata 'model': ${e instanceof Error ? e.message : e}`);
+  }
+};
+
+/**
  * The metadata of a checkpoint from its header alone (8-byte length + JSON), with its model
- * config and classes; throws one line naming the file when it is not a checkpoint of `deno task train`.
+ * config and classes; throws a DatasetError naming the file when it is not a checkpoint of `deno task train`.
  */
 export const readCheckpointInfo = async (
   path: string,
 ): Promise<{ config: ModelConfig; classes: string[]; tile: number; metadata: Record<string, string> }> => {
-  const bad = (why: string) => new RangeError(`${path}: not a safetensors checkpoint of deno task train (${why})`);
+  const bad = (why: string) =>
+    new DatasetError({ file: path, reason: `not a safetensors checkpoint of deno task train (${why})` });
   const metadata = await readSafetensorsMetadata(path).catch((e) => {
     throw bad(e instanceof Error ? e.message : String(e));
   });
-  if (metadata.model === undefined || metadata.classes === undefined) throw bad("no model config in its metadata");
-  const config = JSON.parse(metadata.model) as ModelConfig;
-  return { config, classes: JSON.parse(metadata.classes) as string[], tile: tileSize(config), metadata };
+  return { ...checkpointModel(metadata, bad), metadata };
 };
 
 /** Reads a checkpoint of `deno task train`; a file that is not one throws naming what is missing. */
@@ -57,21 +86,17 @@ export const loadModel = async (path: string): Promise<LoadedModel> => {
     throw bad(`not a safetensors checkpoint (${e instanceof Error ? e.message : e})`);
   });
   const metadata = file.metadata ?? {};
-  const parse = <A>(key: string): A => {
-    try {
-      const value = JSON.parse(metadata[key] ?? "null") as A | null;
-      if (value !== null) return value;
-    } catch { /* reported below */ }
-    throw bad(`not a checkpoint of deno task train (metadata '${key}' missing)`);
-  };
-  const config = parse<ModelConfig>("model"), classes = parse<string[]>("classes");
+  const { config, classes, tile } = checkpointModel(
+    metadata,
+    (why) => bad(`not a checkpoint of deno task train (${why})`),
+  );
   let params: ModelParams;
   try {
     params = restoreModel(config, classes.length, file);
   } catch (e) {
     throw bad(e instanceof Error ? e.message : String(e));
   }
-  return { params, config, classes, tile: tileSize(config), metadata };
+  return { params, config, classes, tile, metadata };
 };
 
 /** Frees the model's tensors. */

@@ -11,6 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Effect, Schema } from "effect";
+import { causeText } from "../../pipeline/cause_text.ts";
 import { decodeSafetensors, safetensors, type TensorFile } from "../../pipeline/codec/safetensors.ts";
 import { schemaProblems } from "../../pipeline/schema_problems.ts";
 import type { Progress } from "../../pipeline/progress.ts";
@@ -64,7 +65,7 @@ export const readClipFolder = async (dir: DirRef) => {
   try {
     json = JSON.parse(await Deno.readTextFile(configFile));
   } catch (e) {
-    throw new DatasetError({ file: configFile, reason: `not valid JSON (${e instanceof Error ? e.message : e})` });
+    throw new DatasetError({ file: configFile, reason: `not valid JSON (${causeText(e)})` });
   }
   // a whole CLIPModel's config.json keeps the text tower's keys under text_config
   const body = typeof json === "object" && json !== null && "text_config" in json
@@ -94,8 +95,10 @@ export const encodeWithClipFolder = async (dir: DirRef, prompts: ReadonlyArray<s
   const { config, tokenizer, tensors, weightsFile } = await readClipFolder(dir);
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new DatasetError({
-      file: dir.path,
-      reason: `vocab.json has ${tokenizer.vocabSize} tokens, config.json's vocab_size is ${config.vocab_size}`,
+      file: `${dir.path}/vocab.json`,
+      reason: `${tokenizer.vocabSize} tokens (ids up to ${
+        tokenizer.vocabSize - 1
+      }); expected at most config.json's vocab_size ${config.vocab_size}`,
     });
   }
   const params = await Effect.runPromise(

@@ -26,6 +26,7 @@
  *    Padding never changes the encoder's output: attention is causal and pooling takes the first eot.
  */
 import { Data, Effect } from "effect";
+import { causeText } from "../../pipeline/cause_text.ts";
 
 /** One encoded text: ids `[T]` = [sot, …, eot, pad, …] and the position of the eot. */
 export interface Encoded {
@@ -201,7 +202,7 @@ export const clipTokenizer = (vocabJson: string, mergesTxt: string): Effect.Effe
     try {
       parsed = JSON.parse(vocabJson);
     } catch (e) {
-      return vocabError(`not valid JSON (${e instanceof Error ? e.message : e})`);
+      return vocabError(`not valid JSON (${causeText(e)})`);
     }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       return vocabError("expected an object mapping tokens to ids");
