@@ -9,6 +9,7 @@ import { CliError, Flag } from "effect/cli";
 import { NodeFailed, type StoreError } from "../pipeline/errors.ts";
 import * as FileStore from "../pipeline/store/file.ts";
 import * as MemoryStore from "../pipeline/store/memory.ts";
+import { parseRedisUrl } from "../pipeline/queue/address.ts";
 import * as RemoteStore from "../pipeline/store/remote.ts";
 import type { Store } from "../pipeline/store/store.ts";
 import { setPlanningThreads } from "../stages/model/plan_pool.ts";
@@ -176,45 +177,111 @@ const commandWithNet = (host: string): string => {
   return ["deno", "run", ...TASK_PERMISSIONS, `--allow-net=${host}`, script, ...Deno.args].map(shellQuote).join(" ");
 };
 
+/** The remote cache URL of a task: `--remote-cache URL`, else `$IVAAN_REMOTE_CACHE`; "" when none. */
+export const remoteCacheUrl = (flag: Option.Option<string>): string =>
+  Option.getOrElse(flag, () => Deno.env.get("IVAAN_REMOTE_CACHE") ?? "").trim();
+
+/** `HOST:PORT` of an http(s) URL (the port made explicit), or a UsageError naming `flag`. */
+const httpHost = (flag: string, url: string): Effect.Effect<{ parsed: URL; host: string }, UsageError> => {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    return Effect.fail(new UsageError({ message: `${flag}: ${url} is not an http:// or https:// URL` }));
+  }
+  return Effect.succeed({
+    parsed,
+    host: `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? "443" : "80")}`,
+  });
+};
+
+/**
+ * Succeeds when this process may reach every host of `hosts` (`HOST:PORT`); otherwise one UsageError,
+ * `what: no network access to …`, with the command that grants exactly `hosts` (Deno cannot grant
+ * network access at run time, and the deno tasks have none).
+ */
+const requireNet = (what: string, hosts: ReadonlyArray<string>): Effect.Effect<void, UsageError> =>
+  Effect.gen(function* () {
+    const denied: string[] = [];
+    for (const host of hosts) {
+      const { state } = yield* Effect.promise(() => Deno.permissions.query({ name: "net", host }));
+      if (state !== "granted") denied.push(host);
+    }
+    if (denied.length === 0) return;
+    return yield* new UsageError({
+      message: `${what}: no network access to ${denied.join(", ")} (deno task grants none); run: ${
+        commandWithNet([...new Set(hosts)].join(","))
+      }`,
+    });
+  });
+
 /**
  * The store of a task: memory with `noCache`, else the FileStore of `cacheDirectory(cache)`, in front of
  * the remote cache of `--remote-cache URL` (else `$IVAAN_REMOTE_CACHE`) when one is given
  * (pipeline/store/remote.ts: a remote failure is one warning and the run goes on locally, or ends the run
- * with IVAAN_REMOTE_CACHE_STRICT=1). Deno cannot grant network access at run time and the deno tasks
- * have none, so a remote cache without `--allow-net` for its host is one UsageError with the command to run.
+ * with IVAAN_REMOTE_CACHE_STRICT=1 or `strict`). Deno cannot grant network access at run time and the deno
+ * tasks have none, so a remote cache without `--allow-net` for its host is one UsageError with the command to run.
  */
 export const storeLayer = (flags: {
   readonly cache: Option.Option<string>;
   readonly remoteCache: Option.Option<string>;
   readonly noCache?: boolean;
+  readonly strict?: boolean;
 }): Layer.Layer<Store, StoreError | UsageError> => {
   if (flags.noCache === true) return MemoryStore.layer; // --no-cache: no cache at all, local or remote
   const dir = cacheDirectory(flags.cache);
-  const url = Option.getOrElse(flags.remoteCache, () => Deno.env.get("IVAAN_REMOTE_CACHE") ?? "").trim();
+  const url = remoteCacheUrl(flags.remoteCache);
   if (url === "") return FileStore.layer(dir);
   return Layer.unwrap(Effect.gen(function* () {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(url);
-    } catch {
-      parsed = undefined;
-    }
-    if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
-      return yield* new UsageError({ message: `--remote-cache: ${url} is not an http:// or https:// URL` });
-    }
-    const host = `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? "443" : "80")}`;
-    const { state } = yield* Effect.promise(() => Deno.permissions.query({ name: "net", host }));
-    if (state !== "granted") {
-      return yield* new UsageError({
-        message: `--remote-cache ${url}: no network access to ${host} (deno task grants none); run: ${
-          commandWithNet(host)
-        }`,
-      });
-    }
-    const strict = /^(1|true|on|yes)$/i.test(Deno.env.get("IVAAN_REMOTE_CACHE_STRICT") ?? "");
+    const { parsed, host } = yield* httpHost("--remote-cache", url);
+    yield* requireNet(`--remote-cache ${url}`, [host]);
+    const strict = flags.strict === true ||
+      /^(1|true|on|yes)$/i.test(Deno.env.get("IVAAN_REMOTE_CACHE_STRICT") ?? "");
     return RemoteStore.layer(dir, parsed.href, { strict });
   }));
 };
+
+/** `--queue redis://HOST:PORT` of the tasks that hand their nodes to workers (ablate, predict); see `queueUrl`. */
+export const queueFlag = Flag.String("queue").pipe(
+  Flag.withDescription(
+    "Hand the expensive nodes to `deno task worker` processes through this Redis, e.g. redis://10.0.0.5:6379, " +
+      "wait for them, then assemble the results here; needs --remote-cache (the results travel through it) and " +
+      "Deno's --allow-net for both hosts: see docs/distributed.md",
+  ),
+  Flag.optional,
+);
+
+/**
+ * The Redis URL of `--queue`, checked: a `redis://` URL, a remote cache given (the workers' results
+ * travel through it), and network access to both hosts (else one UsageError with the exact command).
+ * Undefined without `--queue`.
+ */
+export const queueUrl = (flags: {
+  readonly queue: Option.Option<string>;
+  readonly remoteCache: Option.Option<string>;
+}, flagName = "--queue"): Effect.Effect<string | undefined, UsageError> =>
+  Effect.gen(function* () {
+    if (Option.isNone(flags.queue)) return undefined;
+    const url = flags.queue.value.trim();
+    const address = parseRedisUrl(url);
+    if ("error" in address) return yield* new UsageError({ message: `${flagName}: ${address.error}` });
+    const cache = remoteCacheUrl(flags.remoteCache);
+    if (cache === "") {
+      return yield* new UsageError({
+        message:
+          `${flagName} needs --remote-cache URL (or IVAAN_REMOTE_CACHE): the workers' results travel through the shared cache`,
+      });
+    }
+    const { host: cacheHost } = yield* httpHost("--remote-cache", cache);
+    const redisHost = address.host.includes(":")
+      ? `[${address.host}]:${address.port}`
+      : `${address.host}:${address.port}`;
+    yield* requireNet(`${flagName} ${url}`, [redisHost, cacheHost]);
+    return url;
+  });
 
 /**
  * Writes text or bytes to `path` atomically (a temp file renamed into place, removed on failure),

@@ -49,6 +49,8 @@ import {
   mergeFlag,
   noteMissingBlas,
   organPromptsFlag,
+  queueFlag,
+  queueUrl,
   remoteCacheFlag,
   runTask,
   storeLayer,
@@ -116,7 +118,8 @@ type Stages =
 type AblationPipeline = Pipeline<Record<string, never>, StageError<Stages>, StageRequirements<Stages>>;
 const name = (n: string): string => n;
 
-const ablate = Command.make("ablate", {
+/** The flags of `deno task ablate`; a worker parses a job's arguments with them too (tasks/worker.ts). */
+export const ablateFlags = {
   data: Flag.String("data").pipe(
     Flag.withDescription(`Training data: ${SOURCE_HELP} (default synthetic:0)`),
     Flag.withDefault("synthetic:0"),
@@ -171,8 +174,17 @@ const ablate = Command.make("ablate", {
   ),
   cache: cacheFlag,
   remoteCache: remoteCacheFlag,
-}, (f) =>
-  withPlanningThreads(Option.getOrUndefined(f.threads))(Effect.gen(function* () {
+  queue: queueFlag,
+} as const;
+export type AblateFlags = Command.Command.Config.Infer<typeof ablateFlags>;
+
+/**
+ * The ablation's DAG from the flags (checked; a mistake is a UsageError): the pipeline, the score
+ * node of each row and seed, the training nodes (what `--queue` hands to workers) and the services
+ * its stages need besides the store and progress.
+ */
+export const buildAblation = (f: AblateFlags) =>
+  Effect.gen(function* () {
     const fail = (message: string) => new UsageError({ message });
     const parsed = parseSource(f.data, { tiles: f.tiles, merge: f.merge });
     if ("error" in parsed) return yield* fail(parsed.error);
@@ -265,77 +277,113 @@ const ablate = Command.make("ablate", {
         targets.push({ row, seed, node: `scores.${id}` });
       }
     }
-    const layers = Layer.mergeAll(
-      storeLayer(f),
-      Progress.auto,
+    const services = Layer.mergeAll(
       backendLayer(f.backend, threads === undefined ? {} : { threads }),
       TrainingCheckpoints.none,
     );
-    const names = targets.map((t) => t.node);
-    if (f.explain) {
-      yield* Console.log(Runner.formatPlan(yield* Runner.explain(p, names).pipe(Effect.provide(layers))));
-      return;
-    }
-    yield* noteMissingBlas(f.backend, "training");
-    const started = performance.now();
-    // one training at a time: each already uses both cores (native BLAS threads)
-    const { outputs, backend } = yield* Effect.gen(function* () {
-      const run = yield* Runner.run(p, names, { concurrency: 1 });
-      return { ...run, backend: yield* TfBackend };
-    }).pipe(Effect.provide(layers));
-    const runs: AblationRun[] = targets.map((t) => ({
-      row: t.row,
-      seed: t.seed,
-      scores: (outputs as Record<string, unknown>)[t.node] as Scores,
-    }));
-    const classes = Object.keys(runs[0]?.scores.classPQ ?? {});
-    const summary = summarise(runs, rows, classes);
-    const table = ablationMarkdown(summary, classes);
-    const command = `deno task ablate ${Deno.args.join(" ")}`.trim();
-    const markdown = [
-      `# Ablation: ${f.data}`,
-      "",
-      `Preset ${preset}, ${minutes === undefined ? `${steps} steps` : `${minutes} min`} of batch ${f.batch} per row${
-        (parsedSets.sets ?? []).length > 0 ? ` (changed: ${f.set.join(", ")})` : ""
-      }; seeds 0–${f.seeds - 1}; held-out split scored per row (mean ± sample sd over seeds).`,
-      "",
-      `Backend ${f.backend} (matrix products: ${backend.matmul}).`,
-      "",
-      table,
-      "",
-      `Command: \`${command}\``,
-      "",
-    ].join("\n");
-    yield* Effect.tryPromise({
-      try: () => Deno.mkdir(f.out, { recursive: true }),
-      catch: (e) => fail(`cannot create ${f.out}: ${e instanceof Error ? e.message : e}`),
-    });
-    yield* writeAtomic(`${f.out}/ablation.md`, markdown);
-    yield* writeAtomic(
-      `${f.out}/ablation.json`,
-      JSON.stringify({ command, backend: { name: f.backend, matmul: backend.matmul }, rows, runs, summary }, null, 1) +
-        "\n",
-    );
-    const svg = ablationChartSvg(
-      summary,
-      `Ablation on ${f.data} (${preset}, ${minutes === undefined ? `${steps} steps` : `${minutes} min`})`,
-    );
-    const png = yield* Effect.tryPromise({
-      try: () => sharp(new TextEncoder().encode(svg)).png().toBuffer(),
-      catch: (e) => fail(`cannot render the chart: ${e instanceof Error ? e.message : e}`),
-    });
-    yield* writeAtomic(`${f.out}/ablation.png`, new Uint8Array(png));
-    yield* Console.log(markdown);
-    yield* Console.log(
-      `wrote ${f.out}/ablation.md, ablation.json and ablation.png in ${
-        ((performance.now() - started) / 1000).toFixed(0)
-      } s`,
-    );
-  }))).pipe(
-    Command.withDescription(
-      "Train, predict and score the rows of the paper's ablation in one cached pipeline. Example: deno task ablate --rows baseline,vl_fixed --seeds 3 --steps 300",
-    ),
-  );
+    return {
+      pipeline: p,
+      targets,
+      trainings: targets.map((t) => t.node.replace(/^scores\./, "train.")),
+      services,
+      rows,
+      preset,
+      steps,
+      minutes,
+      sets: parsedSets.sets ?? [],
+    };
+  });
+
+const ablate = Command.make(
+  "ablate",
+  ablateFlags,
+  (f) =>
+    withPlanningThreads(Option.getOrUndefined(f.threads))(Effect.gen(function* () {
+      const fail = (message: string) => new UsageError({ message });
+      const queue = yield* queueUrl(f);
+      const { pipeline: p, targets, trainings, services, rows, preset, steps, minutes, sets } = yield* buildAblation(f);
+      const layers = Layer.mergeAll(storeLayer(f), Progress.auto, services);
+      const names = targets.map((t) => t.node);
+      if (f.explain) {
+        yield* Console.log(Runner.formatPlan(yield* Runner.explain(p, names).pipe(Effect.provide(layers))));
+        return;
+      }
+      yield* noteMissingBlas(f.backend, "training");
+      const started = performance.now();
+      if (queue !== undefined) {
+        // the trainings on the workers; below, the same run as without a queue finds them in the cache
+        const { distribute } = yield* Effect.promise(() => import("../pipeline/queue/nodes.ts"));
+        const { settingsFromEnv } = yield* Effect.promise(() => import("../pipeline/queue/queue.ts"));
+        yield* distribute(queue, p, trainings, {
+          task: "ablate",
+          argv: Deno.args,
+          settings: settingsFromEnv(),
+          say: Console.error,
+        }).pipe(Effect.provide(layers));
+      }
+      // one training at a time: each already uses both cores (native BLAS threads)
+      const { outputs, backend } = yield* Effect.gen(function* () {
+        const run = yield* Runner.run(p, names, { concurrency: 1 });
+        return { ...run, backend: yield* TfBackend };
+      }).pipe(Effect.provide(layers));
+      const runs: AblationRun[] = targets.map((t) => ({
+        row: t.row,
+        seed: t.seed,
+        scores: (outputs as Record<string, unknown>)[t.node] as Scores,
+      }));
+      const classes = Object.keys(runs[0]?.scores.classPQ ?? {});
+      const summary = summarise(runs, rows, classes);
+      const table = ablationMarkdown(summary, classes);
+      const command = `deno task ablate ${Deno.args.join(" ")}`.trim();
+      const markdown = [
+        `# Ablation: ${f.data}`,
+        "",
+        `Preset ${preset}, ${minutes === undefined ? `${steps} steps` : `${minutes} min`} of batch ${f.batch} per row${
+          sets.length > 0 ? ` (changed: ${f.set.join(", ")})` : ""
+        }; seeds 0–${f.seeds - 1}; held-out split scored per row (mean ± sample sd over seeds).`,
+        "",
+        `Backend ${f.backend} (matrix products: ${backend.matmul}).`,
+        "",
+        table,
+        "",
+        `Command: \`${command}\``,
+        "",
+      ].join("\n");
+      yield* Effect.tryPromise({
+        try: () => Deno.mkdir(f.out, { recursive: true }),
+        catch: (e) => fail(`cannot create ${f.out}: ${e instanceof Error ? e.message : e}`),
+      });
+      yield* writeAtomic(`${f.out}/ablation.md`, markdown);
+      yield* writeAtomic(
+        `${f.out}/ablation.json`,
+        JSON.stringify(
+          { command, backend: { name: f.backend, matmul: backend.matmul }, rows, runs, summary },
+          null,
+          1,
+        ) +
+          "\n",
+      );
+      const svg = ablationChartSvg(
+        summary,
+        `Ablation on ${f.data} (${preset}, ${minutes === undefined ? `${steps} steps` : `${minutes} min`})`,
+      );
+      const png = yield* Effect.tryPromise({
+        try: () => sharp(new TextEncoder().encode(svg)).png().toBuffer(),
+        catch: (e) => fail(`cannot render the chart: ${e instanceof Error ? e.message : e}`),
+      });
+      yield* writeAtomic(`${f.out}/ablation.png`, new Uint8Array(png));
+      yield* Console.log(markdown);
+      yield* Console.log(
+        `wrote ${f.out}/ablation.md, ablation.json and ablation.png in ${
+          ((performance.now() - started) / 1000).toFixed(0)
+        } s`,
+      );
+    })),
+).pipe(
+  Command.withDescription(
+    "Train, predict and score the rows of the paper's ablation in one cached pipeline. Example: deno task ablate --rows baseline,vl_fixed --seeds 3 --steps 300",
+  ),
+);
 
 if (import.meta.main) {
   runTask(ablate.pipe(Command.run({ version: "0.1.0" }), Effect.provide(NodeServices.layer)));

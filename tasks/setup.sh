@@ -6,10 +6,12 @@
 #   (stages/slide/openslide.ts); without it ordinary PNG/JPEG/TIFF still work, and a slide says how to install it.
 # - nginx with its WebDAV module (ngx_http_dav_module, compiled into Debian's `nginx`): the HTTP cache server that
 #   tests/remote_cache_test.ts starts on loopback for the remote cache (pipeline/store/remote.ts). Tasks never need it.
-# As root where apt-get exists it installs libopenblas0, libopenslide0 and nginx (5 min timeout each; `apt-get update`
+# - redis-server: the Redis of the work queue (`--queue`, `deno task worker`; pipeline/queue/) that tests/queue_test.ts
+#   starts on loopback. Tasks never need it on their own machine; a distributed sweep needs one somewhere.
+# As root where apt-get exists it installs libopenblas0, libopenslide0, nginx and redis-server (5 min timeout each; `apt-get update`
 # and a retry when the first try fails); elsewhere it prints the command to run. It never fails: without BLAS every task
 # still runs, on pure WASM, and says so in one line at start; without OpenSlide every task but reading slides runs;
-# without nginx only the remote cache tests fail (saying to run this).
+# without nginx only the remote cache tests fail, without redis-server only the queue tests (each saying to run this).
 set -uo pipefail
 
 # A bare library name as dlopen finds it: the ldconfig cache, then LD_LIBRARY_PATH; prints the path, fails when absent.
@@ -206,7 +208,49 @@ setup_nginx() {
   return 0
 }
 
+# redis-server (the queue tests' Redis): found, installed (Debian's `redis-server`), or what to run.
+find_redis() {
+  local candidate
+  for candidate in "$(command -v redis-server 2>/dev/null)" /usr/bin/redis-server /usr/local/bin/redis-server; do
+    if [[ -n "$candidate" && -x "$candidate" ]]; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+setup_redis() {
+  local found os
+  if found="$(find_redis)"; then
+    echo "redis-server: $found (the Redis of tests/queue_test.ts)"
+    return 0
+  fi
+  if can_apt; then
+    echo "installing redis-server (the work queue's Redis in tests/queue_test.ts)"
+    if apt_install redis-server && found="$(find_redis)"; then
+      echo "redis-server: $found (the tests start their own on loopback. Where a service manager runs, Debian also" \
+        "starts one on 127.0.0.1:6379: systemctl disable --now redis-server turns that off)"
+      return 0
+    fi
+    echo "warning: redis-server could not be installed: tests/queue_test.ts will fail" >&2
+    return 0
+  fi
+  os="$(uname -s)"
+  {
+    echo "warning: redis-server not found: tests/queue_test.ts fails without it (tasks do not need it)."
+    if [[ "$os" == Darwin ]]; then
+      echo "  install it with: brew install redis"
+    else
+      echo "  install it with: sudo apt-get install redis-server (Debian, Ubuntu), or any redis-server ≥ 6.2 on PATH"
+    fi
+    echo "  then run deno task setup again to check"
+  } >&2
+  return 0
+}
+
 setup_blas
 setup_openslide
 setup_nginx
+setup_redis
 exit 0
