@@ -30,11 +30,17 @@ const slidePixels = () => {
 
 const OUTPUTS = ["slide.geojson", "slide.csv", "slide.tissue.png", "slide.overlay.png"];
 
-/** Entries in a FileStore's objects/ folder (complete entries only: tmp/ holds those being written). */
+/**
+ * Tile batches stored in a FileStore's objects/ (complete entries only: tmp/ holds those being written); the
+ * attribute-word nodes the run also caches (its model's run.json names training data) are not counted.
+ */
 const entries = async (cache: string) => {
   let n = 0;
   try {
-    for await (const _ of Deno.readDir(`${cache}/objects`)) n++;
+    for await (const e of Deno.readDir(`${cache}/objects`)) {
+      const manifest = await Deno.readTextFile(`${cache}/objects/${e.name}/manifest.json`).catch(() => "{}");
+      if ((JSON.parse(manifest) as { stage?: string }).stage === "slide.tiles") n++;
+    }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
