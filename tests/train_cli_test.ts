@@ -213,7 +213,9 @@ Deno.test("deno task train --minutes: the run plans its steps from the measured 
     // far fewer than the 1,000,000-step ceiling, more than the 5 that measure the step time
     assert.ok(steps > 5 && steps < 10_000, `${steps} steps`);
     const last = metrics.history.at(-1);
-    assert.equal(last.planned, steps, "the last step is the planned last step");
+    // the plan is re-estimated every step: on a loaded machine (the suite runs in parallel) the budget can end a step
+    // or two before the latest plan, never after it
+    assert.ok(last.planned >= steps && last.planned - steps <= 2, `planned ${last.planned}, ran ${steps} steps`);
     // the cosine schedule ends at the planned end: the last learning rate is near 0
     assert.ok(last.lr < 0.05 * 1e-3, `last lr ${last.lr}`);
     assert.match(run.stdout, new RegExp(`${steps} steps of batch 1 \\(a budget of 0.15 min\\); cosine schedule`));

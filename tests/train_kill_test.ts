@@ -12,7 +12,7 @@ import { decodeSafetensors } from "../pipeline/codec/safetensors.ts";
 import { deno, withTempDir } from "./_helpers.ts";
 import { taskArgs } from "./_tasks.ts";
 
-const STEPS = 40, KILLS = 20;
+const STEPS = 60, KILLS = 20;
 
 /** A seeded generator (mulberry32): a failure can be replayed. */
 const random = (seed: number) => () => {
@@ -81,7 +81,7 @@ Deno.test(`train killed with SIGKILL ${KILLS}+ times at random points, resumed f
       // kill: after a random delay from the start (start-up included), or a moment after a new checkpoint
       const mode = kills.length < KILLS ? (next() < 0.5 ? "timed" : "after-checkpoint") : "none";
       if (mode === "timed") {
-        const until = performance.now() + 200 + next() * 2500;
+        const until = performance.now() + 200 + next() * 1500;
         while (!exited && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
       } else if (mode === "after-checkpoint") {
         const extra = next() * 60;
