@@ -88,3 +88,21 @@ export const deno = async (args: string[], env: Record<string, string> = {}) => 
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 };
+
+/** A loopback port free a moment ago (bound to port 0, then released): servers started by tests listen on it. */
+export const freePort = (): number => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+};
+
+/** Whether something accepts connections on loopback `port`. */
+export const listening = async (port: number): Promise<boolean> => {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return true;
+  } catch {
+    return false;
+  }
+};

@@ -5,6 +5,8 @@
  * `tasks/setup.sh` installs it; without it `startNginx` throws, saying so.
  */
 
+import { freePort, listening } from "./_helpers.ts";
+
 /** A running nginx. `root` is the directory it serves (and writes PUT bodies into). */
 export interface Nginx {
   readonly url: string;
@@ -43,13 +45,6 @@ const davNginx = async (): Promise<string> => {
   return checked = binary;
 };
 
-const freePort = (): number => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-};
-
 const config = (dir: string, port: number) =>
   `daemon off;
 master_process off;
@@ -78,15 +73,6 @@ http {
   }
 }
 `;
-
-const listening = async (port: number): Promise<boolean> => {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * Starts nginx on a free port: `/` accepts PUT, `/readonly/` does not (it answers 405). Waits until it

@@ -6,6 +6,8 @@
  * `startRedis` throws, saying so.
  */
 
+import { freePort, listening } from "./_helpers.ts";
+
 /** A running redis-server. */
 export interface RedisServer {
   readonly url: string;
@@ -29,22 +31,6 @@ export const redisBinary = (): string => {
     }
   }
   throw new Error(`redis-server is not installed, and the queue tests need it: ${SETUP_HINT}`);
-};
-
-const freePort = (): number => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-};
-
-const listening = async (port: number): Promise<boolean> => {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return true;
-  } catch {
-    return false;
-  }
 };
 
 /** Starts redis-server on a free loopback port (another one when the chosen port was taken meanwhile). */

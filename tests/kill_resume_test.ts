@@ -9,18 +9,11 @@
  * is the same path, the reference's moved away first — because ablation.md and ablation.json record the command.
  */
 import assert from "node:assert/strict";
+import { mulberry32 } from "../stages/data/random.ts";
 import sharp from "sharp";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import { deno, withTempDir } from "./_helpers.ts";
 import { taskArgs, trainMicro } from "./_tasks.ts";
-
-/** A seeded generator (mulberry32), so a failure can be replayed. */
-const random = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-};
 
 /** Every file under `dir`, relative path → bytes. */
 const files = async (dir: string, prefix = ""): Promise<Map<string, Uint8Array>> => {
@@ -44,7 +37,7 @@ const killAndFinish = async (
   maxMs: number,
   seed: number,
 ) => {
-  const next = random(seed), times: number[] = [];
+  const next = mulberry32(seed), times: number[] = [];
   // once a run finishes before its kill (the cache now holds most of it), later kills fall in its start-up
   let window = maxMs;
   for (let attempt = 0; times.length < kills && attempt < 4 * kills; attempt++) {
@@ -93,6 +86,23 @@ const verify = async (cache: string) => {
   assert.equal(r.code, 0, r.stdout + r.stderr);
 };
 
+/**
+ * Runs `args` once uninterrupted (its own cache; its `out` moved to DIR/reference), then killed and rerun with a fresh
+ * cache (`killAndFinish`, 5 kills spread over the reference's own time, at least 3 required), and checks that the
+ * outputs match and the cache verifies.
+ */
+const referenceThenKilled = async (task: string, args: string[], dir: string, out: string, seed: number) => {
+  const started = performance.now();
+  const reference = await deno(args, { IVAAN_CACHE: `${dir}/cache-reference` });
+  assert.equal(reference.code, 0, reference.stderr);
+  await Deno.rename(out, `${dir}/reference`);
+  const kills = await killAndFinish(args, { IVAAN_CACHE: `${dir}/cache` }, 5, performance.now() - started, seed);
+  assert.ok(kills.length >= 3, `killed ${kills.length} times`);
+  const n = await assertSameFiles(`${dir}/reference`, out);
+  await verify(`${dir}/cache`);
+  console.log(`${task} kill/resume: ${kills.length} kills (at ${kills.join(", ")} ms), ${n} outputs identical`);
+};
+
 Deno.test("ablate killed with SIGKILL at random points and run again: the same table, JSON and chart", () =>
   withTempDir(async (dir) => {
     const out = `${dir}/out`;
@@ -101,16 +111,7 @@ Deno.test("ablate killed with SIGKILL at random points and run again: the same t
       ...["--data", "synthetic:0", "--tiles", "8", "--preset", "micro", "--rows", "baseline,vl_fixed"],
       ...["--seeds", "2", "--steps", "6", "--batch", "1", "--out", out],
     ];
-    const started = performance.now();
-    const reference = await deno(args, { IVAAN_CACHE: `${dir}/cache-reference` });
-    assert.equal(reference.code, 0, reference.stderr);
-    await Deno.rename(out, `${dir}/reference`);
-    // kills spread over the time an uninterrupted run takes
-    const kills = await killAndFinish(args, { IVAAN_CACHE: `${dir}/cache` }, 5, performance.now() - started, 20);
-    assert.ok(kills.length >= 3, `killed ${kills.length} times`);
-    const n = await assertSameFiles(`${dir}/reference`, out);
-    await verify(`${dir}/cache`);
-    console.log(`ablate kill/resume: ${kills.length} kills (at ${kills.join(", ")} ms), ${n} outputs identical`);
+    await referenceThenKilled("ablate", args, dir, out, 20);
   }));
 
 Deno.test("predict killed with SIGKILL at random points and run again: the same outputs", () =>
@@ -124,13 +125,5 @@ Deno.test("predict killed with SIGKILL at random points and run again: the same 
     }
     const out = `${dir}/out`;
     const args = [...taskArgs("predict"), "--model", model, "--input", `${dir}/images`, "--out", out];
-    const started = performance.now();
-    const reference = await deno(args, { IVAAN_CACHE: `${dir}/cache-reference` });
-    assert.equal(reference.code, 0, reference.stderr);
-    await Deno.rename(out, `${dir}/reference`);
-    const kills = await killAndFinish(args, { IVAAN_CACHE: `${dir}/cache` }, 5, performance.now() - started, 21);
-    assert.ok(kills.length >= 3, `killed ${kills.length} times`);
-    const n = await assertSameFiles(`${dir}/reference`, out);
-    await verify(`${dir}/cache`);
-    console.log(`predict kill/resume: ${kills.length} kills (at ${kills.join(", ")} ms), ${n} outputs identical`);
+    await referenceThenKilled("predict", args, dir, out, 21);
   }));

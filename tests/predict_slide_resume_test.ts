@@ -6,6 +6,7 @@
  * libopenslide is missing (slides need it).
  */
 import assert from "node:assert/strict";
+import { mulberry32 } from "../stages/data/random.ts";
 import { syntheticSample } from "../stages/data/synthetic.ts";
 import { pyramidTiff } from "../stages/slide/_fixtures.ts";
 import { openSlideAvailable } from "../stages/slide/openslide.ts";
@@ -47,14 +48,6 @@ const entries = async (cache: string) => {
   return n;
 };
 
-/** A seeded generator (mulberry32), so a failure names the kill points that caused it. */
-const random = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-};
-
 Deno.test({
   name: `deno task predict on a slide: killed with SIGKILL at random points, resumed, byte-identical outputs${needs}`,
   ignore: available !== true,
@@ -75,7 +68,7 @@ Deno.test({
       assert.ok(batches >= 40, `enough batches to kill between (${batches})`);
 
       // killed after a random number of newly stored batches, again and again, until a run finishes
-      const next = random(18), cache = `${dir}/cache-resumed`, out = `${dir}/resumed`;
+      const next = mulberry32(18), cache = `${dir}/cache-resumed`, out = `${dir}/resumed`;
       const kills: number[] = [];
       for (let attempt = 0; attempt < 12; attempt++) {
         const before = await entries(cache), target = before + 1 + Math.floor(next() * (batches / 3));

@@ -6,7 +6,7 @@
  * fails. The queue's timings are shortened through its environment variables (a lock of 5 s).
  */
 import assert from "node:assert/strict";
-import { withTempDir } from "./_helpers.ts";
+import { freePort, withTempDir } from "./_helpers.ts";
 import { type Nginx, withNginx } from "./_nginx.ts";
 import { type RedisServer, withRedis } from "./_redis.ts";
 import { taskArgs } from "./_tasks.ts";
@@ -262,9 +262,7 @@ Deno.test("ablate --queue: without a remote cache, or without network access, on
   assert.equal(worker.code, 1);
   assert.match(worker.stderr, /^error: --queue needs --remote-cache URL/);
   // a Redis that does not answer at start is an error, not a wait (a wrong URL)
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const dead = (listener.addr as Deno.NetAddr).port;
-  listener.close();
+  const dead = freePort();
   const args = taskArgs("worker");
   const unreachable = await spawn([
     ...args.slice(0, -1),

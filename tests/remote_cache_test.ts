@@ -10,7 +10,7 @@ import { type Payload, Progress, RemoteStore, Runner, Store } from "../mod.ts";
 import { sha256, sha256Text } from "../pipeline/hash.ts";
 import { makeManifest, type Manifest } from "../pipeline/store/store.ts";
 import { thresholdPipeline } from "./examples/threshold_pipeline.ts";
-import { deno, inDir, Runs, withTempDir } from "./_helpers.ts";
+import { deno, freePort, inDir, Runs, withTempDir } from "./_helpers.ts";
 import { type Nginx, withNginx } from "./_nginx.ts";
 import { remoteChain } from "./_remote_writer.ts";
 import { taskArgs } from "./_tasks.ts";
@@ -47,12 +47,7 @@ const serverManifest = async (server: Nginx, key: string): Promise<Manifest> =>
   JSON.parse(await Deno.readTextFile(`${server.root}/ac/${key}.json`)) as Manifest;
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 /** A port nothing listens on. */
-const deadPort = (): number => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-};
+const deadPort = freePort;
 
 Deno.test("a: an entry written on one machine is found, downloaded, verified and kept locally by another", () =>
   withNginx((server) =>

@@ -7,20 +7,13 @@
  * `deno task cache verify` then finds no corrupt entry.
  */
 import assert from "node:assert/strict";
+import { mulberry32 } from "../stages/data/random.ts";
 import { Effect } from "effect";
 import { decodeSafetensors } from "../pipeline/codec/safetensors.ts";
 import { deno, withTempDir } from "./_helpers.ts";
 import { taskArgs } from "./_tasks.ts";
 
 const STEPS = 60, KILLS = 20;
-
-/** A seeded generator (mulberry32): a failure can be replayed. */
-const random = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-};
 
 /** The newest `checkpoint-stepN.safetensors` in `dir` and its step (0 and undefined when none). */
 const newest = async (dir: string): Promise<{ step: number; path?: string }> => {
@@ -62,7 +55,7 @@ Deno.test(`train killed with SIGKILL ${KILLS}+ times at random points, resumed f
     const reference = await deno([...common, "--out", `${dir}/reference`, "--cache", `${dir}/cache-reference`]);
     assert.equal(reference.code, 0, reference.stderr);
 
-    const next = random(19), out = `${dir}/killed`, kills: string[] = [];
+    const next = mulberry32(19), out = `${dir}/killed`, kills: string[] = [];
     let done = false;
     for (let attempt = 0; attempt < 4 * KILLS && !done; attempt++) {
       const from = await newest(out);
