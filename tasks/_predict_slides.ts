@@ -8,11 +8,12 @@
  * (stages/slide/tile_cache.ts), keyed by the slide's and the checkpoint's content digests: a killed run resumes where
  * it stopped, and writes the same bytes as one that was never stopped.
  */
-import { Console, Effect, Option } from "effect";
-import { hasher } from "../pipeline/hash.ts";
-import type { StoreShape } from "../pipeline/store/store.ts";
+import { Console, Effect } from "effect";
+import { sha256Text } from "../pipeline/hash.ts";
+import * as Source from "../pipeline/source.ts";
+import { Store, type StoreShape } from "../pipeline/store/store.ts";
 import type { AttributeWords } from "../stages/attributes/stages.ts";
-import { slideDigest, storeTileCache } from "../stages/slide/tile_cache.ts";
+import { storeTileCache } from "../stages/slide/tile_cache.ts";
 import { Progress, type Tracker } from "../pipeline/progress.ts";
 import { TfBackend } from "../stages/backend/tf.ts";
 import type { DecodeOptions } from "../stages/model/decoding.ts";
@@ -41,23 +42,24 @@ export interface SlideRun {
 }
 
 /**
- * The content digest of `path` (a slide, or a checkpoint when `slide` is false), remembered by size and mtime in
- * the store as the pipeline's sources are, so that a resumed run does not hash a gigabyte again.
+ * The content digest of a file as the pipeline's sources key it (`Source.file`: remembered by size and mtime in the
+ * store, so a resumed run does not hash a gigabyte again).
  */
-const contentDigest = async (store: StoreShape, path: string, slide: boolean): Promise<string> => {
-  const stat = await Deno.stat(path), mtimeMs = stat.mtime?.getTime() ?? 0;
-  const remembered = await Effect.runPromise(store.fingerprint(path, stat.size, mtimeMs));
-  if (Option.isSome(remembered)) return remembered.value;
-  let digest: string;
-  if (slide) digest = await slideDigest(path);
-  else {
-    const h = hasher();
-    using f = await Deno.open(path, { read: true });
-    for await (const chunk of f.readable) h.update(chunk);
-    digest = h.digest("hex");
-  }
-  await Effect.runPromise(store.rememberFingerprint({ path, size: stat.size, mtimeMs, digest }));
-  return digest;
+const fileDigest = (store: StoreShape, path: string): Promise<string> =>
+  Effect.runPromise(Source.file(path).resolve.pipe(Effect.map((r) => r.digest), Effect.provideService(Store, store)));
+
+/**
+ * The content digest of a slide: its file's, and for a folder-backed format (MIRAX's `.mrxs` beside a folder of the
+ * same stem) that folder's files' too (`Source.directory`).
+ */
+const slideDigest = async (store: StoreShape, path: string): Promise<string> => {
+  const digest = await fileDigest(store, path), folder = path.replace(/\.[^./]+$/, "");
+  const isFolder = folder !== path && (await Deno.stat(folder).then((s) => s.isDirectory, () => false));
+  if (!isFolder) return digest;
+  const files = await Effect.runPromise(
+    Source.directory(folder).resolve.pipe(Effect.map((r) => r.digest), Effect.provideService(Store, store)),
+  );
+  return sha256Text(`${digest}\0${files}`);
 };
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -100,8 +102,8 @@ export const predictSlides = (
                 ...(store === undefined ? {} : {
                   cache: {
                     open: (key: string) => storeTileCache(store, key),
-                    slide: await contentDigest(store, slide, true),
-                    model: await contentDigest(store, run.model, false),
+                    slide: await slideDigest(store, slide),
+                    model: await fileDigest(store, run.model),
                   },
                 }),
                 out: run.out,

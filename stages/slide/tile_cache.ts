@@ -20,7 +20,7 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import { Effect, Option } from "effect";
 import { canonicalBytes, type CanonicalValue } from "../../pipeline/key.ts";
-import { type Digest, hasher, sha256 } from "../../pipeline/hash.ts";
+import { type Digest, sha256 } from "../../pipeline/hash.ts";
 import { makeManifest, type StoreShape } from "../../pipeline/store/store.ts";
 import type { Tile, TilePrediction } from "../predict/tiling.ts";
 
@@ -40,27 +40,6 @@ export const runKey = (parts: { readonly [key: string]: CanonicalValue | undefin
 /** The key of one batch: the run's key and its tiles' top-left corners, in order. */
 export const batchKey = (run: Digest, tiles: ReadonlyArray<Pick<Tile, "y0" | "x0">>): Digest =>
   sha256(canonicalBytes({ run, tiles: tiles.map((t) => [t.y0, t.x0]) }));
-
-/**
- * The content digest of a slide: SHA-256 of its bytes, streamed. For a folder-backed format (MIRAX's `.mrxs` beside
- * a folder of the same stem), the folder's files are hashed too, by name and content.
- */
-export const slideDigest = async (path: string): Promise<Digest> => {
-  const h = hasher();
-  const add = async (file: string) => {
-    using f = await Deno.open(file, { read: true });
-    for await (const chunk of f.readable) h.update(chunk);
-  };
-  await add(path);
-  const folder = path.replace(/\.[^./]+$/, "");
-  const stat = folder === path ? undefined : await Deno.stat(folder).catch(() => undefined);
-  if (stat?.isDirectory === true) {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(folder)) if (e.isFile) names.push(e.name);
-    for (const name of names.sort()) h.update(`\0${name}\0`), await add(`${folder}/${name}`);
-  }
-  return h.digest("hex");
-};
 
 const gzip = (bytes: Uint8Array): Uint8Array => new Uint8Array(gzipSync(bytes, { level: 1 }));
 const gunzip = (bytes: Uint8Array): Uint8Array => new Uint8Array(gunzipSync(bytes));
