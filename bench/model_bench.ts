@@ -17,7 +17,7 @@ import { initModel, MODEL_PRESETS } from "../stages/model/model.ts";
 import { parameterList } from "../stages/model/layers.ts";
 import { type PeerPreset, type PeerRow, torchStepPeer } from "./torch_peer.ts";
 import { setPlanningThreads } from "../stages/model/plan_pool.ts";
-import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "../stages/model/train_step.ts";
+import { defaultTrainOptions, disposeBatch, modelBatch, trainStep } from "../stages/model/train_step.ts";
 import type { Row } from "./evaluation_bench.ts";
 
 const size = (shape: ReadonlyArray<number>) => shape.reduce((a, b) => a * b, 1);
@@ -81,8 +81,7 @@ const timeStep = async (preset: PeerPreset, size: number): Promise<Timing> => {
   const config = MODEL_PRESETS[preset];
   const params = initModel(config, 5, 1);
   const count = parameterList(params).reduce((n, t) => n + t.size, 0);
-  const denseStride = config.dense === true ? config.maskStride : undefined;
-  const batch = batchOf(Array.from({ length: size }, (_, i) => syntheticSample(1, i)), undefined, denseStride);
+  const batch = modelBatch(config, Array.from({ length: size }, (_, i) => syntheticSample(1, i)));
   const optimizer = tf.train.adam(1e-4);
   const options = { ...defaultTrainOptions, loss: { points: 4096 } };
   for (let i = 0; i < 3; i++) trainStep(params, config, 5, optimizer, batch, options);

@@ -18,7 +18,7 @@ import * as tf from "@tensorflow/tfjs";
 import { conv, type ConvParams, type Initializer, initLinear, linear, type LinearParams } from "./layers.ts";
 import { sineEncoding } from "./transformer_decoder.ts";
 
-/** The stride of the mask features, the centre heat map and its targets. */
+/** The default stride of the centre heat map and its targets (ModelConfig.centerStride: 2 reads the fine features). */
 export const CENTER_STRIDE = 4;
 
 export interface CenterParams<P extends tf.Tensor = tf.Variable> {
@@ -36,11 +36,14 @@ export interface CenterParams<P extends tf.Tensor = tf.Variable> {
 // CenterNet's heat-map bias: sigmoid(−2.19) ≈ 0.1 everywhere, with small head weights (σ 0.01, as
 // FCOS/RetinaNet's classification heads) so that the focal loss starts small instead of at 10²–10³
 // and the clipped gradient of the first steps is not spent on the heat map alone;
-// γ = 1/(2·3²): σ ≈ 3 cells (12 px)
-const HEAD_BIAS = -2.19, HEAD_SIGMA = 0.01, LOCALITY = 1 / 18;
+// γ = 1/(2·σ²) with σ = 12 px (3 stride-4 cells, 6 stride-2 cells)
+const HEAD_BIAS = -2.19, HEAD_SIGMA = 0.01, LOCALITY_SIGMA_PX = 12;
 
-/** The centre head on D-channel features, with a branch of `branch` channels (0: none). */
-export const initCenters = (init: Initializer, d: number, branch = 0): CenterParams => {
+/**
+ * The centre head on D-channel features at `stride` (the heat map's, 4 or 2), with a branch of `branch` channels
+ * (0: none).
+ */
+export const initCenters = (init: Initializer, d: number, branch = 0, stride = CENTER_STRIDE): CenterParams => {
   const he = (from: number, to: number): ConvParams => ({
     weight: init.he([3, 3, from, to], 9 * from),
     bias: init.zeros([to]),
@@ -52,11 +55,11 @@ export const initCenters = (init: Initializer, d: number, branch = 0): CenterPar
       bias: tf.variable(tf.fill([1], HEAD_BIAS), true),
     },
     content: initLinear(init, d, d),
-    logLocality: tf.variable(tf.fill([1], Math.log(LOCALITY)), true),
+    logLocality: tf.variable(tf.fill([1], Math.log(1 / (2 * (LOCALITY_SIGMA_PX / stride) ** 2))), true),
   };
 };
 
-/** Centre logits of every stride-4 cell: [B, h, w] from mask features [B, h, w, D]. */
+/** Centre logits of every cell: [B, h, w] from features [B, h, w, D] (stride 4, or 2 for fine centres). */
 export const centerLogits = (p: CenterParams<tf.Tensor>, maskFeatures: tf.Tensor4D): tf.Tensor3D => {
   let x = maskFeatures;
   for (const layer of p.branch ?? []) x = tf.relu(conv(x, layer)); // [B, h, w, C]
@@ -107,10 +110,10 @@ export const selectPeaks = (logits: tf.Tensor3D, k: number): Peaks => {
 };
 
 /**
- * The queries from chosen peaks: content [B, K, D] (projected stride-4 mask features,
+ * The queries from chosen peaks: content [B, K, D] (projected features of the centre grid,
  * differentiable), positions [B, K, D] (sine encoding of the peak, constant) and the mask prior
- * [B, K, mh·mw] on the mask grid `maskSize` (a multiple of the stride-4 grid): −γ·d², d in
- * stride-4 cells between the peak and each mask cell's centre, differentiable in γ.
+ * [B, K, mh·mw] on the mask grid `maskSize` (a multiple of the centre grid): −γ·d², d in
+ * centre-grid cells between the peak and each mask cell's centre, differentiable in γ.
  */
 export const proposalQueries = (
   p: CenterParams<tf.Tensor>,
@@ -133,7 +136,7 @@ export const proposalQueries = (
   for (let i = 0; i < b * k; i++) {
     const py = peaks.yx[2 * i] as number, px = peaks.yx[2 * i + 1] as number;
     for (let y = 0; y < mh; y++) {
-      const dy = (y + 0.5) / fy - 0.5 - py; // mask cell centre in stride-4 cells
+      const dy = (y + 0.5) / fy - 0.5 - py; // mask cell centre in centre-grid cells
       for (let x = 0; x < mw; x++) squared[(i * mh + y) * mw + x] = dy ** 2 + ((x + 0.5) / fx - 0.5 - px) ** 2;
     }
   }

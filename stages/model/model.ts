@@ -15,7 +15,15 @@
 import * as tf from "@tensorflow/tfjs";
 import { prefetch, readsSynchronously } from "../backend/tf.ts";
 import type { DenseMaps, PredictionShape } from "./decoding.ts";
-import { centerLogits, type CenterParams, initCenters, type Peaks, proposalQueries, selectPeaks } from "./centers.ts";
+import {
+  CENTER_STRIDE,
+  centerLogits,
+  type CenterParams,
+  initCenters,
+  type Peaks,
+  proposalQueries,
+  selectPeaks,
+} from "./centers.ts";
 import { initializer } from "./layers.ts";
 import {
   applyDecoder,
@@ -54,6 +62,12 @@ export interface ModelConfig {
   readonly denseBranch?: number;
   /** the centre head's branch: two 3×3 convs of this many channels (absent or 0: a 1×1 head alone) */
   readonly centerBranch?: number;
+  /**
+   * the stride of the centre heat map and of the queries' peaks (absent: 4, on the stride-4 features); 2 reads
+   * the fine mask features (needs maskStride 2): CoNSeP's packed epithelial nuclei sit 10–12 px apart, 2.5–3
+   * stride-4 cells, where the stride-4 head gave one peak for two or three of them
+   */
+  readonly centerStride?: 2 | 4;
   readonly decoder: Omit<DecoderConfig, "classes">;
   /** the convolutional stem feeding the stride-4 level (ablation: false) */
   readonly stem: boolean;
@@ -214,7 +228,9 @@ export const initModel = (config: ModelConfig, classes: number, seed: number): M
       : initPixelDecoder(init, config.vit?.out_chans ?? 0, d, config.maskStride === 2),
     ...(config.dense === true ? { dense: initDense(init, d, config.denseBranch ?? 0) } : {}),
     decoder: initDecoder(init, { ...config.decoder, classes }, config.queries === "learned"),
-    ...(config.queries === "centers" ? { centers: initCenters(init, config.decoder.d, config.centerBranch ?? 0) } : {}),
+    ...(config.queries === "centers"
+      ? { centers: initCenters(init, config.decoder.d, config.centerBranch ?? 0, centerStrideOf(config)) }
+      : {}),
     ...(config.vl === undefined ? {} : { vl: initVisionLanguage(init, config.vl, classes, config.decoder.d, seed) }),
   };
 };
@@ -352,6 +368,10 @@ export const outputTensors = (o: ModelOutput): tf.Tensor[] =>
 const defined = (tensors: ReadonlyArray<tf.Tensor | undefined>): tf.Tensor[] =>
   tensors.filter((t): t is tf.Tensor => t !== undefined);
 
+/** The centre heat map's stride: the config's, else 4 (checkpoints from before the option). */
+export const centerStrideOf = (config: Pick<ModelConfig, "centerStride">): 2 | 4 =>
+  config.centerStride ?? CENTER_STRIDE;
+
 /** `tf.tidy` for a record holding tensors (tfjs's types want an index signature). */
 const tidied = <T extends object>(f: () => T): T => tf.tidy(() => f() as unknown as tf.TensorContainer) as unknown as T;
 
@@ -360,7 +380,7 @@ interface Encoded {
   readonly maskFeatures: tf.Tensor4D; // [B, H/s, W/s, D]
   readonly coarse: tf.Tensor4D; // [B, H/4, W/4, D]
   readonly levels: ReadonlyArray<tf.Tensor4D>; // s32, s16, s8
-  /** centre queries: the centre logits [B, H/4, W/4] the peaks are chosen from */
+  /** centre queries: the centre logits [B, H/c, W/c] the peaks are chosen from (c: centerStrideOf) */
   readonly centers?: tf.Tensor3D;
   /** feature fusion: the presence logits [B, C] */
   readonly presence?: tf.Tensor2D;
@@ -388,6 +408,13 @@ const pixelFeatures = (params: ModelParams<tf.Tensor>, config: ModelConfig, x: t
   return applyPixelDecoder(params.pixelDecoder, x, features, config.stem);
 };
 
+/** The features the centre head reads: the stride-4 ones, or the fine mask features for centerStride 2. */
+const centerFeatures = (config: ModelConfig, maskFeatures: tf.Tensor4D, coarse: tf.Tensor4D): tf.Tensor4D => {
+  if (centerStrideOf(config) === 4) return coarse; // [B, H/4, W/4, D]
+  if (config.maskStride !== 2) throw new RangeError("model config: centerStride 2 needs maskStride 2");
+  return maskFeatures; // [B, H/2, W/2, D]
+};
+
 const encodeImages = (params: ModelParams<tf.Tensor>, config: ModelConfig, images: tf.Tensor4D): Encoded => {
   const x = tf.div(tf.sub(images, [...config.pixelMean]), [...config.pixelStd]) as tf.Tensor4D; // [B, H, W, 3]
   const { maskFeatures, coarse, levels } = pixelFeatures(params, config, x);
@@ -408,7 +435,7 @@ const encodeImages = (params: ModelParams<tf.Tensor>, config: ModelConfig, image
     ...(params.dense === undefined ? {} : { dense: denseMaps(params.dense, maskFeatures) }), // [B, H/s, W/s, 3]
     ...(params.centers === undefined || config.queries !== "centers"
       ? {}
-      : { centers: centerLogits(params.centers, coarse) }), // [B, H/4, W/4]
+      : { centers: centerLogits(params.centers, centerFeatures(config, maskFeatures, coarse)) }), // [B, H/c, W/c]
     ...(fusion === undefined ? {} : { presence: presenceLogits(fusion, levels[0] as tf.Tensor4D) }), // [B, C] from s32
   };
 };
@@ -445,7 +472,13 @@ const decodeQueries = (
   }
   const peaks = inputs.peaks ?? selectPeaks(centers, decoder.queries);
   const maskSize = [maskFeatures.shape[1], maskFeatures.shape[2]] as const;
-  const start = proposalQueries(params.centers, coarse, peaks, decoder.queries, maskSize);
+  const start = proposalQueries(
+    params.centers,
+    centerFeatures(config, maskFeatures, coarse),
+    peaks,
+    decoder.queries,
+    maskSize,
+  );
   const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, start, enhance);
   return { predictions, centers, ...dense, ...kept(), ...fused.extra, decided: { ...fused.decided, peaks } };
 };

@@ -4,7 +4,7 @@ import { Effect } from "effect";
 import { initBackend } from "../backend/tf.ts";
 import { syntheticSample } from "../data/synthetic.ts";
 import { applyModel, initModel, MODEL_PRESETS } from "./model.ts";
-import { batchOf, defaultTrainOptions, disposeBatch, trainStep } from "./train_step.ts";
+import { batchOf, defaultTrainOptions, disposeBatch, modelBatch, trainStep } from "./train_step.ts";
 import { namedTensors } from "./checkpoint.ts";
 
 await Effect.runPromise(initBackend("wasm"));
@@ -83,6 +83,36 @@ Deno.test("conv_micro model trains on one synthetic batch with dense supervision
   assert.ok(Number.isFinite(last.total) && last.total < 0.75 * first.total, `loss ${first.total} → ${last.total}`);
   assert.ok(last.dense < first.dense, `dense ${first.dense} → ${last.dense}`);
   disposeBatch(batch);
+});
+
+Deno.test("centerStride 2: the centre heat map, its targets and the queries' peaks are on the stride-2 grid; it trains", () => {
+  const config = { ...MODEL_PRESETS.conv_micro, centerStride: 2 as const };
+  const params = initModel(config, 5, 2);
+  const batch = modelBatch(config, [syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })]);
+  assert.deepEqual(batch.centers.shape, [2, 32, 32]);
+  const centers = tf.tidy(() => applyModel(params, config, 5, batch.images).centers?.shape);
+  assert.deepEqual(centers, [2, 32, 32]);
+  // σ of the locality prior stays 12 px: γ = 1/(2·6²) in stride-2 cells (1/(2·3²) at stride 4)
+  assert.ok(Math.abs(Math.exp(params.centers?.logLocality.dataSync()[0] ?? 0) - 1 / 72) < 1e-7);
+  const optimizer = tf.train.adam(1e-3);
+  const options = { ...defaultTrainOptions, learningRate: 1e-3, loss: { points: 512 } };
+  const first = trainStep(params, config, 5, optimizer, batch, options);
+  const count = tf.memory().numTensors;
+  let last = first;
+  for (let i = 0; i < 20; i++) last = trainStep(params, config, 5, optimizer, batch, options);
+  assert.equal(tf.memory().numTensors, count, "no tensor leaks across steps");
+  assert.ok(last.center < first.center, `centre loss ${first.center} → ${last.center}`);
+  disposeBatch(batch);
+  tf.dispose(namedTensors(params).map(([, t]) => t));
+  // stride-4 masks have no stride-2 features to read
+  const coarse = { ...config, maskStride: 4 as const };
+  const coarseParams = initModel(coarse, 5, 2);
+  const images = tf.zeros([1, 64, 64, 3]) as tf.Tensor4D;
+  assert.throws(
+    () => tf.tidy(() => applyModel(coarseParams, coarse, 5, images).centers),
+    /centerStride 2 needs maskStride 2/,
+  );
+  tf.dispose([images, ...namedTensors(coarseParams).map(([, t]) => t)]);
 });
 
 Deno.test("initModel is a function of its seed: seed 0 gives the same parameters twice (tfjs reads seed 0 as none)", () => {

@@ -21,7 +21,7 @@ import {
   type ModelConfig,
   type ModelParams,
 } from "./model.ts";
-import { batchOf, disposeBatch, trainStep, trainStepAsync } from "./train_step.ts";
+import { disposeBatch, modelBatch, trainStep, trainStepAsync } from "./train_step.ts";
 import { prefetch, readsSynchronously } from "../backend/tf.ts";
 import { visionLanguagePreset } from "./vision_language.ts";
 import type { FusionRule } from "./fusion.ts";
@@ -499,7 +499,7 @@ export const trainModel = async (
       labels: picked.map((s) => attributeLabels(attributes, s)),
       candidates: attributes.map((a) => a.scale.length),
     };
-    const batch = batchOf(picked, labels, model.dense === true ? model.maskStride : undefined);
+    const batch = modelBatch(model, picked, labels);
     const rate = scheduledRate({ ...config, steps: planned }, step);
     // read by applyGradients (protected in tfjs's types); depends on the step only, so resume stays exact
     optimizer["learningRate"] = rate;

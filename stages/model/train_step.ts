@@ -13,6 +13,7 @@ import type { InstanceTargets } from "./matcher.ts";
 import {
   applyModel,
   applyModelAsync,
+  centerStrideOf,
   type ModelConfig,
   type ModelInputs,
   type ModelParams,
@@ -59,7 +60,7 @@ export const defaultTrainOptions: TrainOptions = {
 export interface Batch {
   readonly images: tf.Tensor4D;
   readonly targets: ReadonlyArray<InstanceTargets>;
-  readonly centers: tf.Tensor3D; // [B, H/4, W/4] CenterNet heat map of the kept instances
+  readonly centers: tf.Tensor3D; // [B, H/c, W/c] CenterNet heat map of the kept instances (c: the centre stride)
   /** per image, the attribute labels of its targets (L_attr) */
   readonly attributes?: AttributeBatch;
   /** per image, its organ ("" unknown): L_fix's organ prompts */
@@ -76,13 +77,18 @@ export interface SampleAttributes {
 
 /**
  * Builds a batch from samples of one size (class −1 nuclei are left out of the targets); with
- * `denseStride`, the dense supervision's targets at that stride.
+ * `denseStride`, the dense supervision's targets at that stride; the centre targets at `centerStride`.
  */
-export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttributes, denseStride?: number): Batch => {
+export const batchOf = (
+  samples: ReadonlyArray<Sample>,
+  attributes?: SampleAttributes,
+  denseStride?: number,
+  centerStride: number = CENTER_STRIDE,
+): Batch => {
   const [h, w] = [samples[0]?.height ?? 0, samples[0]?.width ?? 0];
   const pixels = new Float32Array(samples.length * h * w * 3);
   samples.forEach((s, i) => pixels.set(s.image, i * h * w * 3));
-  const [ch, cw] = [Math.ceil(h / CENTER_STRIDE), Math.ceil(w / CENTER_STRIDE)];
+  const [ch, cw] = [Math.ceil(h / centerStride), Math.ceil(w / centerStride)];
   const centers = new Float32Array(samples.length * ch * cw);
   const A = attributes?.candidates.length ?? 0;
   const attributeLabels: Int32Array[] = [];
@@ -108,7 +114,7 @@ export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttri
       const k = slot[s.instances[p] as number] as number;
       if (k >= 0) [masks[k * h * w + p], kept[p]] = [1, k + 1];
     }
-    centers.set(centerTargets(kept, h, w, CENTER_STRIDE), i * ch * cw);
+    centers.set(centerTargets(kept, h, w, centerStride), i * ch * cw);
     if (denseStride !== undefined) dense.set(denseTargets(kept, h, w, denseStride), i * dh * dw * 3);
     return {
       classes: Int32Array.from(ids, (id) => s.classOf[id] as number),
@@ -124,6 +130,13 @@ export const batchOf = (samples: ReadonlyArray<Sample>, attributes?: SampleAttri
     ...(denseStride === undefined ? {} : { dense: tf.tensor4d(dense, [samples.length, dh, dw, 3]) }),
   };
 };
+
+/** The batch `config` trains on: dense targets at its mask stride when it has dense supervision, centres at its stride. */
+export const modelBatch = (
+  config: ModelConfig,
+  samples: ReadonlyArray<Sample>,
+  attributes?: SampleAttributes,
+): Batch => batchOf(samples, attributes, config.dense === true ? config.maskStride : undefined, centerStrideOf(config));
 
 export const disposeBatch = (b: Batch): void =>
   tf.dispose([b.images, b.centers, ...b.targets.map((t) => t.masks), ...(b.dense === undefined ? [] : [b.dense])]);
