@@ -3,6 +3,7 @@
  * one-line errors for user mistakes, a stack trace only for bugs), resolve the cache directory, and
  * the flags several tasks share.
  */
+import { resolve } from "node:path";
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime";
 import { Cause, Console, Data, Effect, Layer, Option } from "effect";
 import { CliError, Flag } from "effect/cli";
@@ -42,9 +43,15 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
     console.error(`internal error (please report it):\n${Cause.pretty(cause)}`);
   });
 
-/** Runs a task program: exit 0 on success, 1 on failure (with one clear line), 130 on Ctrl-C. */
+/**
+ * Runs a task program: exit 0 on success, 1 on failure (with one clear line), 130 on Ctrl-C. The places its
+ * arguments name for writing are checked first (`requireWritable`), so that a run never fails at its end on a
+ * folder it may not write.
+ */
 export const runTask = <E>(program: Effect.Effect<void, E>): void =>
-  NodeRuntime.runMain(program.pipe(Effect.tapCause(report)), { disableErrorReporting: true });
+  NodeRuntime.runMain(Effect.andThen(requireWritable(Deno.args), program).pipe(Effect.tapCause(report)), {
+    disableErrorReporting: true,
+  });
 
 /** `--threads` of the tasks that train: the native BLAS's threads and the loss planning's. */
 export const threadsFlag = Flag.Int("threads").pipe(
@@ -161,21 +168,95 @@ export const readRunRecord = (dir: string): Effect.Effect<RunRecord | undefined>
 export const cacheDirectory = (flag: Option.Option<string>): string =>
   Option.getOrElse(flag, () => Deno.env.get("IVAAN_CACHE") || ".ivaan-cache");
 
-/** The permissions of the `deno run` tasks in deno.json, for the command a remote cache needs. */
-const TASK_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi"];
+/**
+ * Where the deno tasks may write (deno.json): this folder (the project's; `deno task` runs there) and the system's
+ * temporary folder. Reads are not scoped: inputs come from anywhere, and with no network a read cannot leave the
+ * machine; a write can overwrite a user's files, so a place outside these needs its own grant.
+ */
+export const TASK_WRITE_SCOPE = [".", "/tmp"] as const;
+
+/** The permissions of the `deno run` tasks in deno.json, for the commands that add a grant. */
+const TASK_PERMISSIONS = ["--allow-read", `--allow-write=${TASK_WRITE_SCOPE.join(",")}`, "--allow-env", "--allow-ffi"];
 
 /** An argument as a POSIX shell reads it back. */
 const shellQuote = (arg: string): string =>
   /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 
-/** The command line of this task again, with network access to `host` added. */
-const commandWithNet = (host: string): string => {
+/** The command line of this task again, with write access to `write` and network access to `net` added. */
+const commandWith = (grants: { readonly write?: ReadonlyArray<string>; readonly net?: string }): string => {
   const main = new URL(Deno.mainModule);
   const cwd = Deno.cwd();
   const path = main.protocol !== "file:" ? main.href : decodeURIComponent(main.pathname);
   const script = path.startsWith(`${cwd}/`) ? path.slice(cwd.length + 1) : path;
-  return ["deno", "run", ...TASK_PERMISSIONS, `--allow-net=${host}`, script, ...Deno.args].map(shellQuote).join(" ");
+  const permissions = TASK_PERMISSIONS.map((flag) =>
+    flag.startsWith("--allow-write=") && grants.write !== undefined
+      ? `--allow-write=${[...TASK_WRITE_SCOPE, ...grants.write].join(",")}`
+      : flag
+  );
+  const net = grants.net === undefined ? [] : [`--allow-net=${grants.net}`];
+  return ["deno", "run", ...permissions, ...net, script, ...Deno.args].map(shellQuote).join(" ");
 };
+
+/** The flags that name a place a task writes (an output file or folder, the cache), in every task. */
+const WRITE_FLAGS = ["--out", "--json", "--md", "--cache"] as const;
+
+/**
+ * The places `args` name for writing — the values of WRITE_FLAGS (`--flag V` or `--flag=V`), and `$IVAAN_CACHE`
+ * when no `--cache` is given — with the flag (or variable) that names each; none with `--help`, and no cache
+ * with `--no-cache`.
+ */
+export const writtenPlaces = (
+  args: ReadonlyArray<string>,
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): Array<{ readonly named: string; readonly path: string }> => {
+  if (args.includes("--help") || args.includes("-h")) return [];
+  const noCache = args.includes("--no-cache");
+  const places: Array<{ named: string; path: string }> = [];
+  args.forEach((arg, i) => {
+    for (const flag of WRITE_FLAGS) {
+      const value = arg === flag ? args[i + 1] : arg.startsWith(`${flag}=`) ? arg.slice(flag.length + 1) : undefined;
+      if (value === undefined || value === "" || value.startsWith("--")) continue;
+      if (flag === "--cache" && noCache) continue;
+      places.push({ named: flag, path: value });
+    }
+  });
+  const envCache = env("IVAAN_CACHE");
+  if (!noCache && !places.some((p) => p.named === "--cache") && envCache !== undefined && envCache !== "") {
+    places.push({ named: "IVAAN_CACHE", path: envCache });
+  }
+  return places;
+};
+
+/** The places this task's arguments name for writing outside TASK_WRITE_SCOPE, as a grant for `commandWith`. */
+const writeGrants = (): { write?: ReadonlyArray<string> } => {
+  const scope = TASK_WRITE_SCOPE.map((p) => resolve(p));
+  const outside = writtenPlaces(Deno.args).map((p) => p.path).filter((path) => {
+    const full = resolve(path);
+    return !scope.some((root) => full === root || full.startsWith(`${root}/`));
+  });
+  return outside.length === 0 ? {} : { write: [...new Set(outside)] };
+};
+
+/**
+ * Succeeds when this process may write every place `args` names (`writtenPlaces`); otherwise one UsageError
+ * naming them, with the command that also grants exactly those places (Deno cannot grant a permission at
+ * run time, and the deno tasks write only inside TASK_WRITE_SCOPE).
+ */
+export const requireWritable = (args: ReadonlyArray<string>): Effect.Effect<void, UsageError> =>
+  Effect.suspend(() => {
+    const denied = writtenPlaces(args).filter(({ path }) =>
+      Deno.permissions.querySync({ name: "write", path }).state !== "granted"
+    );
+    if (denied.length === 0) return Effect.void;
+    const named = denied.map((d) => `${d.named} ${d.path}`).join(", ");
+    return Effect.fail(
+      new UsageError({
+        message: `${named}: no write access there (deno task writes only inside ${
+          TASK_WRITE_SCOPE.map((p) => resolve(p)).join(" and ")
+        }); run: ${commandWith({ write: [...new Set(denied.map((d) => d.path))] })}`,
+      }),
+    );
+  });
 
 /** The remote cache URL of a task: `--remote-cache URL`, else `$IVAAN_REMOTE_CACHE`; "" when none. */
 export const remoteCacheUrl = (flag: Option.Option<string>): string =>
@@ -213,7 +294,7 @@ const requireNet = (what: string, hosts: ReadonlyArray<string>): Effect.Effect<v
     if (denied.length === 0) return;
     return yield* new UsageError({
       message: `${what}: no network access to ${denied.join(", ")} (deno task grants none); run: ${
-        commandWithNet([...new Set(hosts)].join(","))
+        commandWith({ net: [...new Set(hosts)].join(","), ...writeGrants() })
       }`,
     });
   });

@@ -9,13 +9,19 @@ const tasks = (JSON.parse(await Deno.readTextFile(new URL("../deno.json", import
   tasks: Record<string, string>;
 }).tasks;
 
-/** `["run", ...permission flags, script]` of task `name`; throws when deno.json has no such `deno run` task. */
+/**
+ * `["run", ...permission flags, script]` of task `name`; throws when deno.json has no such `deno run` task. The
+ * tests' scratch folders come from Deno.makeTempDir: under $TMPDIR when it is set elsewhere than /tmp, which then
+ * joins the task's write grant (deno.json grants this folder and /tmp).
+ */
 export const taskArgs = (name: string): string[] => {
   const words = (tasks[name] ?? "").split(/\s+/).filter((w) => w !== "");
   if (words[0] !== "deno" || words[1] !== "run" || words.length < 3) {
     throw new RangeError(`deno.json: task '${name}' is not a 'deno run FLAGS SCRIPT' command`);
   }
-  return words.slice(1);
+  const tmp = Deno.env.get("TMPDIR");
+  if (tmp === undefined || tmp === "" || tmp === "/tmp" || tmp.startsWith("/tmp/")) return words.slice(1);
+  return words.slice(1).map((w) => (w.startsWith("--allow-write=") ? `${w},${tmp}` : w));
 };
 
 /** The permission flags of task `name` (what follows `deno run`, before the script). */

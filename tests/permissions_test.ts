@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { deno } from "./_helpers.ts";
 import { taskArgs, taskPermissions } from "./_tasks.ts";
+import { writtenPlaces } from "../tasks/_main.ts";
 
 const tasks = (JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))) as {
   tasks: Record<string, string>;
@@ -14,7 +15,8 @@ const tasks = (JSON.parse(await Deno.readTextFile(new URL("../deno.json", import
 const scripts = Object.keys(tasks).filter((name) => (tasks[name] ?? "").startsWith("deno run "));
 // the bench spawns the PyTorch peer (python3) and reads the CPU model: the only task with run and sys
 const EXTRA: Record<string, ReadonlyArray<string>> = { bench: ["--allow-sys", "--allow-run"] };
-const BASE = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi"];
+// writes only inside this folder and /tmp (tasks/_main.ts's TASK_WRITE_SCOPE); reads anywhere
+const BASE = ["--allow-read", "--allow-write=.,/tmp", "--allow-env", "--allow-ffi"];
 
 Deno.test("deno.json: every script task declares its permissions; no -A, no network, run/sys only for the bench", () => {
   assert.ok(scripts.length >= 12, `${scripts.length} script tasks`);
@@ -24,7 +26,8 @@ Deno.test("deno.json: every script task declares its permissions; no -A, no netw
     const flags = taskPermissions(name);
     assert.ok(!flags.some((f) => f === "-A" || f === "--allow-all"), `${name}: ${flags}`);
     assert.ok(!flags.some((f) => f.startsWith("--allow-net")), `${name} must not reach the network: ${flags}`);
-    assert.deepEqual([...flags].sort(), [...BASE, ...(EXTRA[name] ?? [])].sort(), `${name}: ${flags}`);
+    const declared = flags.map((f) => (f.startsWith("--allow-write=") ? f.split(",").slice(0, 2).join(",") : f));
+    assert.deepEqual([...declared].sort(), [...BASE, ...(EXTRA[name] ?? [])].sort(), `${name}: ${flags}`);
   }
 });
 
@@ -48,5 +51,46 @@ Deno.test("a task without network permission cannot reach the network (the decla
     assert.equal(r.stdout.trim(), "denied", r.stderr);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writtenPlaces: the output flags' values (both spellings), the cache unless --no-cache, none for --help", () => {
+  const env = (cache?: string) => (name: string) => (name === "IVAAN_CACHE" ? cache : undefined);
+  assert.deepEqual(writtenPlaces(["--out", "runs/a", "--json=r.json", "--cache", "/c"], env("/e")), [
+    { named: "--out", path: "runs/a" },
+    { named: "--json", path: "r.json" },
+    { named: "--cache", path: "/c" },
+  ]);
+  assert.deepEqual(writtenPlaces(["--md", "x.md"], env("/e")), [{ named: "--md", path: "x.md" }, {
+    named: "IVAAN_CACHE",
+    path: "/e",
+  }]);
+  assert.deepEqual(writtenPlaces(["--no-cache", "--cache", "/c", "--out", "o"], env("/e")), [{
+    named: "--out",
+    path: "o",
+  }]);
+  assert.deepEqual(writtenPlaces(["--out", "o", "--help"], env()), []);
+});
+
+Deno.test("a task asked to write outside its grant stops at once with one line and the command that grants it", async () => {
+  const parent = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "ivaan-write-" });
+  const out = `${parent}/run`, cache = `${parent}/cache`;
+  try {
+    const args = ["--preset", "micro", "--steps", "2", "--tiles", "8", "--out", out, "--cache", cache];
+    const r = await deno([...taskArgs("train"), ...args]);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0] ?? "", new RegExp(`^error: --out ${out}, --cache ${cache}: no write access there`));
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(parent)), [], "nothing written");
+    // the command it prints grants exactly those two places, and runs
+    const command = (lines[0] ?? "").split("; run: ")[1] ?? "";
+    assert.ok(command.includes(`--allow-write=.,/tmp,${out},${cache} `), command);
+    const again = await new Deno.Command("bash", { args: ["-c", command], cwd: new URL("..", import.meta.url) })
+      .output();
+    assert.equal(again.code, 0, new TextDecoder().decode(again.stderr));
+    await Deno.stat(`${out}/checkpoint.safetensors`);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
   }
 });

@@ -254,7 +254,7 @@ Deno.test("ablate --queue: without a remote cache, or without network access, on
   assert.equal(
     noNet.stderr.trim(),
     "error: --queue redis://10.0.0.7:6380: no network access to 10.0.0.7:6380, 10.0.0.5:8080 (deno task grants none); run: " +
-      "deno run --allow-read --allow-write --allow-env --allow-ffi --allow-net=10.0.0.7:6380,10.0.0.5:8080 tasks/ablate.ts " +
+      "deno run --allow-read --allow-write=.,/tmp --allow-env --allow-ffi --allow-net=10.0.0.7:6380,10.0.0.5:8080 tasks/ablate.ts " +
       "--rows baseline --queue redis://10.0.0.7:6380 --remote-cache http://10.0.0.5:8080",
   );
   const worker = await spawn([...taskArgs("worker"), "--queue", "redis://10.0.0.7:6380"], { IVAAN_REMOTE_CACHE: "" })

@@ -310,7 +310,7 @@ Deno.test("the tasks: --remote-cache without network permission is one line with
       assert.equal(command[1], `127.0.0.1:${server.port}`);
       assert.equal(
         command[2],
-        `deno run --allow-read --allow-write --allow-env --allow-ffi --allow-net=127.0.0.1:${server.port} tasks/data.ts ${
+        `deno run --allow-read --allow-write=.,/tmp --allow-env --allow-ffi --allow-net=127.0.0.1:${server.port} tasks/data.ts ${
           args.join(" ")
         } --remote-cache ${server.url}`,
       );
