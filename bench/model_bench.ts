@@ -81,7 +81,7 @@ const timeStep = async (preset: PeerPreset, size: number): Promise<Timing> => {
   const config = MODEL_PRESETS[preset];
   const params = initModel(config, 5, 1);
   const count = parameterList(params).reduce((n, t) => n + t.size, 0);
-  const batch = modelBatch(config, Array.from({ length: size }, (_, i) => syntheticSample(1, i)));
+  const batch = modelBatch(config, 5, Array.from({ length: size }, (_, i) => syntheticSample(1, i)));
   const optimizer = tf.train.adam(1e-4);
   const options = { ...defaultTrainOptions, loss: { points: 4096 } };
   for (let i = 0; i < 3; i++) trainStep(params, config, 5, optimizer, batch, options);

@@ -54,6 +54,8 @@ export const DEFAULT_FOREGROUND = 0.5;
 export interface DenseMaps {
   readonly dense: ArrayLike<number>;
   readonly centers?: ArrayLike<number>;
+  /** models with a type map: `[h·w·(C+1)]` type logits on the dense maps' grid (channel 0 background) */
+  readonly types?: ArrayLike<number>;
   readonly ch?: number;
   readonly cw?: number;
 }
@@ -157,10 +159,73 @@ export const decodeValues = (
     // a model without a centre head decodes its queries
     if (maps?.centers === undefined || maps.ch === undefined || maps.cw === undefined) return decoded;
     const centers = { logits: maps.centers, ch: maps.ch, cw: maps.cw };
-    return classifiedDense(centreInstances(dense, h, w, centers, height, width, options.dense), decoded);
+    const instances = centreInstances(dense, h, w, centers, height, width, options.dense);
+    return typed(classifiedDense(instances, decoded), maps?.types, shape, height, width);
   }
   const seeds = options.instances === "hybrid" ? decoded.instances : undefined;
-  return classifiedDense(denseInstances(dense, h, w, height, width, options.dense, seeds), decoded);
+  const instances = denseInstances(dense, h, w, height, width, options.dense, seeds);
+  return typed(classifiedDense(instances, decoded), maps?.types, shape, height, width);
+};
+
+/** `decoded` with its classes from the type map `types` when the model has one (`typeMapClasses`). */
+const typed = (
+  decoded: DecodedInstances,
+  types: ArrayLike<number> | undefined,
+  shape: PredictionShape,
+  height: number,
+  width: number,
+): DecodedInstances => {
+  if (types === undefined) return decoded;
+  const { h, w, classes } = shape;
+  if (types.length !== h * w * (classes + 1)) {
+    throw new RangeError(`decodeValues: expected ${h}×${w}×${classes + 1} type logits, got ${types.length}`);
+  }
+  return { ...decoded, classOf: typeMapClasses(decoded.instances, types, h, w, height, width, classes) };
+};
+
+/**
+ * Each instance's class from a type map: the argmax over classes 1…C of its pixels' summed type probabilities
+ * (softmax of `types` [h·w·(C+1)], each pixel reading its cell of the h×w grid); returns `[n + 1]`, class − 1
+ * (0-based, as the queries' classes), −1 at index 0. HoVer-Net's per-nucleus majority of its NC branch, in soft form.
+ */
+export const typeMapClasses = (
+  instances: Int32Array,
+  types: ArrayLike<number>,
+  h: number,
+  w: number,
+  height: number,
+  width: number,
+  classes: number,
+): Int32Array => {
+  const k = classes + 1;
+  let n = 0;
+  for (const id of instances) if (id > n) n = id;
+  // per cell, the class probabilities (softmax), computed once
+  const probs = new Float32Array(h * w * k);
+  for (let cell = 0; cell < h * w; cell++) {
+    let max = -Infinity, sum = 0;
+    for (let c = 0; c < k; c++) max = Math.max(max, types[cell * k + c] as number);
+    for (let c = 0; c < k; c++) sum += probs[cell * k + c] = Math.exp((types[cell * k + c] as number) - max);
+    for (let c = 0; c < k; c++) probs[cell * k + c] = (probs[cell * k + c] as number) / sum;
+  }
+  const votes = new Float64Array((n + 1) * k);
+  for (let y = 0; y < height; y++) {
+    const row = Math.min(h - 1, Math.floor((y * h) / height)) * w;
+    for (let x = 0; x < width; x++) {
+      const id = instances[y * width + x] as number;
+      if (id === 0) continue;
+      const cell = row + Math.min(w - 1, Math.floor((x * w) / width));
+      for (let c = 1; c < k; c++) votes[id * k + c] = (votes[id * k + c] as number) + (probs[cell * k + c] as number);
+    }
+  }
+  const classOf = new Int32Array(n + 1);
+  classOf[0] = -1;
+  for (let id = 1; id <= n; id++) {
+    let best = 1;
+    for (let c = 2; c < k; c++) if ((votes[id * k + c] as number) > (votes[id * k + best] as number)) best = c;
+    classOf[id] = best - 1;
+  }
+  return classOf;
 };
 
 /**

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { decodeInstances, type DecodeOptions, decodeValues, defaultDecodeOptions } from "./decoding.ts";
+import { defaultDenseDecodeOptions } from "./dense_decoding.ts";
 
 await tf.setBackend("cpu");
 
@@ -162,4 +163,39 @@ Deno.test("decoding with a foreground map: background pixels are owned by no que
   });
   assert.deepEqual(Array.from(one.classOf), [-1, 0]);
   assert.deepEqual(Array.from(one.instances), Array(4).fill([1, 0, 0, 0]).flat());
+});
+
+Deno.test("decoding with a type map: each dense nucleus takes the class of its summed type probabilities", () => {
+  // 2 confident queries of class 0 (of 2) on a 4×4 grid, left and right halves; the dense decoding finds them as
+  // two nuclei (foreground everywhere, h jumps between columns 1 and 2)
+  const big = 20, L = -20;
+  const logits = [big, 0, L, big, 0, L]; // [Q·(C+1)]: both queries say class 0
+  const m = (f: (x: number) => boolean) => Array.from({ length: 16 }, (_, i) => (f(i % 4) ? big : L));
+  const masks = [...m((x) => x < 2), ...m((x) => x >= 2)];
+  const dense = Array.from({ length: 16 }, (_, i) => [big, i % 4 < 2 ? 0.5 : -0.5, 0]).flat();
+  const shape = { queries: 2, classes: 2, h: 4, w: 4 };
+  const options = {
+    ...defaultDecodeOptions,
+    instances: "hybrid" as const,
+    dense: { ...defaultDenseDecodeOptions, minArea: 1 },
+  };
+  const plain = decodeValues(logits, masks, shape, 4, 4, options, { dense });
+  assert.deepEqual(Array.from(plain.classOf), [-1, 0, 0], "without a type map: the queries' class");
+  // the type map [h·w·3] (background, class 0, class 1): class 1 on the right half; on the left, class 0 on three
+  // columns' worth of probability against class 1 on one
+  const types = Array.from({ length: 16 }, (_, i) => {
+    const x = i % 4;
+    return x >= 2 ? [L, L, big] : x === 0 ? [L, L, big] : [L, big, L];
+  }).flat();
+  const withTypes = decodeValues(logits, masks, shape, 4, 4, options, { dense, types });
+  const left = withTypes.instances[0] as number, right = withTypes.instances[3] as number;
+  assert.notEqual(left, right);
+  assert.equal(withTypes.classOf[right], 1, "the right nucleus reads class 1 from the map");
+  // the left nucleus: columns 0 (class 1) and 1 (class 0) tie; the first class wins ties
+  assert.equal(withTypes.classOf[left], 0);
+  assert.deepEqual(Array.from(withTypes.instances), Array.from(plain.instances), "the instances are unchanged");
+  assert.throws(
+    () => decodeValues(logits, masks, shape, 4, 4, options, { dense, types: types.slice(3) }),
+    /type logits/,
+  );
 });

@@ -29,19 +29,25 @@ export interface DenseParams<P extends tf.Tensor = tf.Variable> {
   readonly head: ConvParams<P>; // 1×1, C (or D) → 3
 }
 
-/** The dense head on D-channel mask features, with a branch of `branch` channels (0: none). */
-export const initDense = (init: Initializer, d: number, branch = 0): DenseParams => {
+/**
+ * The dense head on D-channel mask features, with a branch of `branch` channels (0: none) and `out` outputs (3: the
+ * foreground and distance maps; C + 1 for the type map of `typeTargets`).
+ */
+export const initDense = (init: Initializer, d: number, branch = 0, out = 3): DenseParams => {
   const he = (k: number, from: number, to: number): ConvParams => ({
     weight: init.he([k, k, from, to], k * k * from),
     bias: init.zeros([to]),
   });
   return {
     ...(branch > 0 ? { branch: [he(3, d, branch), he(3, branch, branch)] as const } : {}),
-    head: { weight: init.truncNormal([1, 1, branch > 0 ? branch : d, 3], 0.01), bias: init.zeros([3]) },
+    head: { weight: init.truncNormal([1, 1, branch > 0 ? branch : d, out], 0.01), bias: init.zeros([out]) },
   };
 };
 
-/** The dense maps [B, h, w, 3] (foreground logit, horizontal, vertical) of mask features [B, h, w, D]. */
+/**
+ * The dense maps [B, h, w, 3] (foreground logit, horizontal, vertical) of mask features [B, h, w, D]; with the type
+ * head's parameters, the type logits [B, h, w, C + 1].
+ */
 export const denseMaps = (p: DenseParams<tf.Tensor>, maskFeatures: tf.Tensor4D): tf.Tensor4D => {
   let x = maskFeatures;
   for (const layer of p.branch ?? []) x = tf.relu(conv(x, layer)); // [B, h, w, C]
@@ -139,4 +145,51 @@ const gradientError = (predicted: tf.Tensor4D, targets: tf.Tensor4D): tf.Scalar 
       tf.square(tf.sub(diff(predicted, 2, 1), diff(targets, 2, 1))),
     ); // [B, h−2, w−2, 1]
     return tf.div(tf.sum(tf.mul(squared, weight)), tf.add(tf.sum(weight), 1e-6)) as tf.Scalar;
+  });
+
+/**
+ * The type map's targets at `stride` of an H×W map of kept instances (1…N, 0 background) whose classes are
+ * `classes` (instance k + 1 has class classes[k], in 0…C − 1): `[h·w·(C + 1)]`, each cell's fraction of background
+ * (channel 0) and of each class's nuclei (channel c + 1). HoVer-Net's nuclear-type branch, at the mask stride: a
+ * per-pixel class supervised on every cell, which learns types from far more samples than the matched queries.
+ */
+export const typeTargets = (
+  instances: ArrayLike<number>,
+  classes: ArrayLike<number>,
+  height: number,
+  width: number,
+  stride: number,
+  classCount: number,
+): Float32Array => {
+  const h = Math.floor(height / stride), w = Math.floor(width / stride), k = classCount + 1, area = stride * stride;
+  const out = new Float32Array(h * w * k);
+  for (let y = 0; y < h * stride; y++) {
+    for (let x = 0; x < w * stride; x++) {
+      const id = instances[y * width + x] as number;
+      const c = id > 0 ? (classes[id - 1] as number) + 1 : 0;
+      if (!(c >= 0 && c < k)) throw new RangeError(`typeTargets: instance ${id} has class ${c - 1} of ${classCount}`);
+      const to = (Math.floor(y / stride) * w + Math.floor(x / stride)) * k + c;
+      out[to] = (out[to] as number) + 1 / area;
+    }
+  }
+  return out;
+};
+
+/**
+ * The type map's loss: cross-entropy of logits [B, h, w, C + 1] against the soft targets of `typeTargets`
+ * [B, h, w, C + 1], the mean over cells, plus the mean over the classes present in the batch of
+ * 1 − dice (HoVer-Net's NC branch: CE + dice), which keeps rare classes from being drowned by background.
+ */
+export const typeLoss = (logits: tf.Tensor4D, targets: tf.Tensor4D): tf.Scalar =>
+  tf.tidy(() => {
+    const [b, h, w, k] = logits.shape;
+    const flat = tf.reshape(logits, [b * h * w, k]), t = tf.reshape(targets, [b * h * w, k]); // [N, C+1]
+    const logP = tf.logSoftmax(flat); // [N, C+1]
+    const ce = tf.mean(tf.neg(tf.sum(tf.mul(t, logP), 1))) as tf.Scalar;
+    const p = tf.exp(logP);
+    const inter = tf.sum(tf.mul(p, t), 0), total = tf.add(tf.sum(p, 0), tf.sum(t, 0)); // [C+1]
+    const present = tf.cast(tf.greater(tf.sum(t, 0), 0), "float32"); // [C+1]
+    const dice = tf.sub(1, tf.div(tf.add(tf.mul(inter, 2), 1), tf.add(total, 1))); // [C+1]
+    const meanDice = tf.div(tf.sum(tf.mul(dice, present)), tf.maximum(tf.sum(present), 1)) as tf.Scalar;
+    return tf.add(ce, meanDice) as tf.Scalar;
   });

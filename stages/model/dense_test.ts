@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
 import { initBackend } from "../backend/tf.ts";
-import { denseLoss, denseMaps, denseTargets, initDense } from "./dense.ts";
+import { denseLoss, denseMaps, denseTargets, initDense, typeLoss, typeTargets } from "./dense.ts";
 import { initializer } from "./layers.ts";
 
 await Effect.runPromise(initBackend("wasm"));
@@ -96,4 +96,49 @@ Deno.test("initDense / denseMaps with a branch: 3×3 convs D → C → C, then 1
   const shape = tf.tidy(() => denseMaps(branched, tf.ones([2, 5, 7, 6]) as tf.Tensor4D).shape);
   assert.deepEqual(shape, [2, 5, 7, 3]);
   tf.dispose([plain, branched] as unknown as tf.Tensor[]);
+});
+
+Deno.test("typeTargets: each cell's fraction of background and of each class's nuclei", () => {
+  // MAP's nucleus is instance 7; as kept instance 1 of class 2 (of 3), at stride 2: cells of 2×2 pixels
+  const kept = MAP.map((v) => (v === 7 ? 1 : 0));
+  const t = typeTargets(kept, [2], 4, 4, 2, 3); // [2·2·4]
+  // cell (0,0): pixels (0,0),(0,1) background, (1,0),(1,1) nucleus → 0.5 / 0.5 on class channel 3
+  assert.deepEqual(Array.from(t.subarray(0, 4)), [0.5, 0, 0, 0.5]);
+  assert.deepEqual(Array.from(t.subarray(4, 8)), [0.75, 0, 0, 0.25]); // cell (0,1): one nucleus pixel (1,2)
+  assert.deepEqual(Array.from(t.subarray(8, 12)), [0.5, 0, 0, 0.5]); // cell (1,0)
+  for (let cell = 0; cell < 4; cell++) {
+    const sum = Array.from(t.subarray(cell * 4, cell * 4 + 4)).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-6, `cell ${cell} sums to 1`);
+  }
+  assert.throws(() => typeTargets(kept, [3], 4, 4, 2, 3), /class 3 of 3/);
+});
+
+Deno.test("typeLoss: soft cross-entropy plus the present classes' mean 1 − dice, against float64; near 0 when exact", () => {
+  const logits = [2, -1, 0.5, 0, 1, 3, -2, 0.5], targets = [1, 0, 0, 0, 0.5, 0.5, 0, 0]; // 2 cells × 4 channels
+  const loss = tf.tidy(() =>
+    typeLoss(tf.tensor4d(logits, [1, 1, 2, 4]), tf.tensor4d(targets, [1, 1, 2, 4])).dataSync()[0] as number
+  );
+  const p = [0, 1].map((cell) => {
+    const z = logits.slice(cell * 4, cell * 4 + 4), m = Math.max(...z), e = z.map((v) => Math.exp(v - m));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  });
+  const ce = [0, 1].map((cell) =>
+    -[0, 1, 2, 3].reduce((a, c) => a + (targets[cell * 4 + c] as number) * Math.log(p[cell]?.[c] as number), 0)
+  );
+  const dice = [0, 1].map((c) => {
+    const inter = (p[0]?.[c] as number) * (targets[c] as number) + (p[1]?.[c] as number) * (targets[4 + c] as number);
+    const total = (p[0]?.[c] as number) + (p[1]?.[c] as number) + (targets[c] as number) + (targets[4 + c] as number);
+    return 1 - (2 * inter + 1) / (total + 1);
+  }); // channels 0 and 1 are present; 2 and 3 are not
+  const expected = (ce[0]! + ce[1]!) / 2 + (dice[0]! + dice[1]!) / 2;
+  assert.ok(Math.abs(loss - expected) < 1e-5, `${loss} vs ${expected}`);
+  const exact = tf.tidy(() =>
+    typeLoss(
+      tf.tensor4d([20, -20, -20, -20, -20, 20, -20, -20], [1, 1, 2, 4]),
+      tf.tensor4d([1, 0, 0, 0, 0, 1, 0, 0], [1, 1, 2, 4]),
+    )
+      .dataSync()[0] as number
+  );
+  assert.ok(exact < 1e-4, `confident and exact: ${exact}`);
 });

@@ -60,6 +60,12 @@ export interface ModelConfig {
   readonly dense?: boolean;
   /** the dense head's branch: two 3×3 convs of this many channels (absent or 0: a 1×1 head alone) */
   readonly denseBranch?: number;
+  /**
+   * a nuclear-type map beside the dense maps (HoVer-Net's NC branch; needs `dense`): per-cell class logits
+   * [B, H/s, W/s, C + 1] (channel 0 background) from a branch of its own, supervised on every cell, and the
+   * decoding's classes from it (each nucleus's mean type probability) instead of the queries' votes
+   */
+  readonly denseTypes?: boolean;
   /** the centre head's branch: two 3×3 convs of this many channels (absent or 0: a 1×1 head alone) */
   readonly centerBranch?: number;
   /**
@@ -86,6 +92,8 @@ export interface ModelParams<P extends tf.Tensor = tf.Variable> {
   readonly vit?: ViTParams<P>;
   readonly conv?: ConvEncoderParams<P>;
   readonly dense?: DenseParams<P>;
+  /** the type map's branch and head (`denseTypes` only) */
+  readonly types?: DenseParams<P>;
   readonly pixelDecoder: PixelDecoderParams<P>;
   readonly decoder: DecoderParams<P>;
   /** the centre head and query projection (`queries: "centers"` only) */
@@ -100,6 +108,8 @@ export interface ModelOutput {
   readonly centers?: tf.Tensor3D; // [B, H/4, W/4]
   /** `dense` configs: foreground logit, horizontal and vertical distance at the mask stride */
   readonly dense?: tf.Tensor4D; // [B, H/s, W/s, 3]
+  /** `denseTypes` configs: the type logits at the mask stride (channel 0 background) */
+  readonly types?: tf.Tensor4D; // [B, H/s, W/s, C+1]
   /** `vl` configs: the last layer's (SIM-enhanced) queries [B, Q, D] and SIM's dynamic tokens [B, (C+1)·k, D] */
   readonly queries?: tf.Tensor3D;
   readonly tokens?: tf.Tensor3D;
@@ -227,6 +237,7 @@ export const initModel = (config: ModelConfig, classes: number, seed: number): M
       ? initConvPixelDecoder(init, config.conv.widths, d)
       : initPixelDecoder(init, config.vit?.out_chans ?? 0, d, config.maskStride === 2),
     ...(config.dense === true ? { dense: initDense(init, d, config.denseBranch ?? 0) } : {}),
+    ...(config.denseTypes === true ? { types: initDense(init, d, config.denseBranch ?? 0, classes + 1) } : {}),
     decoder: initDecoder(init, { ...config.decoder, classes }, config.queries === "learned"),
     ...(config.queries === "centers"
       ? { centers: initCenters(init, config.decoder.d, config.centerBranch ?? 0, centerStrideOf(config)) }
@@ -275,6 +286,7 @@ export const applyModelAsync = async (
         encoded.centers,
         encoded.presence,
         encoded.dense,
+        encoded.types,
       ])
         .filter((t) => !returned.has(t)),
     );
@@ -289,6 +301,8 @@ export interface PredictionValues {
   readonly masks: Float32Array;
   /** models with dense supervision: `[B·h·w·3]` dense maps on the mask grid (foreground logit, horizontal, vertical) */
   readonly dense?: Float32Array;
+  /** models with a type map: `[B·h·w·(C+1)]` type logits on the mask grid */
+  readonly types?: Float32Array;
   /** models with centre queries: `[B·ch·cw]` centre logits on the stride-4 grid, and that grid */
   readonly centers?: Float32Array;
   readonly centerGrid?: readonly [number, number];
@@ -314,16 +328,18 @@ export const lastPredictionValues = async (
     if (dense !== undefined && (dense.shape[1] !== h || dense.shape[2] !== w)) {
       throw new RangeError(`the dense maps are ${dense.shape[1]}×${dense.shape[2]}, the masks ${h}×${w}`);
     }
-    const centers = output.centers;
-    const [[logits, masks], [maps], [heat]] = await Promise.all([
+    const centers = output.centers, types = output.types;
+    const [[logits, masks], [maps], [heat], [typeMap]] = await Promise.all([
       prefetch([last.logits, last.masks]),
       prefetch(defined([dense])),
       prefetch(defined([centers])),
+      prefetch(defined([types])),
     ]);
     return {
       logits: logits as Float32Array,
       masks: masks as Float32Array,
       ...(maps === undefined ? {} : { dense: maps as Float32Array }),
+      ...(typeMap === undefined ? {} : { types: typeMap as Float32Array }),
       ...(centers === undefined ? {} : {
         centers: heat as Float32Array,
         centerGrid: [centers.shape[1], centers.shape[2]] as const,
@@ -348,6 +364,9 @@ export const imagePrediction = (
     ...(p.dense === undefined ? {} : {
       maps: {
         dense: p.dense.subarray(i * h * w * 3, (i + 1) * h * w * 3),
+        ...(p.types === undefined
+          ? {}
+          : { types: p.types.subarray(i * h * w * (classes + 1), (i + 1) * h * w * (classes + 1)) }),
         ...(p.centers === undefined ? {} : { centers: p.centers.subarray(i * ch * cw, (i + 1) * ch * cw), ch, cw }),
       },
     }),
@@ -363,6 +382,7 @@ export const outputTensors = (o: ModelOutput): tf.Tensor[] =>
     o.tokens,
     o.presence,
     o.dense,
+    o.types,
   ]);
 
 const defined = (tensors: ReadonlyArray<tf.Tensor | undefined>): tf.Tensor[] =>
@@ -386,6 +406,8 @@ interface Encoded {
   readonly presence?: tf.Tensor2D;
   /** dense supervision's maps [B, H/s, W/s, 3] */
   readonly dense?: tf.Tensor4D;
+  /** the type map's logits [B, H/s, W/s, C+1] */
+  readonly types?: tf.Tensor4D;
 }
 
 /** The encoder's parameters: a ViT (SAM's initialisation, seeded) or the conv encoder. */
@@ -428,11 +450,15 @@ const encodeImages = (params: ModelParams<tf.Tensor>, config: ModelConfig, image
   if (config.dense === true && params.dense === undefined) {
     throw new RangeError("applyModel: dense supervision needs its head's parameters");
   }
+  if (config.denseTypes === true && params.types === undefined) {
+    throw new RangeError("applyModel: the type map needs its head's parameters");
+  }
   return {
     maskFeatures,
     coarse,
     levels,
     ...(params.dense === undefined ? {} : { dense: denseMaps(params.dense, maskFeatures) }), // [B, H/s, W/s, 3]
+    ...(params.types === undefined ? {} : { types: denseMaps(params.types, maskFeatures) }), // [B, H/s, W/s, C+1]
     ...(params.centers === undefined || config.queries !== "centers"
       ? {}
       : { centers: centerLogits(params.centers, centerFeatures(config, maskFeatures, coarse)) }), // [B, H/c, W/c]
@@ -465,7 +491,10 @@ const decodeQueries = (
     ...(last.tokens === undefined ? {} : { tokens: last.tokens }),
   });
   const { centers } = encoded;
-  const dense = encoded.dense === undefined ? {} : { dense: encoded.dense };
+  const dense = {
+    ...(encoded.dense === undefined ? {} : { dense: encoded.dense }),
+    ...(encoded.types === undefined ? {} : { types: encoded.types }),
+  };
   if (config.queries === "learned" || centers === undefined || params.centers === undefined) {
     const predictions = applyDecoder(params.decoder, decoder, levels, maskFeatures, undefined, enhance);
     return { predictions, ...dense, ...kept(), ...fused.extra, decided: fused.decided };

@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
 import { initBackend } from "../backend/tf.ts";
 import { syntheticSample } from "../data/synthetic.ts";
-import { applyModel, initModel, MODEL_PRESETS } from "./model.ts";
+import { applyModel, imagePrediction, initModel, lastPredictionValues, MODEL_PRESETS } from "./model.ts";
 import { batchOf, defaultTrainOptions, disposeBatch, modelBatch, trainStep } from "./train_step.ts";
 import { namedTensors } from "./checkpoint.ts";
 
@@ -70,7 +70,9 @@ Deno.test("conv_micro model: the conv encoder feeds the same decoder; dense maps
 Deno.test("conv_micro model trains on one synthetic batch with dense supervision: the losses fall, no tensor leaks", () => {
   const config = MODEL_PRESETS.conv_micro;
   const params = initModel(config, 5, 2);
-  const batch = batchOf([syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })], undefined, 2);
+  const batch = batchOf([syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })], undefined, {
+    denseStride: 2,
+  });
   assert.deepEqual(batch.dense?.shape, [2, 32, 32, 3]);
   const optimizer = tf.train.adam(1e-3);
   const options = { ...defaultTrainOptions, learningRate: 1e-3, loss: { points: 512 } };
@@ -88,7 +90,7 @@ Deno.test("conv_micro model trains on one synthetic batch with dense supervision
 Deno.test("centerStride 2: the centre heat map, its targets and the queries' peaks are on the stride-2 grid; it trains", () => {
   const config = { ...MODEL_PRESETS.conv_micro, centerStride: 2 as const };
   const params = initModel(config, 5, 2);
-  const batch = modelBatch(config, [syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })]);
+  const batch = modelBatch(config, 5, [syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })]);
   assert.deepEqual(batch.centers.shape, [2, 32, 32]);
   const centers = tf.tidy(() => applyModel(params, config, 5, batch.images).centers?.shape);
   assert.deepEqual(centers, [2, 32, 32]);
@@ -113,6 +115,31 @@ Deno.test("centerStride 2: the centre heat map, its targets and the queries' pea
     /centerStride 2 needs maskStride 2/,
   );
   tf.dispose([images, ...namedTensors(coarseParams).map(([, t]) => t)]);
+});
+
+Deno.test("denseTypes: a type map [B, H/2, W/2, C+1] beside the dense maps, its targets in the batch; it trains", async () => {
+  const config = { ...MODEL_PRESETS.conv_micro, denseTypes: true };
+  const params = initModel(config, 5, 2);
+  const batch = modelBatch(config, 5, [syntheticSample(3, 0, { size: 64 }), syntheticSample(3, 1, { size: 64 })]);
+  assert.deepEqual(batch.types?.shape, [2, 32, 32, 6]);
+  const optimizer = tf.train.adam(1e-3);
+  const options = { ...defaultTrainOptions, learningRate: 1e-3, loss: { points: 512 } };
+  const plain = initModel(MODEL_PRESETS.conv_micro, 5, 2);
+  const plainBatch = modelBatch(MODEL_PRESETS.conv_micro, 5, [syntheticSample(3, 0, { size: 64 })]);
+  const plainDense = trainStep(plain, MODEL_PRESETS.conv_micro, 5, tf.train.adam(1e-3), plainBatch, options).dense;
+  const first = trainStep(params, config, 5, optimizer, batch, options);
+  assert.ok(first.dense > plainDense, `the type loss joins the dense part: ${first.dense} vs ${plainDense}`);
+  const count = tf.memory().numTensors;
+  let last = first;
+  for (let i = 0; i < 20; i++) last = trainStep(params, config, 5, optimizer, batch, options);
+  assert.equal(tf.memory().numTensors, count, "no tensor leaks across steps");
+  assert.ok(last.dense < first.dense, `dense ${first.dense} → ${last.dense}`);
+  const values = await lastPredictionValues(params, config, 5, batch.images);
+  assert.equal(values.types?.length, 2 * 32 * 32 * 6);
+  assert.equal(imagePrediction(values, 1).maps?.types?.length, 32 * 32 * 6);
+  disposeBatch(batch);
+  disposeBatch(plainBatch);
+  tf.dispose([...namedTensors(params), ...namedTensors(plain)].map(([, t]) => t));
 });
 
 Deno.test("initModel is a function of its seed: seed 0 gives the same parameters twice (tfjs reads seed 0 as none)", () => {

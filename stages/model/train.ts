@@ -499,7 +499,7 @@ export const trainModel = async (
       labels: picked.map((s) => attributeLabels(attributes, s)),
       candidates: attributes.map((a) => a.scale.length),
     };
-    const batch = modelBatch(model, picked, labels);
+    const batch = modelBatch(model, classes, picked, labels);
     const rate = scheduledRate({ ...config, steps: planned }, step);
     // read by applyGradients (protected in tfjs's types); depends on the step only, so resume stays exact
     optimizer["learningRate"] = rate;

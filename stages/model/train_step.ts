@@ -20,7 +20,7 @@ import {
   outputTensors,
 } from "./model.ts";
 import { presenceOf } from "./fusion.ts";
-import { denseLoss, denseTargets } from "./dense.ts";
+import { denseLoss, denseTargets, typeLoss, typeTargets } from "./dense.ts";
 import { embed } from "./alignment.ts";
 import {
   type AttributeBatch,
@@ -67,6 +67,18 @@ export interface Batch {
   readonly organs?: ReadonlyArray<string>;
   /** dense supervision's targets [B, H/s, W/s, 3] (foreground, horizontal, vertical) */
   readonly dense?: tf.Tensor4D;
+  /** the type map's targets [B, H/s, W/s, C+1] (each cell's fraction of background and of each class) */
+  readonly types?: tf.Tensor4D;
+}
+
+/** Which dense targets a batch carries besides the masks: at what strides, and the type map's class count. */
+export interface BatchTargets {
+  /** dense supervision's targets at this stride (absent: none) */
+  readonly denseStride?: number;
+  /** the centre heat map's stride (default 4) */
+  readonly centerStride?: number;
+  /** the type map's targets for this many classes, at `denseStride` (absent: none) */
+  readonly typeClasses?: number;
 }
 
 /** Per sample, instance id → `[A]` attribute scale indices; and each attribute's candidate count. */
@@ -76,15 +88,18 @@ export interface SampleAttributes {
 }
 
 /**
- * Builds a batch from samples of one size (class −1 nuclei are left out of the targets); with
- * `denseStride`, the dense supervision's targets at that stride; the centre targets at `centerStride`.
+ * Builds a batch from samples of one size (class −1 nuclei are left out of the targets), with the dense targets
+ * `wanted` names (`BatchTargets`).
  */
 export const batchOf = (
   samples: ReadonlyArray<Sample>,
   attributes?: SampleAttributes,
-  denseStride?: number,
-  centerStride: number = CENTER_STRIDE,
+  wanted: BatchTargets = {},
 ): Batch => {
+  const { denseStride, centerStride = CENTER_STRIDE, typeClasses } = wanted;
+  if (typeClasses !== undefined && denseStride === undefined) {
+    throw new RangeError("batchOf: the type map's targets need a dense stride");
+  }
   const [h, w] = [samples[0]?.height ?? 0, samples[0]?.width ?? 0];
   const pixels = new Float32Array(samples.length * h * w * 3);
   samples.forEach((s, i) => pixels.set(s.image, i * h * w * 3));
@@ -94,6 +109,8 @@ export const batchOf = (
   const attributeLabels: Int32Array[] = [];
   const [dh, dw] = denseStride === undefined ? [0, 0] : [Math.floor(h / denseStride), Math.floor(w / denseStride)];
   const dense = new Float32Array(samples.length * dh * dw * 3);
+  const k = typeClasses === undefined ? 0 : typeClasses + 1;
+  const types = new Float32Array(samples.length * dh * dw * k);
   const targets = samples.map((s, i) => {
     const ids = Array.from({ length: s.classOf.length - 1 }, (_, k) => k + 1).filter((id) =>
       (s.classOf[id] as number) >= 0
@@ -115,9 +132,13 @@ export const batchOf = (
       if (k >= 0) [masks[k * h * w + p], kept[p]] = [1, k + 1];
     }
     centers.set(centerTargets(kept, h, w, centerStride), i * ch * cw);
+    const classes = Int32Array.from(ids, (id) => s.classOf[id] as number);
     if (denseStride !== undefined) dense.set(denseTargets(kept, h, w, denseStride), i * dh * dw * 3);
+    if (typeClasses !== undefined && denseStride !== undefined) {
+      types.set(typeTargets(kept, classes, h, w, denseStride, typeClasses), i * dh * dw * k);
+    }
     return {
-      classes: Int32Array.from(ids, (id) => s.classOf[id] as number),
+      classes,
       masks: tf.tensor3d(masks, [ids.length, h, w]),
     };
   });
@@ -128,18 +149,34 @@ export const batchOf = (
     ...(attributes === undefined ? {} : { attributes: { labels: attributeLabels, candidates: attributes.candidates } }),
     organs: samples.map((s) => s.organ),
     ...(denseStride === undefined ? {} : { dense: tf.tensor4d(dense, [samples.length, dh, dw, 3]) }),
+    ...(typeClasses === undefined ? {} : { types: tf.tensor4d(types, [samples.length, dh, dw, k]) }),
   };
 };
 
-/** The batch `config` trains on: dense targets at its mask stride when it has dense supervision, centres at its stride. */
+/**
+ * The batch `config` trains on for `classes` classes: dense targets at its mask stride when it has dense supervision
+ * (and the type map's with `denseTypes`), centres at its stride.
+ */
 export const modelBatch = (
   config: ModelConfig,
+  classes: number,
   samples: ReadonlyArray<Sample>,
   attributes?: SampleAttributes,
-): Batch => batchOf(samples, attributes, config.dense === true ? config.maskStride : undefined, centerStrideOf(config));
+): Batch =>
+  batchOf(samples, attributes, {
+    ...(config.dense === true ? { denseStride: config.maskStride } : {}),
+    centerStride: centerStrideOf(config),
+    ...(config.denseTypes === true ? { typeClasses: classes } : {}),
+  });
 
 export const disposeBatch = (b: Batch): void =>
-  tf.dispose([b.images, b.centers, ...b.targets.map((t) => t.masks), ...(b.dense === undefined ? [] : [b.dense])]);
+  tf.dispose([
+    b.images,
+    b.centers,
+    ...b.targets.map((t) => t.masks),
+    ...(b.dense === undefined ? [] : [b.dense]),
+    ...(b.types === undefined ? [] : [b.types]),
+  ]);
 
 /**
  * The loss parts of a step (plain numbers; `center` is 0 for models with learned queries, `fix`
@@ -290,7 +327,7 @@ const stepLoss = (
   const loss = lossFromPlan(output.predictions, batch.targets, decisions, options.loss);
   const center = output.centers === undefined ? tf.scalar(0) : centerFocalLoss(output.centers, batch.centers);
   const vl = visionLanguage(params, config, options, batch, output, decisions.layers.at(-1) ?? [], inputs.present);
-  const dense = denseTotal(output.dense, batch.dense);
+  const dense = tf.add(denseTotal(output.dense, batch.dense), typeTotal(output.types, batch.types)) as tf.Scalar;
   return {
     total: tf.addN([
       loss.total,
@@ -311,6 +348,16 @@ const denseTotal = (predicted: tf.Tensor4D | undefined, targets: tf.Tensor4D | u
   }
   const { bce, dice, distance, gradient } = denseLoss(predicted, targets);
   return tf.addN([bce, dice, distance, tf.mul(gradient, 2)]) as tf.Scalar;
+};
+
+/** The type map's loss (CE + dice), 0 without a type map; counted in the `dense` part. */
+const typeTotal = (predicted: tf.Tensor4D | undefined, targets: tf.Tensor4D | undefined): tf.Scalar => {
+  if (predicted === undefined) return tf.scalar(0);
+  if (targets === undefined) throw new RangeError("trainStep: a model with a type map needs its targets");
+  if (predicted.shape.some((n, i) => n !== targets.shape[i])) {
+    throw new RangeError(`trainStep: type logits ${predicted.shape} against targets ${targets.shape}`);
+  }
+  return typeLoss(predicted, targets);
 };
 
 // one reduction for the global norm rather than one read per parameter (stacked: an AddN of
