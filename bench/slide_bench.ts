@@ -74,19 +74,31 @@ const tissuePictures = async (): Promise<{ from: string; pictures: Array<{ side:
   return { from: "the synthetic H&E generator (no CoNSeP images found)", pictures };
 };
 
+/** How the benchmark slide is built: its pyramid's compression, and the tissue islands' size (1: the default). */
+export interface SlideBuild {
+  /** `jpeg` (quality 90, as scanners write) or `none` (raw pixels: a file of ≈ 4·side² bytes with its pyramid) */
+  readonly compression: "jpeg" | "none";
+  /** the islands' semi-axes as a fraction of the default ones, in (0, 1]: less tissue, the same slide size */
+  readonly islands: number;
+}
+
+export const DEFAULT_SLIDE_BUILD: SlideBuild = { compression: "jpeg", islands: 1 };
+
 /**
  * Writes the benchmark slide: `side`² white glass (240 grey), four elliptical islands of tissue in a 2 × 2 grid
- * (semi-axes 0.44 and 0.38 of a cell: 52 % of the area, 30–40 % tissue to the detector, since CoNSeP's lumina
- * and fat are pale) filled with `pictures` in a grid of their side; a tiled (256²) JPEG (quality 90) pyramid at
- * 0.25 µm/px.
+ * (semi-axes 0.44 and 0.38 of a cell, times `build.islands`: 52 % of the area at 1, 30–40 % tissue to the
+ * detector, since CoNSeP's lumina and fat are pale) filled with `pictures` in a grid of their side; a tiled (256²)
+ * pyramid at 0.25 µm/px, JPEG (quality 90) or uncompressed.
  */
 const writeSlide = async (
   file: string,
   side: number,
   pictures: ReadonlyArray<{ side: number; rgb: Uint8Array }>,
+  build: SlideBuild,
 ): Promise<void> => {
   const rgb = new Uint8Array(side * side * 3).fill(240); // [side, side, 3]
-  const cell = side / 2, a = 0.44 * cell, b = 0.38 * cell, grid = pictures[0]?.side ?? 1;
+  const cell = side / 2, a = 0.44 * build.islands * cell, b = 0.38 * build.islands * cell;
+  const grid = pictures[0]?.side ?? 1;
   for (let y = 0; y < side; y++) {
     const cy = (Math.floor(y / cell) + 0.5) * cell, dy = (y - cy) / b;
     if (Math.abs(dy) >= 1) continue;
@@ -111,8 +123,8 @@ const writeSlide = async (
       tileWidth: 256,
       tileHeight: 256,
       pyramid: true,
-      compression: "jpeg",
-      quality: 90,
+      compression: build.compression,
+      ...(build.compression === "jpeg" ? { quality: 90 } : {}),
       xres: 1000 / MPP, // sharp's resolution is in pixels per mm (stored per cm)
       yres: 1000 / MPP,
       resolutionUnit: "cm",
@@ -231,8 +243,8 @@ export const measureSlide = async (slide: string, preset: SlidePreset, dir: stri
   };
 };
 
-/** The permissions of `deno task predict` (deno.json), which the child runs under. */
-const PREDICT_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi"];
+/** The permissions of `deno task predict` (deno.json), which the child runs under (the bench's folder is in /tmp). */
+const PREDICT_PERMISSIONS = ["--allow-read", "--allow-write=.,/tmp", "--allow-env", "--allow-ffi"];
 
 const measureInChild = async (slide: string, preset: SlidePreset, dir: string): Promise<SlideMeasurement> => {
   const child = await new Deno.Command(Deno.execPath(), {
@@ -250,12 +262,16 @@ export const slideBench = async (
   side: number,
   presets: ReadonlyArray<SlidePreset>,
   results: Record<string, number>,
+  build: SlideBuild = DEFAULT_SLIDE_BUILD,
 ): Promise<Row[]> => {
   const { from, pictures } = await tissuePictures();
   const slide = `${dir}/slide.tif`;
   const built = performance.now();
-  await writeSlide(slide, side, pictures);
+  await writeSlide(slide, side, pictures, build);
   const buildSeconds = (performance.now() - built) / 1000;
+  const fileBytes = (await Deno.stat(slide)).size;
+  results["slide.fileBytes"] = fileBytes;
+  const kind = build.compression === "jpeg" ? "a JPEG" : "an uncompressed";
   const rows: Row[] = [];
   for (const preset of presets) {
     const m = await measureInChild(slide, preset, dir);
@@ -281,7 +297,9 @@ export const slideBench = async (
           pct(m.tissueFraction, 1)
         } tissue, ${tissueMm2.toFixed(2)} mm²), ${m.nuclei.toLocaleString("en-US")} nuclei, in ${
           wall.toFixed(1)
-        } s wall; a JPEG pyramidal TIFF at ${MPP} µm/px from ${from}, read by ${m.reader} (built in ${
+        } s wall; ${kind} pyramidal TIFF of ${
+          mb(fileBytes)
+        } at ${MPP} µm/px from ${from}, read by ${m.reader} (built in ${
           buildSeconds.toFixed(1)
         } s); an untrained model (initModel, seed 1, saved and loaded as a checkpoint): throughput only; ${m.matmul}`,
       },

@@ -43,6 +43,20 @@ const bench = Command.make("bench", {
     Flag.withDescription(`The slide section's one model preset: ${SLIDE_PRESETS.join(", ")} (default both)`),
     Flag.optional,
   ),
+  slideCompression: Flag.Literals("slide-compression", ["jpeg", "none"] as const).pipe(
+    Flag.withDescription(
+      "The slide section's pyramid: jpeg (quality 90, as scanners write; default) or none (raw pixels: ≈ 4·side² " +
+        "bytes, e.g. --slide-side 16384 for a 1 GB file)",
+    ),
+    Flag.withDefault("jpeg" as const),
+  ),
+  slideIslands: Flag.Finite("slide-islands").pipe(
+    Flag.withDescription(
+      "The slide's four tissue islands' size as a fraction of the default, in (0, 1] (default 1: 30–40 % tissue); " +
+        "less tissue means fewer tiles to predict on a slide of the same size",
+    ),
+    Flag.withDefault(1),
+  ),
   json: Flag.String("json").pipe(
     Flag.withDescription("Also write the raw numbers as JSON to this file"),
     Flag.optional,
@@ -52,6 +66,9 @@ const bench = Command.make("bench", {
     if (f.images < 1) return yield* new UsageError({ message: `--images must be positive, found ${f.images}` });
     if (f.slideSide < 256) {
       return yield* new UsageError({ message: `--slide-side must be at least 256, found ${f.slideSide}` });
+    }
+    if (!(f.slideIslands > 0 && f.slideIslands <= 1)) {
+      return yield* new UsageError({ message: `--slide-islands must be in (0, 1], found ${f.slideIslands}` });
     }
     const presets = Option.match(f.slidePreset, { onNone: () => SLIDE_PRESETS, onSome: (p) => [p] });
     const only = Option.getOrUndefined(f.only);
@@ -68,7 +85,10 @@ const bench = Command.make("bench", {
         if (run("data")) rows.push(...(await dataBench(`${dir}/data`, f.images)));
         if (run("attributes")) rows.push(...(await featuresBench()), ...(await attributeChainBench(dir)));
         if (run("model")) rows.push(...(await modelBench()));
-        if (run("slide")) rows.push(...(await slideBench(dir, f.slideSide, presets, results)));
+        if (run("slide")) {
+          const build = { compression: f.slideCompression, islands: f.slideIslands };
+          rows.push(...(await slideBench(dir, f.slideSide, presets, results, build)));
+        }
         if (run("webgpu")) rows.push(...(await webgpuBench()));
       } finally {
         await Deno.remove(dir, { recursive: true });
