@@ -23,9 +23,17 @@ export interface DenseDecodeOptions {
   readonly energyThreshold: number;
   /** markers and instances smaller than this (pixels) are dropped */
   readonly minArea: number;
-  /** `centreInstances`: a centre-head peak (3×3 local maximum) is a nucleus from this probability */
+  /** `centreInstances`: a centre-head peak (a local maximum, `peakRadius`) is a nucleus from this probability */
   readonly centerThreshold?: number;
+  /**
+   * `centreInstances`: a peak is the maximum of the cells within this many pixels (default 4: the 3×3 cells of a
+   * stride-4 heat map, 5×5 at stride 2, so that a finer map does not find two peaks where the coarse one found one)
+   */
+  readonly peakRadius?: number;
 }
+
+/** Pixels around a centre peak it must dominate: 1 cell of a stride-4 heat map. */
+const DEFAULT_PEAK_RADIUS = 4;
 
 export const defaultDenseDecodeOptions: DenseDecodeOptions = {
   foregroundThreshold: 0.5,
@@ -266,8 +274,8 @@ export const denseInstances = (
 };
 
 /**
- * Instances from the centre head's peaks (centers.ts) grown over the dense foreground: every 3×3
- * local maximum of the centre heat map with probability ≥ `centerThreshold` whose pixel is
+ * Instances from the centre head's peaks (centers.ts) grown over the dense foreground: every
+ * local maximum (within `peakRadius` pixels) of the centre heat map with probability ≥ `centerThreshold` whose pixel is
  * foreground is a marker; a watershed over the foreground, hottest pixels first, gives each
  * pixel to the centre that reaches it first, so two touching nuclei part where the heat between
  * their centres is lowest; foreground no centre reaches becomes instances of its own (≥ minArea).
@@ -307,14 +315,15 @@ export const centreInstances = (
   }
   const threshold = options.centerThreshold ?? 0.4, cutoff = Math.log(threshold / (1 - threshold));
   const markers = new Int32Array(fg.length), sy = height / ch, sx = width / cw;
+  const radius = Math.max(1, Math.round((options.peakRadius ?? DEFAULT_PEAK_RADIUS) / sy)); // in cells
   let n = 0;
   for (let cy = 0; cy < ch; cy++) {
     for (let cx = 0; cx < cw; cx++) {
       const v = logits[cy * cw + cx] as number;
       if (v < cutoff) continue;
       let peak = true;
-      for (let dy = -1; dy <= 1 && peak; dy++) {
-        for (let dx = -1; dx <= 1; dx++) {
+      for (let dy = -radius; dy <= radius && peak; dy++) {
+        for (let dx = -radius; dx <= radius; dx++) {
           const yy = cy + dy, xx = cx + dx;
           if (
             (dy !== 0 || dx !== 0) && yy >= 0 && yy < ch && xx >= 0 && xx < cw && (logits[yy * cw + xx] as number) > v

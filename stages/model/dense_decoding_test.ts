@@ -98,3 +98,29 @@ Deno.test("centreInstances: one nucleus per centre peak, touching ones parted wh
   assert.ok(count(left) >= 18 && count(right) >= 18, `${count(left)} / ${count(right)}`);
   assert.equal(count(lone), 20);
 });
+
+Deno.test("centreInstances peakRadius: a stride-2 heat map's two maxima 2 cells (4 px) apart are one peak at 4 px", () => {
+  // the same squares on a stride-2 grid (5×10 cells): two maxima inside the left square, 2 cells apart, the
+  // weaker one between them dominated only within 4 px; one maximum in the right square
+  const maps = mapsOf(TRUTH, H, W);
+  const ch = 5, cw = 10, heat = new Float32Array(ch * cw).fill(-6);
+  heat[2 * cw + 0] = 3; // cell (2, 0): pixel (5, 1)
+  heat[2 * cw + 2] = 2; // cell (2, 2): pixel (5, 5), still the left square
+  heat[2 * cw + 1] = 1; // between them
+  heat[2 * cw + 5] = 3; // cell (2, 5): pixel (5, 11), the right square
+  const options = { foregroundThreshold: 0.5, energyThreshold: 0.2, minArea: 1, centerThreshold: 0.3 };
+  const ids = (peakRadius?: number) => {
+    const found = centreInstances(
+      maps,
+      H,
+      W,
+      { logits: heat, ch, cw },
+      H,
+      W,
+      peakRadius === undefined ? options : { ...options, peakRadius },
+    );
+    return new Set([found[5 * W + 1], found[5 * W + 5], found[5 * W + 11]]).size;
+  };
+  assert.equal(ids(), 2, "the default 4 px: the left square's two maxima are one nucleus");
+  assert.equal(ids(2), 3, "2 px (1 cell): the weaker maximum is a peak of its own, the square is split");
+});
