@@ -6,20 +6,23 @@
  * Slides skip the pipeline's nodes: their outputs are streamed to OUT as they are predicted, never held whole, so
  * there is no one value to store. What is stored, in the same cache, is every batch of tile predictions
  * (stages/slide/tile_cache.ts), keyed by the slide's and the checkpoint's content digests: a killed run resumes where
- * it stopped, and writes the same bytes as one that was never stopped.
+ * it stopped, and writes the same bytes as one that was never stopped. That cache is the task's Store: with
+ * `--remote-cache` the batches are shared, which is how `--queue` hands a slide to a worker (tasks/_predict_queue.ts):
+ * the worker stores every batch, and the coordinator's own run of the slide finds them all.
  */
 import { Console, Effect } from "effect";
 import { sha256Text } from "../pipeline/hash.ts";
 import * as Source from "../pipeline/source.ts";
 import { Store, type StoreShape } from "../pipeline/store/store.ts";
 import type { AttributeWords } from "../stages/attributes/stages.ts";
-import { storeTileCache } from "../stages/slide/tile_cache.ts";
+import { isRunDone, markRunDone, runDoneKey, storeTileCache } from "../stages/slide/tile_cache.ts";
 import { Progress, type Tracker } from "../pipeline/progress.ts";
 import { TfBackend } from "../stages/backend/tf.ts";
 import type { DecodeOptions } from "../stages/model/decoding.ts";
 import { disposeModel, loadModel } from "../stages/predict/model_tiles.ts";
 import { openImageSource } from "../stages/slide/open.ts";
-import { predictSlide, type SlideSummary } from "../stages/slide/predict_slide.ts";
+import { predictSlide, slideRunKey, type SlideSummary } from "../stages/slide/predict_slide.ts";
+import type { ImageSource } from "../stages/slide/source.ts";
 import { UsageError } from "./_main.ts";
 
 /** What every slide of a run shares. */
@@ -64,6 +67,70 @@ const slideDigest = async (store: StoreShape, path: string): Promise<string> => 
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+/** The content digests of a slide's run key: the slide's and the checkpoint's. */
+interface SlideDigests {
+  readonly slide: string;
+  readonly model: string;
+}
+
+/** Where `slide`'s batches are kept in `store`: the tile cache and the content digests of its run key. */
+const slideCache = async (store: StoreShape, slide: string, model: string) => ({
+  open: (key: string) => storeTileCache(store, key),
+  slide: await slideDigest(store, slide),
+  model: await fileDigest(store, model),
+});
+
+/** The tiles a run selects, as `runDoneKey` names them. */
+const selection = (run: SlideRun) => ({
+  allTiles: run.allTiles,
+  ...(run.tissueThreshold === undefined ? {} : { tissueThreshold: run.tissueThreshold }),
+});
+
+/** The key of `source`'s finished run (tile_cache.ts `runDoneKey`), for a model of `tile`² tiles. */
+const doneKey = (source: ImageSource, tile: number, run: SlideRun, digests: SlideDigests) =>
+  runDoneKey(slideRunKey(source, tile, run, digests), selection(run));
+
+/**
+ * Records that `source`'s run stored every batch (unless recorded already), so that `--queue` counts the slide as
+ * done rather than hand it to a worker again.
+ */
+const recordDone = async (
+  store: StoreShape,
+  source: ImageSource,
+  tile: number,
+  run: SlideRun,
+  digests: SlideDigests,
+  summary: SlideSummary,
+  durationMs: number,
+) => {
+  const runKey = slideRunKey(source, tile, run, digests), key = runDoneKey(runKey, selection(run));
+  if (await isRunDone(store, key)) return;
+  await markRunDone(store, key, runKey, { predicted: summary.predicted, nuclei: summary.nuclei }, durationMs);
+};
+
+/**
+ * The key a run of `slide` records once every batch is stored (tile_cache.ts `markRunDone`), computed without
+ * predicting: the slide opened for its levels and resolution only, the model's `tile` from its checkpoint. It is
+ * the id of the slide's job with `--queue`. Needs the backend started (it is part of the key).
+ */
+export const slideDoneKey = (
+  slide: string,
+  tile: number,
+  run: SlideRun & { readonly store: StoreShape },
+): Effect.Effect<string, UsageError, TfBackend> =>
+  Effect.flatMap(TfBackend, () =>
+    Effect.tryPromise({
+      try: async () => {
+        const source = await openImageSource(slide);
+        try {
+          return doneKey(source, tile, run, await slideCache(run.store, slide, run.model));
+        } finally {
+          source.close();
+        }
+      },
+      catch: (e) => new UsageError({ message: message(e).startsWith(slide) ? message(e) : `${slide}: ${message(e)}` }),
+    }));
+
 /**
  * Predicts `slides` (written as OUT/NAME.* with `names`), one after the other; each prints
  * `FILE: N nuclei (class counts) on T of U tiles with tissue (F % tissue)`. A slide that cannot be opened or read
@@ -97,15 +164,11 @@ export const predictSlides = (
           let tracker: Tracker | undefined, reported = 0;
           const store = run.store;
           const summary = yield* Effect.tryPromise({
-            try: async () =>
-              predictSlide(source, model, {
-                ...(store === undefined ? {} : {
-                  cache: {
-                    open: (key: string) => storeTileCache(store, key),
-                    slide: await slideDigest(store, slide),
-                    model: await fileDigest(store, run.model),
-                  },
-                }),
+            try: async () => {
+              const started = performance.now();
+              const cache = store === undefined ? undefined : await slideCache(store, slide, run.model);
+              const summary = await predictSlide(source, model, {
+                ...(cache === undefined ? {} : { cache }),
                 out: run.out,
                 name,
                 modelMpp: run.modelMpp,
@@ -122,7 +185,12 @@ export const predictSlides = (
                   Effect.runSync(tracker.advance(done - reported));
                   reported = done;
                 },
-              }),
+              });
+              if (store !== undefined && cache !== undefined) {
+                await recordDone(store, source, model.tile, run, cache, summary, performance.now() - started);
+              }
+              return summary;
+            },
             // an error of the reader names the file already; anything else is prefixed with it
             catch: (e) => {
               const text = message(e);

@@ -3,7 +3,7 @@
  *
  *   deno task predict --model runs/train/checkpoint.safetensors --input slide.png [--input more/] [--out DIR]
  *                     [--mpp 0.5 | --magnification 20] [--overlap 64] [--batch 4] [--data SOURCE]
- *                     [--tissue-threshold 0.1] [--all-tiles]
+ *                     [--tissue-threshold 0.1] [--all-tiles] [--cache DIR] [--remote-cache URL] [--queue redis://…]
  *
  * Each image is cut into overlapping tiles of the model's size, predicted in batches and stitched
  * (stages/predict/tiling.ts); the prediction is cached under the contents of image and model.
@@ -14,14 +14,21 @@
  * Whole slides — what OpenSlide reads: .svs .ndpi .mrxs .scn …, or a TIFF it recognises, such as a tiled pyramid —
  * take another path (tasks/_predict_slides.ts, stages/slide/predict_slide.ts): read at the model's resolution from
  * the right pyramid level, tissue tiles only, nuclei streamed to OUT/NAME.geojson and OUT/NAME.csv, with
- * OUT/NAME.tissue.png and OUT/NAME.overlay.png on a thumbnail; never cached, never held whole.
+ * OUT/NAME.tissue.png and OUT/NAME.overlay.png on a thumbnail; never held whole, their tile batches cached (a killed
+ * run resumes).
+ *
+ * With `--queue redis://HOST:PORT --remote-cache URL` (tasks/_predict_queue.ts, docs/distributed.md) the images'
+ * predictions and the slides' tile batches are computed by `deno task worker` processes, one job per image and per
+ * slide, which rebuild this run with `buildPrediction` from the same arguments; the outputs are then written here
+ * by the same code as without a queue, every prediction a cache hit.
  */
 import { DEFAULT_FOREGROUND } from "../stages/model/decoding.ts";
 import { defaultDenseDecodeOptions } from "../stages/model/dense_decoding.ts";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
-import { FileStore, Pipeline, Progress, Runner, Source } from "../mod.ts";
+import { Pipeline, Progress, Runner, Source } from "../mod.ts";
+import { Store } from "../pipeline/store/store.ts";
 import type { TensorFile } from "../pipeline/codec/safetensors.ts";
 import type { StageError, StageRequirements } from "../pipeline/stage.ts";
 import {
@@ -42,11 +49,12 @@ import { DEFAULT_MODEL_MPP, mppOfMagnification, scaleImage } from "../stages/pre
 import { decodeOptionsOf, predictImage, storedPrediction } from "../stages/predict/stages.ts";
 import { readCheckpointInfo } from "../stages/predict/model_tiles.ts";
 import {
-  cacheDirectory,
   cacheFlag,
   mergeFlag,
   noCacheFlag,
   noteMissingBlas,
+  queueFlag,
+  queueUrl,
   readRunRecord,
   remoteCacheFlag,
   runTask,
@@ -55,7 +63,7 @@ import {
   UsageError,
   writeAtomic,
 } from "./_main.ts";
-import { predictSlides } from "./_predict_slides.ts";
+import { predictSlides, type SlideRun } from "./_predict_slides.ts";
 
 type Stages =
   | typeof maskFeaturesStage
@@ -112,7 +120,8 @@ const outputNames = (files: ReadonlyArray<string>) => {
   };
 };
 
-const predict = Command.make("predict", {
+/** The flags of `deno task predict`; a worker parses a job's arguments with them too (tasks/worker.ts). */
+export const predictFlags = {
   model: Flag.String("model").pipe(
     Flag.withDescription("Checkpoint of deno task train (e.g. runs/train/checkpoint.safetensors)"),
   ),
@@ -213,7 +222,24 @@ const predict = Command.make("predict", {
   cache: cacheFlag,
   remoteCache: remoteCacheFlag,
   noCache: noCacheFlag,
-}, (f) =>
+  queue: queueFlag.pipe(
+    Flag.withDescription(
+      "Predict on `deno task worker` processes through this Redis, e.g. redis://10.0.0.5:6379: one job per image and " +
+        "one per slide (its tile batches), waited for, then every output written here from the shared cache, as a " +
+        "local run writes it; needs --remote-cache (the results travel through it) and Deno's --allow-net for both " +
+        "hosts: see docs/distributed.md",
+    ),
+  ),
+} as const;
+export type PredictFlags = Command.Command.Config.Infer<typeof predictFlags>;
+
+/**
+ * The prediction's DAG and everything else a run needs, from the flags (checked; a mistake is a UsageError): the
+ * pipeline (the checkpoint, the training data's attribute chain when known, one `predict.I` node per image), the
+ * image nodes (what `--queue` hands to workers), the slides and what their runs share, and the backend's layer.
+ * The task and the worker (tasks/worker.ts) both build it from the same arguments, so their keys agree.
+ */
+export const buildPrediction = (f: PredictFlags) =>
   Effect.gen(function* () {
     const fail = (message: string) => Effect.fail(new UsageError({ message }));
     const modelStat = yield* Effect.promise(() => Deno.stat(f.model).catch(() => undefined));
@@ -307,23 +333,12 @@ const predict = Command.make("predict", {
         },
       }),
     };
-    yield* noteMissingBlas(f.backend, "prediction");
-    const started = performance.now();
-    // slides describe their nuclei with the training data's attribute bins too: computed first (cached as a node)
-    const slideWords = slides.length === 0 || dataSpec === undefined ? undefined : (yield* Runner.run(p, ["words"], {
-      concurrency: 1,
-    }).pipe(Effect.provide(Layer.mergeAll(
-      storeLayer(f),
-      Progress.auto,
-      backendLayer(f.backend, threads === undefined ? {} : { threads }),
-    )))).outputs.words as AttributeWords;
-    // slides keep their tile predictions in the cache, so that a killed run resumes (stages/slide/tile_cache.ts)
-    const slideStore = slides.length === 0 || f.noCache ? undefined : yield* FileStore.makeFileStore(
-      cacheDirectory(f.cache),
-    ).pipe(Effect.mapError((e) => new UsageError({ message: `cache ${e.path}: ${e.reason}` })));
-    const slideSummaries = slides.length === 0 ? [] : yield* predictSlides(slides, slideNames, {
-      ...(slideStore === undefined ? {} : { store: slideStore }),
-      ...(slideWords === undefined ? {} : { words: slideWords }),
+    files.forEach((file, i) => {
+      p = p.source(`image.${i}`, Source.file(file))
+        .node(`predict.${i}`, predictImage, { inputs: { image: `image.${i}`, checkpoint: "checkpoint" }, config });
+    });
+    // what every slide's run shares (its store and attribute words are the run's own: see runPrediction)
+    const slideRun: SlideRun = {
       model: f.model,
       out: f.out,
       modelMpp: f.modelMpp,
@@ -334,10 +349,49 @@ const predict = Command.make("predict", {
       ...(tta === undefined ? {} : { tta: { votes: tta } }),
       ...(tissueThreshold === undefined ? {} : { tissueThreshold }),
       allTiles: f.allTiles,
-    }).pipe(Effect.provide(Layer.mergeAll(
-      Progress.auto,
-      backendLayer(f.backend, threads === undefined ? {} : { threads }),
-    )));
+    };
+    return {
+      pipeline: p,
+      files,
+      names,
+      imageNodes: files.map((_, i) => `predict.${i}`),
+      slides,
+      slideNames,
+      slideRun,
+      dataSpec,
+      info,
+      mpp,
+      scale,
+      overlap,
+      services: backendLayer(f.backend, threads === undefined ? {} : { threads }),
+    };
+  });
+export type Prediction = Effect.Success<ReturnType<typeof buildPrediction>>;
+
+/**
+ * The run itself, with the store, progress and backend provided: with `queue`, the images' predictions and the
+ * slides' tile batches on the workers first (tasks/_predict_queue.ts); then, as without a queue, the slides and
+ * the images here (the queued work then cache hits), and every output written.
+ */
+const runPrediction = (f: PredictFlags, built: Prediction, queue: string | undefined) =>
+  Effect.gen(function* () {
+    const { pipeline: p, files, names, slides, slideNames, dataSpec, info, mpp, scale, overlap } = built;
+    const started = performance.now();
+    if (queue !== undefined) {
+      const { distributePrediction } = yield* Effect.promise(() => import("./_predict_queue.ts"));
+      yield* distributePrediction(queue, built, Deno.args);
+    }
+    // slides describe their nuclei with the training data's attribute bins too: computed first (cached as a node)
+    const slideWords = slides.length === 0 || dataSpec === undefined
+      ? undefined
+      : (yield* Runner.run(p, ["words"], { concurrency: 1 })).outputs.words as AttributeWords;
+    // slides keep their tile batches in the task's store (a killed run resumes; a remote cache shares them)
+    const slideStore = slides.length === 0 || f.noCache ? undefined : yield* Store;
+    const slideSummaries = slides.length === 0 ? [] : yield* predictSlides(slides, slideNames, {
+      ...built.slideRun,
+      ...(slideStore === undefined ? {} : { store: slideStore }),
+      ...(slideWords === undefined ? {} : { words: slideWords }),
+    });
     const summaryJson = (images: ReadonlyArray<unknown>) =>
       writeAtomic(
         `${f.out}/summary.json`,
@@ -363,17 +417,8 @@ const predict = Command.make("predict", {
         } in ${((performance.now() - started) / 1000).toFixed(0)} s`,
       );
     }
-    files.forEach((file, i) => {
-      p = p.source(`image.${i}`, Source.file(file))
-        .node(`predict.${i}`, predictImage, { inputs: { image: `image.${i}`, checkpoint: "checkpoint" }, config });
-    });
-    const targets = [...(dataSpec === undefined ? [] : ["words"]), ...files.map((_, i) => `predict.${i}`)];
-    const layers = Layer.mergeAll(
-      storeLayer(f),
-      Progress.auto,
-      backendLayer(f.backend, threads === undefined ? {} : { threads }),
-    );
-    const { outputs, report } = yield* Runner.run(p, targets, { concurrency: 1 }).pipe(Effect.provide(layers));
+    const targets = [...(dataSpec === undefined ? [] : ["words"]), ...built.imageNodes];
+    const { outputs, report } = yield* Runner.run(p, targets, { concurrency: 1 });
     const all = outputs as Record<string, unknown>;
     const words = all.words as AttributeWords | undefined;
     if (words === undefined) {
@@ -431,8 +476,23 @@ const predict = Command.make("predict", {
         ((performance.now() - started) / 1000).toFixed(0)
       } s\nscore against truth maps in the same layout: deno task evaluate folder --true TRUTH_DIR --pred ${f.out}`,
     );
+  });
+
+const predict = Command.make("predict", predictFlags, (f) =>
+  Effect.gen(function* () {
+    const queue = yield* queueUrl(f);
+    if (queue !== undefined && f.noCache) {
+      return yield* new UsageError({
+        message: "--queue needs the cache (the workers' results arrive through it): drop --no-cache",
+      });
+    }
+    const built = yield* buildPrediction(f);
+    yield* noteMissingBlas(f.backend, "prediction");
+    yield* runPrediction(f, built, queue).pipe(
+      Effect.provide(Layer.mergeAll(storeLayer(f), Progress.auto, built.services)),
+    );
   })).pipe(Command.withDescription(
-    "Predict nuclei on images of any size with a trained checkpoint: instance and class maps, overlays, per-nucleus JSON with attribute descriptions, QuPath GeoJSON. Whole slides (SVS, NDPI, MRXS, pyramidal TIFF, … through OpenSlide) are read at the model's resolution, tissue tiles only, and streamed to OUT/NAME.geojson, OUT/NAME.csv, OUT/NAME.tissue.png and OUT/NAME.overlay.png. Example: deno task predict --model runs/train/checkpoint.safetensors --input slide.png --out predictions",
+    "Predict nuclei on images of any size with a trained checkpoint: instance and class maps, overlays, per-nucleus JSON with attribute descriptions, QuPath GeoJSON. Whole slides (SVS, NDPI, MRXS, pyramidal TIFF, … through OpenSlide) are read at the model's resolution, tissue tiles only, and streamed to OUT/NAME.geojson, OUT/NAME.csv, OUT/NAME.tissue.png and OUT/NAME.overlay.png. With --queue, the images' predictions and the slides' tiles are computed by `deno task worker` processes on other machines (docs/distributed.md). Example: deno task predict --model runs/train/checkpoint.safetensors --input slide.png --out predictions",
   ));
 
 if (import.meta.main) {

@@ -1,12 +1,15 @@
 /**
  * `deno task worker --queue redis://HOST:PORT --remote-cache URL`: takes node jobs from the queue
- * that `deno task ablate … --queue URL` fills, one at a time, until Ctrl-C.
+ * that `deno task ablate … --queue URL` and `deno task predict … --queue URL` fill, one at a time,
+ * until Ctrl-C.
  *
  * A job names a task, its arguments and a node: the worker builds that task's pipeline from the
- * arguments with the task's own code (`buildAblation`), checks that its key for the node is the job's
- * id, computes the node with its local cache in front of the shared remote cache (strict: a result
- * that cannot be uploaded fails the job, which is retried), and takes the next job. Data paths in
- * the arguments (`--data consep:DIR`, `--text-encoder DIR`) must exist on this machine too.
+ * arguments with the task's own code (`buildAblation`, `buildPrediction`), checks that its key for the
+ * node is the job's id, computes the node with its local cache in front of the shared remote cache
+ * (strict: a result that cannot be uploaded fails the job, which is retried), and takes the next job.
+ * A slide's job (`slide.NAME` of predict) stores the slide's tile batches (tasks/_predict_queue.ts).
+ * Paths in the arguments (`--data consep:DIR`, `--text-encoder DIR`, predict's `--model` and
+ * `--input`) must exist on this machine too.
  * See docs/distributed.md.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices";
@@ -17,6 +20,8 @@ import { computeNode, errorLine } from "../pipeline/queue/nodes.ts";
 import { JobError, type NodeJob, serve, settingsFromEnv } from "../pipeline/queue/queue.ts";
 import type { Store } from "../pipeline/store/store.ts";
 import { ablateFlags, buildAblation } from "./ablate.ts";
+import { buildPrediction, predictFlags } from "./predict.ts";
+import { computePrediction } from "./_predict_queue.ts";
 import { cacheFlag, queueUrl, remoteCacheFlag, runTask, storeLayer, withPlanningThreads } from "./_main.ts";
 
 const VERSION = "0.1.0";
@@ -63,6 +68,24 @@ const TASKS: Readonly<Record<string, QueuedTask>> = {
           )),
         argv,
       )),
+  predict: (argv, node, id) =>
+    Effect.flatMap(Effect.context<Store | Progress>(), (context) =>
+      parseWith(
+        Command.make("predict", predictFlags, (f) =>
+          buildPrediction(f).pipe(
+            Effect.mapError((e) => new JobError({ message: errorLine(e), retry: false })),
+            Effect.flatMap((built) =>
+              computePrediction(built, node, id, say).pipe(
+                Effect.provide(Layer.mergeAll(built.services, Layer.succeedContext(context))),
+                Effect.catchTag(
+                  "BackendUnavailable",
+                  (e) => Effect.fail(new JobError({ message: e.message, retry: true })),
+                ),
+              )
+            ),
+          )),
+        argv,
+      )),
 };
 
 /** One job: the task's pipeline from its arguments, then the node (or the test-only injected fault). */
@@ -87,7 +110,7 @@ const handle = (job: NodeJob, id: string): Effect.Effect<void, JobError, Store |
 
 const worker = Command.make("worker", {
   queue: Flag.String("queue").pipe(
-    Flag.withDescription("The Redis of the queue, redis://HOST:PORT (as given to deno task ablate --queue)"),
+    Flag.withDescription("The Redis of the queue, redis://HOST:PORT (as given to deno task ablate or predict --queue)"),
   ),
   cache: cacheFlag,
   remoteCache: remoteCacheFlag,
@@ -101,7 +124,7 @@ const worker = Command.make("worker", {
     );
   })).pipe(
     Command.withDescription(
-      "Take node jobs (trainings of deno task ablate --queue) from a Redis queue and compute them into the shared remote cache. Example: deno task worker --queue redis://10.0.0.5:6379 --remote-cache http://10.0.0.5:8080",
+      "Take node jobs (trainings of deno task ablate --queue, images and slides of deno task predict --queue) from a Redis queue and compute them into the shared remote cache. Example: deno task worker --queue redis://10.0.0.5:6379 --remote-cache http://10.0.0.5:8080",
     ),
   );
 

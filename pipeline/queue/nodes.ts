@@ -9,6 +9,9 @@
  * distributed nodes are remote-cache hits, so the outputs are those of a local run, made by the same code.
  * `computeNode` rebuilds nothing: it is given the worker's copy of the pipeline, checks that its own
  * key for the node is the job's id (same data, code, backend), and runs that node alone.
+ * `distribute` is `nodeJobs` (the submissions) then `awaitJobs` (enqueue and wait): a task with jobs
+ * that are not pipeline nodes (predict's whole slides, tasks/_predict_queue.ts) adds its own between
+ * the two, each with an id under which the cache holds an entry once the job is done.
  *
  * Gotcha: both sides need the same remote cache; a worker whose key differs fails the job at once
  * rather than compute a result the coordinator would never find.
@@ -19,7 +22,7 @@ import type { Pipeline } from "../pipeline.ts";
 import type { Progress } from "../progress.ts";
 import * as Runner from "../run.ts";
 import { Store } from "../store/store.ts";
-import { JobError, type JobsFailed, type QueueError, type QueueSettings, runJobs } from "./queue.ts";
+import { JobError, type JobsFailed, type QueueError, type QueueSettings, runJobs, type Submission } from "./queue.ts";
 
 const isTagged = (e: unknown): e is { readonly _tag: string; readonly message: string } =>
   e instanceof Error && typeof (e as { _tag?: unknown })._tag === "string";
@@ -33,9 +36,50 @@ export const errorLine = (error: unknown): string =>
     : String(error);
 
 /**
- * Computes `nodes` of `pipeline` on the workers of the queue at `url`: their inputs here first, then
- * one job per node that misses the cache (`task` and `argv` let a worker build the same pipeline),
- * waiting for all of them. `say` gets the progress lines.
+ * The jobs that compute `nodes` of `pipeline` on workers: their inputs computed here first (so that every node's
+ * key is known), then one job per node that misses the cache, its id the node's key (`task` and `argv` let a worker
+ * build the same pipeline). Enqueues nothing: see `awaitJobs`.
+ */
+export const nodeJobs = <Nodes extends Record<string, unknown>, E, R>(
+  pipeline: Pipeline<Nodes, E, R>,
+  nodes: ReadonlyArray<string>,
+  options: { readonly task: string; readonly argv: ReadonlyArray<string> },
+): Effect.Effect<Array<Submission>, Runner.RunError<E>, R | Store | Progress> =>
+  Effect.gen(function* () {
+    const wanted = new Set(nodes);
+    const inputs = [
+      ...new Set(nodes.flatMap((n) => {
+        const node = pipeline.nodes.get(n);
+        return node?.kind === "stage" ? Object.values(node.inputs) : [];
+      })),
+    ].filter((n) => !wanted.has(n) && pipeline.nodes.get(n)?.kind === "stage");
+    if (inputs.length > 0) yield* Runner.run(pipeline, inputs);
+    const plan = yield* Runner.explain(pipeline, nodes);
+    return plan.steps.filter((s) => wanted.has(s.node) && s.status !== "hit").map((s) => {
+      if (s.key === undefined) return undefined;
+      return { id: s.key, job: { task: options.task, argv: [...options.argv], node: s.node } };
+    }).filter((j) => j !== undefined);
+  });
+
+/**
+ * Enqueues `jobs` on the queue at `url` and waits for all of them (queue.ts `runJobs`); a job is done when the
+ * store holds an entry under its id, which is how a job that Redis forgot is told apart from one to enqueue again.
+ */
+export const awaitJobs = (
+  url: string,
+  jobs: ReadonlyArray<Submission>,
+  options: { readonly settings: QueueSettings; readonly say: (line: string) => Effect.Effect<void> },
+): Effect.Effect<void, QueueError | JobsFailed, Store> =>
+  Effect.flatMap(Store, (store) =>
+    runJobs(url, jobs, {
+      settings: options.settings,
+      isCached: (id) => store.lookup(id).pipe(Effect.map(Option.isSome), Effect.orElseSucceed(() => false)),
+      say: options.say,
+    }));
+
+/**
+ * Computes `nodes` of `pipeline` on the workers of the queue at `url` (`nodeJobs`, then `awaitJobs`), waiting for
+ * all of them. `say` gets the progress lines.
  */
 export const distribute = <Nodes extends Record<string, unknown>, E, R>(
   url: string,
@@ -49,28 +93,11 @@ export const distribute = <Nodes extends Record<string, unknown>, E, R>(
   },
 ): Effect.Effect<void, Runner.RunError<E> | QueueError | JobsFailed, R | Store | Progress> =>
   Effect.gen(function* () {
-    const wanted = new Set(nodes);
-    const inputs = [
-      ...new Set(nodes.flatMap((n) => {
-        const node = pipeline.nodes.get(n);
-        return node?.kind === "stage" ? Object.values(node.inputs) : [];
-      })),
-    ].filter((n) => !wanted.has(n) && pipeline.nodes.get(n)?.kind === "stage");
-    if (inputs.length > 0) yield* Runner.run(pipeline, inputs);
-    const plan = yield* Runner.explain(pipeline, nodes);
-    const jobs = plan.steps.filter((s) => wanted.has(s.node) && s.status !== "hit").map((s) => {
-      if (s.key === undefined) return undefined;
-      return { id: s.key, job: { task: options.task, argv: [...options.argv], node: s.node } };
-    }).filter((j) => j !== undefined);
+    const jobs = yield* nodeJobs(pipeline, nodes, options);
     yield* options.say(
       `queue: ${jobs.length} of ${nodes.length} nodes to compute on workers (${nodes.length - jobs.length} cached)`,
     );
-    const store = yield* Store;
-    yield* runJobs(url, jobs, {
-      settings: options.settings,
-      isCached: (id) => store.lookup(id).pipe(Effect.map(Option.isSome), Effect.orElseSucceed(() => false)),
-      say: options.say,
-    });
+    yield* awaitJobs(url, jobs, options);
   });
 
 /**

@@ -365,6 +365,32 @@ export interface SlideSummary {
   readonly cachedTiles?: number;
 }
 
+/**
+ * The key of a slide's run (tile_cache.ts `runKey`): every input of its tile predictions but the tiles' positions —
+ * the slide's and checkpoint's content digests (`digests`), the backend (started: `tf.getBackend()`), the read plan,
+ * the tiling, the decoding. `predictSlide` keys its batches with it; `deno task predict --queue` names a slide's job
+ * after it without predicting (tasks/_predict_slides.ts).
+ */
+export const slideRunKey = (
+  source: Pick<ImageSource, "mpp" | "objectivePower" | "levels">,
+  tile: number,
+  options: Pick<SlideOptions, "modelMpp" | "mpp" | "overlap" | "batch" | "decode" | "tta">,
+  digests: { readonly slide: string; readonly model: string },
+): string => {
+  const plan = readPlan(source.levels, slideResolution(source, options.modelMpp, options.mpp).factor);
+  return runKey({
+    slide: digests.slide,
+    model: digests.model,
+    backend: tf.getBackend(),
+    plan: { level: plan.level, factor: plan.factor, resize: plan.resize },
+    tile,
+    overlap: options.overlap,
+    batch: options.batch,
+    decode: JSON.parse(JSON.stringify(options.decode ?? null)),
+    tta: options.tta?.votes ?? null,
+  });
+};
+
 /** Writes `bytes` to `path` through `path.partial` and a rename, so no half-written file has the final name. */
 const writeWhole = async (path: string, bytes: Uint8Array) => {
   await Deno.writeFile(`${path}.partial`, bytes);
@@ -440,18 +466,7 @@ export const predictSlide = async (
     const read = attributeReader(options.words);
     const predictor = modelTilePredictor(model, options.decode, options.tta, time);
     const cacheCounts: CacheCounts = { hitBatches: 0, hitTiles: 0, predictedTiles: 0 };
-    const cache = options.cache,
-      run = cache === undefined ? undefined : runKey({
-        slide: cache.slide,
-        model: cache.model,
-        backend: tf.getBackend(),
-        plan: { level: plan.level, factor: plan.factor, resize: plan.resize },
-        tile,
-        overlap,
-        batch,
-        decode: JSON.parse(JSON.stringify(options.decode ?? null)),
-        tta: options.tta?.votes ?? null,
-      });
+    const cache = options.cache, run = cache === undefined ? undefined : slideRunKey(source, tile, options, cache);
     const stream = await predictStreaming(
       virtual,
       cache === undefined || run === undefined

@@ -14,7 +14,9 @@
  * are all in the run key.
  *
  * Entries live in the pipeline's Store (stage `slide.tiles`), so `deno task cache verify`, `gc` and `clear` see them,
- * and a write is atomic (complete or absent). The payload is the tiles' instance maps, gzip-compressed (mostly
+ * a write is atomic (complete or absent), and a remote cache behind the store shares them between machines. Once a
+ * run has stored every batch, a small entry (stage `slide.run`, key `runDoneKey`) says so: what
+ * `deno task predict --queue` looks for before handing a slide to a worker. The payload is the tiles' instance maps, gzip-compressed (mostly
  * zeros: ≈ 2–10 kB instead of 256 kB a 256² tile of CoNSeP predictions), with their class and score tables.
  */
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -127,6 +129,60 @@ export const storeTileCache = (store: StoreShape, run: Digest): TileCache => ({
     await Effect.runPromise(store.write(manifest, payload));
   },
 });
+
+/** The stage of the entry that says a slide's run stored all its batches (`markRunDone`). */
+export const RUN_DONE_STAGE = "slide.run", RUN_DONE_VERSION = "1";
+
+/**
+ * The key of a finished slide run: its run key and the tiles it selects (the tissue threshold, or every tile), so
+ * that it names exactly the batches one run stores. `deno task predict --queue` uses it as the slide's job id.
+ */
+export const runDoneKey = (
+  run: Digest,
+  selection: { readonly tissueThreshold?: number; readonly allTiles: boolean },
+): Digest =>
+  sha256(canonicalBytes({
+    stage: RUN_DONE_STAGE,
+    version: RUN_DONE_VERSION,
+    run,
+    tissueThreshold: selection.tissueThreshold ?? null,
+    allTiles: selection.allTiles,
+  }));
+
+/** Whether `store` holds the entry `markRunDone` writes under `key` (a lookup that fails is a no). */
+export const isRunDone = (store: StoreShape, key: Digest): Promise<boolean> =>
+  Effect.runPromise(store.lookup(key).pipe(Effect.map(Option.isSome), Effect.orElseSucceed(() => false)));
+
+/**
+ * Records under `key` (`runDoneKey`) that a slide's run stored every batch: a small entry (`done.json`: tiles
+ * predicted and nuclei found), written once all batches are, so that whoever finds it may count the slide as done
+ * without predicting it (a batch gone since is predicted again by the run that misses it, as any cache miss).
+ */
+export const markRunDone = async (
+  store: StoreShape,
+  key: Digest,
+  run: Digest,
+  done: { readonly predicted: number; readonly nuclei: number },
+  durationMs: number,
+): Promise<void> => {
+  const payload = { "done.json": new TextEncoder().encode(JSON.stringify(done)) };
+  const manifest = makeManifest(
+    {
+      key,
+      node: `${RUN_DONE_STAGE}.${key.slice(0, 16)}`,
+      stage: RUN_DONE_STAGE,
+      version: RUN_DONE_VERSION,
+      config: { run },
+      environment: "",
+      inputs: {},
+      codec: "slide-run/1",
+      durationMs,
+    },
+    payload,
+    new Date(),
+  );
+  await Effect.runPromise(store.write(manifest, payload));
+};
 
 /** What a cached predictor did: batches and tiles found in the cache, and predicted. */
 export interface CacheCounts {

@@ -2,7 +2,18 @@ import assert from "node:assert/strict";
 import { Effect, Option } from "effect";
 import { makeMemoryStore } from "../../pipeline/store/memory.ts";
 import type { Tile, TilePrediction } from "../predict/tiling.ts";
-import { batchKey, cachedTilePredictor, decodeBatch, encodeBatch, runKey, storeTileCache } from "./tile_cache.ts";
+import {
+  batchKey,
+  cachedTilePredictor,
+  decodeBatch,
+  encodeBatch,
+  isRunDone,
+  markRunDone,
+  RUN_DONE_STAGE,
+  runDoneKey,
+  runKey,
+  storeTileCache,
+} from "./tile_cache.ts";
 
 /** A fake model: tile i of a batch gets i + 1 nuclei, scores from its position. */
 const fakePredictions = (tiles: ReadonlyArray<Tile>): TilePrediction[] =>
@@ -62,4 +73,23 @@ Deno.test("cachedTilePredictor: a second run predicts nothing; another run key o
   const fresh = await cachedTilePredictor(model, storeTileCache(store, run), run)(tiles(2));
   assert.equal(calls, 8, "the corrupt entry was predicted again");
   assert.deepEqual(Array.from((fresh[1] as TilePrediction).scores), Array.from((first[1] as TilePrediction).scores));
+});
+
+Deno.test("runDoneKey names one run and one tile selection; markRunDone makes isRunDone true, once written", async () => {
+  const { store } = await Effect.runPromise(makeMemoryStore);
+  const run = runKey({ slide: "a", model: "b" });
+  const key = runDoneKey(run, { allTiles: false });
+  assert.equal(runDoneKey(run, { allTiles: false }), key, "deterministic");
+  assert.notEqual(runDoneKey(run, { allTiles: true }), key, "every tile is another selection");
+  assert.notEqual(runDoneKey(run, { allTiles: false, tissueThreshold: 0.1 }), key, "so is a fixed threshold");
+  assert.notEqual(runDoneKey(runKey({ slide: "a", model: "c" }), { allTiles: false }), key, "another run");
+  assert.notEqual(key, run, "not the run key itself (a run key names no entry)");
+  assert.equal(await isRunDone(store, key), false);
+  await markRunDone(store, key, run, { predicted: 3, nuclei: 7 }, 12);
+  assert.equal(await isRunDone(store, key), true);
+  const manifest = await Effect.runPromise(store.lookup(key));
+  assert.ok(Option.isSome(manifest));
+  assert.equal(manifest.value.stage, RUN_DONE_STAGE);
+  const payload = await Effect.runPromise(store.read(manifest.value));
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(payload["done.json"])), { predicted: 3, nuclei: 7 });
 });
