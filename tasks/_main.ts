@@ -251,7 +251,7 @@ export const requireWritable = (args: ReadonlyArray<string>): Effect.Effect<void
     const named = denied.map((d) => `${d.named} ${d.path}`).join(", ");
     return Effect.fail(
       new UsageError({
-        message: `${named}: no write access there (deno task writes only inside ${
+        message: `${named}: no write access there (the deno tasks write only inside ${
           TASK_WRITE_SCOPE.map((p) => resolve(p)).join(" and ")
         }); run: ${commandWith({ write: [...new Set(denied.map((d) => d.path))] })}`,
       }),

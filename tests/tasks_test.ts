@@ -71,7 +71,10 @@ Deno.test("IVAAN_CACHE selects the cache directory when --cache is absent", () =
   }));
 
 Deno.test("an unwritable cache directory is one clear line, no stack trace", async () => {
-  const r = await cache("--cache", "/proc/ivaan-cannot-write-here", "ls");
+  // granted by Deno (the task's scope extended to it), refused by the file system
+  const where = "/proc/ivaan-cannot-write-here";
+  const args = taskArgs("cache").map((w) => (w.startsWith("--allow-write=") ? `${w},${where}` : w));
+  const r = await deno([...args, "--cache", where, "ls"]);
   assert.equal(r.code, 1);
   const lines = r.stderr.trim().split("\n");
   assert.equal(lines.length, 1, r.stderr);
@@ -141,3 +144,14 @@ Deno.test("deno task bench --only slide: a 1024² slide's throughput, forward sh
     assert.equal(small.code, 1);
     assert.match(small.stderr, /--slide-side must be at least 256, found 100/);
   }));
+
+Deno.test("a cache directory outside the write grant is one line with the command that grants it", async () => {
+  const r = await cache("--cache", "/proc/ivaan-cannot-write-here", "ls");
+  assert.equal(r.code, 1);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(
+    lines[0] as string,
+    /^error: --cache \/proc\/ivaan-cannot-write-here: no write access there \(.*\); run: deno run .*--allow-write=\.,\/tmp,\/proc\/ivaan-cannot-write-here /,
+  );
+});
