@@ -155,3 +155,18 @@ Deno.test("a cache directory outside the write grant is one line with the comman
     /^error: --cache \/proc\/ivaan-cannot-write-here: no write access there \(.*\); run: deno run .*--allow-write=\.,\/tmp,\/proc\/ivaan-cannot-write-here /,
   );
 });
+
+Deno.test("deno task bench --only slide --slide-compression none: the raw pyramid's size is reported; --slide-islands is checked", () =>
+  withTempDir(async (dir) => {
+    const json = `${dir}/slide.json`;
+    const args = ["--only", "slide", "--slide-side", "512", "--slide-preset", "tiny", "--json", json];
+    const r = await deno([...taskArgs("bench"), ...args, "--slide-compression", "none", "--slide-islands", "0.5"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /an uncompressed pyramidal TIFF of \d+ MB/);
+    const { results } = JSON.parse(await Deno.readTextFile(json)) as { results: Record<string, number> };
+    // raw RGB: at least the full level's 512² × 3 bytes
+    assert.ok((results["slide.fileBytes"] as number) >= 512 * 512 * 3, String(results["slide.fileBytes"]));
+    const bad = await deno([...taskArgs("bench"), "--only", "slide", "--slide-islands", "2"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--slide-islands must be in \(0, 1\], found 2/);
+  }));
