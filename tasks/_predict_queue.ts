@@ -15,7 +15,7 @@
  */
 import { Console, Effect } from "effect";
 import type { Progress } from "../pipeline/progress.ts";
-import { awaitJobs, computeNode, errorLine, nodeJobs } from "../pipeline/queue/nodes.ts";
+import { awaitJobs, computeNode, errorLine, keyMismatch, nodeJobs } from "../pipeline/queue/nodes.ts";
 import { JobError, settingsFromEnv, type Submission } from "../pipeline/queue/queue.ts";
 import { Store } from "../pipeline/store/store.ts";
 import type { TfBackend } from "../stages/backend/tf.ts";
@@ -78,14 +78,7 @@ const computeSlide = (
     const store = yield* Store;
     const run = { ...built.slideRun, store };
     const own = yield* slideDoneKey(slide, built.info.tile, run).pipe(Effect.mapError(fail(true)));
-    if (own !== id) {
-      return yield* new JobError({
-        message: `node '${node}': this worker's key ${own.slice(0, 12)} differs from the job's ${
-          id.slice(0, 12)
-        } (other data, code or backend than the coordinator's)`,
-        retry: false,
-      });
-    }
+    if (own !== id) return yield* keyMismatch(node, own, id);
     if (
       yield* Effect.promise(() => isRunDone(store, id))
     ) return yield* say(`worker: ${node} is cached already`);

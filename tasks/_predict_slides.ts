@@ -86,9 +86,11 @@ const selection = (run: SlideRun) => ({
   ...(run.tissueThreshold === undefined ? {} : { tissueThreshold: run.tissueThreshold }),
 });
 
-/** The key of `source`'s finished run (tile_cache.ts `runDoneKey`), for a model of `tile`² tiles. */
-const doneKey = (source: ImageSource, tile: number, run: SlideRun, digests: SlideDigests) =>
-  runDoneKey(slideRunKey(source, tile, run, digests), selection(run));
+/** `source`'s run key and the key of its finished run (tile_cache.ts `runDoneKey`), for a model of `tile`² tiles. */
+const doneKey = (source: ImageSource, tile: number, run: SlideRun, digests: SlideDigests) => {
+  const runKey = slideRunKey(source, tile, run, digests);
+  return { runKey, key: runDoneKey(runKey, selection(run)) };
+};
 
 /**
  * Records that `source`'s run stored every batch (unless recorded already), so that `--queue` counts the slide as
@@ -103,7 +105,7 @@ const recordDone = async (
   summary: SlideSummary,
   durationMs: number,
 ) => {
-  const runKey = slideRunKey(source, tile, run, digests), key = runDoneKey(runKey, selection(run));
+  const { runKey, key } = doneKey(source, tile, run, digests);
   if (await isRunDone(store, key)) return;
   await markRunDone(store, key, runKey, { predicted: summary.predicted, nuclei: summary.nuclei }, durationMs);
 };
@@ -123,7 +125,7 @@ export const slideDoneKey = (
       try: async () => {
         const source = await openImageSource(slide);
         try {
-          return doneKey(source, tile, run, await slideCache(run.store, slide, run.model));
+          return doneKey(source, tile, run, await slideCache(run.store, slide, run.model)).key;
         } finally {
           source.close();
         }

@@ -16,12 +16,12 @@
  * Gotcha: both sides need the same remote cache; a worker whose key differs fails the job at once
  * rather than compute a result the coordinator would never find.
  */
-import { Effect, Option } from "effect";
+import { Effect } from "effect";
 import { NodeFailed } from "../errors.ts";
 import type { Pipeline } from "../pipeline.ts";
 import type { Progress } from "../progress.ts";
 import * as Runner from "../run.ts";
-import { Store } from "../store/store.ts";
+import { holds, Store } from "../store/store.ts";
 import { JobError, type JobsFailed, type QueueError, type QueueSettings, runJobs, type Submission } from "./queue.ts";
 
 const isTagged = (e: unknown): e is { readonly _tag: string; readonly message: string } =>
@@ -73,7 +73,7 @@ export const awaitJobs = (
   Effect.flatMap(Store, (store) =>
     runJobs(url, jobs, {
       settings: options.settings,
-      isCached: (id) => store.lookup(id).pipe(Effect.map(Option.isSome), Effect.orElseSucceed(() => false)),
+      isCached: (id) => holds(store, id),
       say: options.say,
     }));
 
@@ -101,6 +101,18 @@ export const distribute = <Nodes extends Record<string, unknown>, E, R>(
   });
 
 /**
+ * A job whose node `node` this worker keys `own` rather than the job's `id`: it fails at once (no retry), since
+ * a result under another key is one the coordinator would never find.
+ */
+export const keyMismatch = (node: string, own: string, id: string): JobError =>
+  new JobError({
+    message: `node '${node}': this worker's key ${own.slice(0, 12)} differs from the job's ${
+      id.slice(0, 12)
+    } (other data, code or backend than the coordinator's)`,
+    retry: false,
+  });
+
+/**
  * The worker's part: computes `node` of its own copy of the pipeline, whose key must be `id`. A node
  * already in the cache is done; a key that differs, or a node the pipeline lacks, fails the job at
  * once (no retry); a stage that fails is retried by the queue.
@@ -116,21 +128,14 @@ export const computeNode = <Nodes extends Record<string, unknown>, E, R>(
     if (!pipeline.nodes.has(node)) {
       return yield* new JobError({ message: `the pipeline has no node '${node}'`, retry: false });
     }
-    const mismatch = (key: string) =>
-      new JobError({
-        message: `node '${node}': this worker's key ${key.slice(0, 12)} differs from the job's ${
-          id.slice(0, 12)
-        } (other data, code or backend than the coordinator's)`,
-        retry: false,
-      });
     const plan = yield* Runner.explain(pipeline, [node]).pipe(Effect.mapError(fail(true)));
     const step = plan.steps.find((s) => s.node === node);
-    if (step?.key !== undefined && step.key !== id) return yield* mismatch(step.key);
+    if (step?.key !== undefined && step.key !== id) return yield* keyMismatch(node, step.key, id);
     if (step?.status === "hit") return yield* say(`worker: ${node} is cached already`);
     yield* say(`worker: computing ${node} (${id.slice(0, 12)})`);
     const started = performance.now();
     const { report } = yield* Runner.run(pipeline, [node], { concurrency: 1 }).pipe(Effect.mapError(fail(true)));
     const done = report.find((s) => s.node === node);
-    if (done?.key !== undefined && done.key !== id) return yield* mismatch(done.key);
+    if (done?.key !== undefined && done.key !== id) return yield* keyMismatch(node, done.key, id);
     yield* say(`worker: ${node} ${done?.status ?? "done"} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   });

@@ -127,3 +127,7 @@ export interface StoreShape {
 
 /** The Store service key. */
 export class Store extends Context.Service<Store, StoreShape>()("ivaan/pipeline/Store") {}
+
+/** Whether `store` holds an entry under `key`; a lookup that fails (corrupt, unreadable) counts as no. */
+export const holds = (store: StoreShape, key: Digest): Effect.Effect<boolean> =>
+  store.lookup(key).pipe(Effect.map(Option.isSome), Effect.orElseSucceed(() => false));

@@ -23,7 +23,8 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { Effect, Option } from "effect";
 import { canonicalBytes, type CanonicalValue } from "../../pipeline/key.ts";
 import { type Digest, sha256 } from "../../pipeline/hash.ts";
-import { makeManifest, type StoreShape } from "../../pipeline/store/store.ts";
+import type { Payload } from "../../pipeline/codec/codec.ts";
+import { holds, makeManifest, type StoreShape } from "../../pipeline/store/store.ts";
 import type { Tile, TilePrediction } from "../predict/tiling.ts";
 
 /** Where a run's batches are kept: stored predictions by key. */
@@ -109,26 +110,35 @@ export const storeTileCache = (store: StoreShape, run: Digest): TileCache => ({
     await Effect.runPromise(Effect.ignore(store.touch(key)));
     return decodeBatch(payload.value);
   },
-  put: async (key, predictions, durationMs) => {
-    const payload = encodeBatch(predictions);
-    const manifest = makeManifest(
-      {
-        key,
-        node: `${TILE_STAGE}.${run.slice(0, 16)}`,
-        stage: TILE_STAGE,
-        version: TILE_STAGE_VERSION,
-        config: { run },
-        environment: "",
-        inputs: {},
-        codec: "slide-tiles/1",
-        durationMs,
-      },
-      payload,
-      new Date(),
-    );
-    await Effect.runPromise(store.write(manifest, payload));
-  },
+  put: (key, predictions, durationMs) =>
+    writeEntry(store, key, {
+      node: `${TILE_STAGE}.${run.slice(0, 16)}`,
+      stage: TILE_STAGE,
+      version: TILE_STAGE_VERSION,
+      run,
+      codec: "slide-tiles/1",
+      durationMs,
+    }, encodeBatch(predictions)),
 });
+
+/** Writes `payload` under `key` as an entry of a slide `run` (no inputs, no environment: the run key holds them). */
+const writeEntry = async (
+  store: StoreShape,
+  key: Digest,
+  entry: {
+    readonly node: string;
+    readonly stage: string;
+    readonly version: string;
+    readonly run: Digest;
+    readonly codec: string;
+    readonly durationMs: number;
+  },
+  payload: Payload,
+): Promise<void> => {
+  const { run, ...rest } = entry;
+  const manifest = makeManifest({ key, ...rest, config: { run }, environment: "", inputs: {} }, payload, new Date());
+  await Effect.runPromise(store.write(manifest, payload));
+};
 
 /** The stage of the entry that says a slide's run stored all its batches (`markRunDone`). */
 export const RUN_DONE_STAGE = "slide.run", RUN_DONE_VERSION = "1";
@@ -150,8 +160,7 @@ export const runDoneKey = (
   }));
 
 /** Whether `store` holds the entry `markRunDone` writes under `key` (a lookup that fails is a no). */
-export const isRunDone = (store: StoreShape, key: Digest): Promise<boolean> =>
-  Effect.runPromise(store.lookup(key).pipe(Effect.map(Option.isSome), Effect.orElseSucceed(() => false)));
+export const isRunDone = (store: StoreShape, key: Digest): Promise<boolean> => Effect.runPromise(holds(store, key));
 
 /**
  * Records under `key` (`runDoneKey`) that a slide's run stored every batch: a small entry (`done.json`: tiles
@@ -165,23 +174,14 @@ export const markRunDone = async (
   done: { readonly predicted: number; readonly nuclei: number },
   durationMs: number,
 ): Promise<void> => {
-  const payload = { "done.json": new TextEncoder().encode(JSON.stringify(done)) };
-  const manifest = makeManifest(
-    {
-      key,
-      node: `${RUN_DONE_STAGE}.${key.slice(0, 16)}`,
-      stage: RUN_DONE_STAGE,
-      version: RUN_DONE_VERSION,
-      config: { run },
-      environment: "",
-      inputs: {},
-      codec: "slide-run/1",
-      durationMs,
-    },
-    payload,
-    new Date(),
-  );
-  await Effect.runPromise(store.write(manifest, payload));
+  await writeEntry(store, key, {
+    node: `${RUN_DONE_STAGE}.${key.slice(0, 16)}`,
+    stage: RUN_DONE_STAGE,
+    version: RUN_DONE_VERSION,
+    run,
+    codec: "slide-run/1",
+    durationMs,
+  }, { "done.json": new TextEncoder().encode(JSON.stringify(done)) });
 };
 
 /** What a cached predictor did: batches and tiles found in the cache, and predicted. */
