@@ -63,6 +63,10 @@ import {
   writeAtomic,
 } from "./_main.ts";
 
+/** The summary's note of loss weights that differ from the recipe's (1 and 1). */
+const lossWeights = (dense: number, center: number): string =>
+  dense === 1 && center === 1 ? "" : `; loss weights dense ${dense}, centre ${center}`;
+
 const train = Command.make("train", {
   data: Flag.String("data").pipe(
     Flag.withDescription(`Training data: ${SOURCE_HELP} (default synthetic:0)`),
@@ -99,6 +103,16 @@ const train = Command.make("train", {
       "Share of training crops placed on a nucleus, drawn class-balanced (weight 1/√ of its class's count), so crowded areas and rare classes are seen more (default 0: uniform crops)",
     ),
     Flag.withDefault(0),
+  ),
+  denseWeight: Flag.Finite("dense-weight").pipe(
+    Flag.withDescription(
+      "Weight of the dense losses (foreground, distance maps) beside the queries' losses (default 1; conv presets)",
+    ),
+    Flag.withDefault(1),
+  ),
+  centerWeight: Flag.Finite("center-weight").pipe(
+    Flag.withDescription("Weight of the centre heat map's focal loss beside the queries' losses (default 1)"),
+    Flag.withDefault(1),
   ),
   batch: Flag.Int("batch").pipe(
     Flag.withDescription("Tiles per step (default 2; 4 needs > 3 GB of WASM heap with tiny)"),
@@ -200,6 +214,11 @@ const train = Command.make("train", {
     yield* checkSourcePath(parsed.ref);
     const queries = Option.getOrUndefined(f.queries);
     const lr = Option.getOrElse(f.lr, () => defaultLearningRate(preset));
+    if (f.denseWeight < 0 || f.centerWeight < 0) {
+      return yield* new UsageError({
+        message: `--dense-weight and --center-weight must be ≥ 0, found ${f.denseWeight} and ${f.centerWeight}`,
+      });
+    }
     if (f.noStem && MODEL_PRESETS[preset].conv !== undefined) {
       return yield* new UsageError({ message: `--no-stem: preset ${preset} has a conv encoder, not a separate stem` });
     }
@@ -214,6 +233,8 @@ const train = Command.make("train", {
       ...(minutes === undefined ? {} : { minutes }),
       ...(f.valFraction === 0.2 ? {} : { valFraction: f.valFraction }),
       ...(f.focusCrops === 0 ? {} : { focusCrops: f.focusCrops }),
+      ...(f.denseWeight === 1 ? {} : { weightDense: f.denseWeight }),
+      ...(f.centerWeight === 1 ? {} : { weightCenter: f.centerWeight }),
       ...(queries === undefined ? {} : { queries }),
       ...(f.row === "baseline" ? {} : { row: f.row }),
       ...(Option.isSome(f.fusionRule) ? { fusionRule: f.fusionRule.value } : {}),
@@ -273,6 +294,8 @@ const train = Command.make("train", {
             minutes === undefined ? "" : ` (a budget of ${minutes} min)`
           }; ${schedule} schedule${
             f.focusCrops > 0 ? `; ${f.focusCrops} of the crops on a nucleus, class-balanced` : ""
+          }${
+            lossWeights(f.denseWeight, f.centerWeight)
           }; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
           `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
             history.at(-1)?.step

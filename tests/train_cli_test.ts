@@ -62,11 +62,21 @@ Deno.test("deno task train: a backend that cannot start is one clear error, neve
 Deno.test("deno task train: ablations --no-stem and --queries learned, --threads; their summary says so", () =>
   withTempDir(async (dir) => {
     const common = ["--data", "synthetic:2", "--tiles", "6", "--preset", "micro", "--steps", "2", "--batch", "1"];
-    const ablations = ["--no-stem", "--queries", "learned", "--threads", "1", "--focus-crops", "1"];
+    const ablations = [
+      "--no-stem",
+      "--queries",
+      "learned",
+      "--threads",
+      "1",
+      "--focus-crops",
+      "1",
+      "--center-weight",
+      "3",
+    ];
     const r = await train(...common, ...ablations, ...["--out", `${dir}/run`, "--cache", `${dir}/cache`]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /preset micro \(learned queries, without the stem; row baseline\)/);
-    assert.match(r.stdout, /; 1 of the crops on a nucleus, class-balanced;/);
+    assert.match(r.stdout, /; 1 of the crops on a nucleus, class-balanced; loss weights dense 1, centre 3;/);
     assert.match(r.stdout, /matrix products: (OpenBLAS \(.*\) via FFI, 1 threads|XNNPACK, 1 thread)/);
     const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(`${dir}/run/checkpoint.safetensors`)));
     const names = Object.keys(file.tensors).join(" ");
@@ -77,6 +87,9 @@ Deno.test("deno task train: ablations --no-stem and --queries learned, --threads
     const focus = await train("--focus-crops", "1.5");
     assert.equal(focus.code, 1);
     assert.match(focus.stderr, /^error: --focus-crops must be in \[0, 1\], found 1.5/m);
+    const negative = await train("--dense-weight", "-1");
+    assert.equal(negative.code, 1);
+    assert.match(negative.stderr, /^error: --dense-weight and --center-weight must be ≥ 0, found -1 and 1/m);
     const zero = await train("--threads", "0");
     assert.equal(zero.code, 1);
     assert.match(zero.stderr, /^error: --threads must be at least 1, found 0/);

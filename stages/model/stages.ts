@@ -48,7 +48,9 @@ export const TrainConfig = Schema.Struct({
   /** a wall-clock budget in minutes (steps is then the most the run may take) */
   minutes: Schema.optionalKey(Schema.Number.pipe(Schema.check(Schema.isGreaterThan(0)))),
   /** weight of the dense auxiliary losses */
-  weightDense: Schema.optionalKey(Schema.Number),
+  weightDense: Schema.optionalKey(Schema.Number.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))),
+  /** weight of the centre heat map's focal loss */
+  weightCenter: Schema.optionalKey(Schema.Number.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))),
   /** the share of crops placed on a nucleus, class-balanced (train.ts; absent: uniform crops) */
   focusCrops: Schema.optionalKey(Schema.Number.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 1 })))),
   /** the paper's ablation row (absent: the baseline) */

@@ -60,6 +60,8 @@ export interface TrainConfig {
   readonly minutes?: number;
   /** weight of the dense auxiliary losses (models with dense supervision; default 1) */
   readonly weightDense?: number;
+  /** weight of the centre heat map's focal loss (models with centre queries; default 1) */
+  readonly weightCenter?: number;
   /**
    * the share of training crops placed on a nucleus (augment.ts `focusedCrop`), drawn with weight
    * 1/√(its class's count in the training split), so rare classes and crowded areas are seen more
@@ -508,7 +510,7 @@ export const trainModel = async (
       weightDecay: config.weightDecay,
       clipNorm: config.clipNorm,
       loss: { points: config.points, seed: config.seed + step },
-      weightCenter: 1,
+      weightCenter: config.weightCenter ?? 1,
       weightDense: config.weightDense ?? 1,
       classNames: ds.classes,
       ...(attributes === undefined ? {} : { attributePrompts: attributePrompts(attributes) }),
