@@ -16,7 +16,7 @@
  * as `--explain` shows. Writes OUT/ablation.md, OUT/ablation.json and OUT/ablation.png.
  */
 import { type ModelPreset, PRESET_NAMES } from "../stages/model/model.ts";
-import { defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
+import { defaultLossWeights, defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
@@ -76,6 +76,9 @@ interface RowConfig {
   stem: boolean;
   schedule: "step" | "cosine";
   minutes?: number;
+  /** the recipe's dense and centre loss weights (recipe.ts), where not 1 */
+  weightDense?: number;
+  weightCenter?: number;
   row?: AblationRow;
 }
 
@@ -206,6 +209,7 @@ export const buildAblation = (f: AblateFlags) =>
     if (minutes !== undefined && !(minutes > 0)) return yield* fail(`--minutes must be positive, found ${minutes}`);
     const preset = defaultPreset(parsed.ref.kind !== "synthetic", Option.getOrUndefined(f.preset));
     const schedule = defaultSchedule(preset);
+    const weights = defaultLossWeights(preset);
     const threads = Option.getOrUndefined(f.threads);
     if (threads !== undefined && threads < 1) return yield* fail(`--threads must be at least 1, found ${threads}`);
     const parsedSets = parseSets(f.set, rows);
@@ -222,6 +226,8 @@ export const buildAblation = (f: AblateFlags) =>
         stem: true,
         schedule: schedule === "cosine" ? "cosine" : "step",
         ...(minutes === undefined ? {} : { minutes }),
+        ...(weights.dense === 1 ? {} : { weightDense: weights.dense }),
+        ...(weights.center === 1 ? {} : { weightCenter: weights.center }),
         ...(row === "baseline" ? {} : { row }),
         ...(row !== "baseline" && f.organPrompts ? { organPrompts: true } : {}),
       };

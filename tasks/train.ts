@@ -34,7 +34,7 @@ import {
 import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, attributeBinning, defaultLearningRate, modelOf } from "../stages/model/train.ts";
 import { MODEL_PRESETS, PRESET_NAMES } from "../stages/model/model.ts";
-import { defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
+import { defaultLossWeights, defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
 import {
   attributeBins,
   attributeSelection,
@@ -63,7 +63,7 @@ import {
   writeAtomic,
 } from "./_main.ts";
 
-/** The summary's note of loss weights that differ from the recipe's (1 and 1). */
+/** The summary's note of the dense and centre loss weights, where either is not 1. */
 const lossWeights = (dense: number, center: number): string =>
   dense === 1 && center === 1 ? "" : `; loss weights dense ${dense}, centre ${center}`;
 
@@ -106,13 +106,15 @@ const train = Command.make("train", {
   ),
   denseWeight: Flag.Finite("dense-weight").pipe(
     Flag.withDescription(
-      "Weight of the dense losses (foreground, distance maps) beside the queries' losses (default 1; conv presets)",
+      "Weight of the dense losses (foreground, distance maps) beside the queries' losses (default 4 for the conv presets, 1 otherwise)",
     ),
-    Flag.withDefault(1),
+    Flag.optional,
   ),
   centerWeight: Flag.Finite("center-weight").pipe(
-    Flag.withDescription("Weight of the centre heat map's focal loss beside the queries' losses (default 1)"),
-    Flag.withDefault(1),
+    Flag.withDescription(
+      "Weight of the centre heat map's focal loss beside the queries' losses (default 4 for the conv presets, 1 otherwise)",
+    ),
+    Flag.optional,
   ),
   batch: Flag.Int("batch").pipe(
     Flag.withDescription("Tiles per step (default 2; 4 needs > 3 GB of WASM heap with tiny)"),
@@ -214,9 +216,12 @@ const train = Command.make("train", {
     yield* checkSourcePath(parsed.ref);
     const queries = Option.getOrUndefined(f.queries);
     const lr = Option.getOrElse(f.lr, () => defaultLearningRate(preset));
-    if (f.denseWeight < 0 || f.centerWeight < 0) {
+    const recipeWeights = defaultLossWeights(preset);
+    const denseWeight = Option.getOrElse(f.denseWeight, () => recipeWeights.dense);
+    const centerWeight = Option.getOrElse(f.centerWeight, () => recipeWeights.center);
+    if (denseWeight < 0 || centerWeight < 0) {
       return yield* new UsageError({
-        message: `--dense-weight and --center-weight must be ≥ 0, found ${f.denseWeight} and ${f.centerWeight}`,
+        message: `--dense-weight and --center-weight must be ≥ 0, found ${denseWeight} and ${centerWeight}`,
       });
     }
     if (f.noStem && MODEL_PRESETS[preset].conv !== undefined) {
@@ -233,8 +238,8 @@ const train = Command.make("train", {
       ...(minutes === undefined ? {} : { minutes }),
       ...(f.valFraction === 0.2 ? {} : { valFraction: f.valFraction }),
       ...(f.focusCrops === 0 ? {} : { focusCrops: f.focusCrops }),
-      ...(f.denseWeight === 1 ? {} : { weightDense: f.denseWeight }),
-      ...(f.centerWeight === 1 ? {} : { weightCenter: f.centerWeight }),
+      ...(denseWeight === 1 ? {} : { weightDense: denseWeight }),
+      ...(centerWeight === 1 ? {} : { weightCenter: centerWeight }),
       ...(queries === undefined ? {} : { queries }),
       ...(f.row === "baseline" ? {} : { row: f.row }),
       ...(Option.isSome(f.fusionRule) ? { fusionRule: f.fusionRule.value } : {}),
@@ -295,7 +300,7 @@ const train = Command.make("train", {
           }; ${schedule} schedule${
             f.focusCrops > 0 ? `; ${f.focusCrops} of the crops on a nucleus, class-balanced` : ""
           }${
-            lossWeights(f.denseWeight, f.centerWeight)
+            lossWeights(denseWeight, centerWeight)
           }; seed ${f.seed}; lr ${lr}; backend ${f.backend} (matrix products: ${backend.matmul})`,
           `- loss: ${history[0]?.total.toFixed(3)} at step 1 → ${history.at(-1)?.total.toFixed(3)} at step ${
             history.at(-1)?.step

@@ -2,7 +2,8 @@
  * The training recipe a task picks when the user names no preset or schedule: on the synthetic
  * default, the `tiny` ViT with Mask2Former's step schedule (the README's synthetic runs); on real
  * data, the `conv` preset (a residual conv encoder with dense supervision) with a warm-up and
- * cosine decay — the recipe measured best on CoNSeP (docs/results.md).
+ * cosine decay, and its dense and centre losses weighted 4 against the queries' — the recipe measured
+ * best on CoNSeP (docs/results.md).
  */
 import { MODEL_PRESETS, type ModelPreset } from "./model.ts";
 import type { TrainConfig } from "./train.ts";
@@ -14,3 +15,11 @@ export const defaultPreset = (realData: boolean, preset?: ModelPreset): ModelPre
 /** The schedule of a run: the user's, else cosine for conv encoders and Mask2Former's steps for the ViTs. */
 export const defaultSchedule = (preset: ModelPreset, schedule?: TrainConfig["schedule"]): TrainConfig["schedule"] =>
   schedule ?? (MODEL_PRESETS[preset].conv !== undefined ? "cosine" : "step");
+
+/**
+ * The weights of the dense and centre losses beside the queries' (whose weights are Mask2Former's): 4 and 4 for the
+ * conv presets, whose default decoding reads those two heads — at 1 the queries' losses were 87 % of the total and
+ * the model underfitted the maps (docs/results.md, round 5) —, 1 and 1 for the ViTs.
+ */
+export const defaultLossWeights = (preset: ModelPreset): { readonly dense: number; readonly center: number } =>
+  MODEL_PRESETS[preset].conv !== undefined ? { dense: 4, center: 4 } : { dense: 1, center: 1 };
