@@ -20,6 +20,7 @@ import { Progress, type Tracker } from "../pipeline/progress.ts";
 import { TfBackend } from "../stages/backend/tf.ts";
 import type { DecodeOptions } from "../stages/model/decoding.ts";
 import { disposeModel, loadModel } from "../stages/predict/model_tiles.ts";
+import type { TtaOptions } from "../stages/predict/tta.ts";
 import { openImageSource } from "../stages/slide/open.ts";
 import { predictSlide, slideRunKey, type SlideSummary } from "../stages/slide/predict_slide.ts";
 import type { ImageSource } from "../stages/slide/source.ts";
@@ -35,7 +36,7 @@ export interface SlideRun {
   readonly overlap: number;
   readonly batch: number;
   readonly decode: DecodeOptions;
-  readonly tta?: { readonly votes: number };
+  readonly tta?: TtaOptions;
   readonly tissueThreshold?: number;
   readonly allTiles: boolean;
   /** the cache that keeps tile predictions (absent: `--no-cache`, nothing kept) */

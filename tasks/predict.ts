@@ -192,6 +192,12 @@ export const predictFlags = {
     ),
     Flag.optional,
   ),
+  ttaAverage: Flag.Boolean("tta-average").pipe(
+    Flag.withDescription(
+      "Test-time augmentation for conv models: predict each tile also flipped (left–right, top–bottom, both), flip the dense, centre and type maps back, average them and decode once; costs 4× the forward passes; not with --tta (default: off)",
+    ),
+    Flag.withDefault(false),
+  ),
   data: Flag.String("data").pipe(
     Flag.withDescription(
       `The training data (${SOURCE_HELP}), whose fitted attribute bins describe each nucleus (default: the run.json next to --model; without either, no attribute words)`,
@@ -317,6 +323,9 @@ export const buildPrediction = (f: PredictFlags) =>
     if (tta !== undefined && !(tta >= 1 && tta <= 4)) {
       return yield* fail(`--tta must be a number of votes from 1 to 4, found ${tta}`);
     }
+    if (tta !== undefined && f.ttaAverage) {
+      return yield* fail("--tta and --tta-average are two ways to combine the flips: give one of them");
+    }
     const config = {
       scale,
       overlap,
@@ -324,6 +333,7 @@ export const buildPrediction = (f: PredictFlags) =>
       scoreThreshold: f.threshold,
       ...(f.foreground > 0 ? { foregroundThreshold: f.foreground } : {}),
       ...(tta === undefined ? {} : { ttaVotes: tta }),
+      ...(f.ttaAverage ? { ttaAverage: true as const } : {}),
       ...(f.instances === "queries" ? {} : {
         denseInstances: {
           rule: f.instances,
@@ -347,6 +357,7 @@ export const buildPrediction = (f: PredictFlags) =>
       batch: f.batch,
       decode: decodeOptionsOf(config),
       ...(tta === undefined ? {} : { tta: { votes: tta } }),
+      ...(f.ttaAverage ? { tta: { average: true as const } } : {}),
       ...(tissueThreshold === undefined ? {} : { tissueThreshold }),
       allTiles: f.allTiles,
     };

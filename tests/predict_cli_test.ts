@@ -149,7 +149,7 @@ Deno.test("deno task predict: mistakes are one clear line (exit 1); --help has a
     }
   }));
 
-Deno.test("deno task predict --tta, --foreground (a conv_micro model): voting keeps a subset of the plain nuclei; bad values are one line", () =>
+Deno.test("deno task predict --tta, --tta-average, --foreground (a conv_micro model): voting keeps a subset of the plain nuclei; bad values are one line", () =>
   withTempDir(async (dir) => {
     const r = await deno([
       ...taskArgs("train"),
@@ -189,11 +189,18 @@ Deno.test("deno task predict --tta, --foreground (a conv_micro model): voting ke
     const centres = await run("centres"); // the default for models with dense maps
     assert.ok(count(centres) > 0, `${count(centres)} nuclei from the centres`);
     assert.ok(count(dense) > 0 && count(hybrid) > 0, `${count(dense)} dense, ${count(hybrid)} hybrid nuclei`);
+    // the four flips' maps averaged, then decoded once by the centres
+    const averaged = await run("averaged", "--tta-average");
+    assert.ok(count(averaged) > 0, `${count(averaged)} nuclei from the averaged maps`);
     for (
-      const [flags, message] of [[["--tta", "5"], /--tta must be a number of votes from 1 to 4, found 5/], [
-        ["--foreground", "1"],
-        /--foreground must be in \[0, 1\), found 1/,
-      ]] as const
+      const [flags, message] of [
+        [["--tta", "5"], /--tta must be a number of votes from 1 to 4, found 5/],
+        [["--foreground", "1"], /--foreground must be in \[0, 1\), found 1/],
+        [
+          ["--tta", "2", "--tta-average"],
+          /--tta and --tta-average are two ways to combine the flips: give one of them/,
+        ],
+      ] as const
     ) {
       const bad = await predict("--model", model, "--input", `${dir}/a.png`, "--no-cache", ...flags);
       assert.equal(bad.code, 1);

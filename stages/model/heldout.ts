@@ -3,6 +3,8 @@
  * so that `deno task evaluate pannuke` (the official metrics' conventions) can score a run, and so
  * that other tools can read its predictions.
  *
+ * The tiles are decoded as `deno task predict` decodes by default (recipe.ts: the centres' decoding for conv models).
+ *
  * `heldoutPredictions` is a cached stage (dataset + checkpoint → instance maps of truth and
  * prediction, I32 [N, H, W], with per-tile classes and organs in the metadata); `panNukeLayout`
  * expands instance maps to [N, H, W, 6]: channel c holds the ids of the class-c nuclei, channel 5
@@ -18,6 +20,7 @@ import { PANNUKE_TISSUES } from "../evaluation/pannuke.ts";
 import { type DatasetRef, datasetRefCodec, openDataset } from "../data/source.ts";
 import { namedTensors, restoreModel } from "./checkpoint.ts";
 import type { ModelConfig } from "./model.ts";
+import { recipeDecodeOptions } from "./recipe.ts";
 import { TrainConfig } from "./stages.ts";
 import { predictTile, splitDataset, tilesOf } from "./train.ts";
 
@@ -78,7 +81,7 @@ const predictHeldout = async (
     const truth = new Int32Array(tiles.length * size), pred = new Int32Array(tiles.length * size);
     const truthClasses: number[][] = [], predClasses: number[][] = [];
     for (const [t, s] of tiles.entries()) {
-      const d = await predictTile(params, model, ds.classes.length, s);
+      const d = await predictTile(params, model, ds.classes.length, s, recipeDecodeOptions);
       truth.set(s.instances, t * size);
       pred.set(d.instances, t * size);
       truthClasses.push([...s.classOf]);
@@ -104,7 +107,8 @@ const predictHeldout = async (
 /** The held-out split of a training config, predicted by its checkpoint (cached like training). */
 export const heldoutPredictions = Stage.make({
   name: "model.heldout",
-  version: 1,
+  // 2: decoded as `deno task predict` does by default (recipeDecodeOptions), no longer by the queries alone
+  version: 2,
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, checkpoint: safetensors },
   output: safetensors,

@@ -5,6 +5,8 @@
  * cosine decay, and its dense and centre losses weighted 4 against the queries' — the recipe measured
  * best on CoNSeP (docs/results.md).
  */
+import { type DecodeOptions, DEFAULT_FOREGROUND, defaultDecodeOptions } from "./decoding.ts";
+import { defaultDenseDecodeOptions } from "./dense_decoding.ts";
 import { MODEL_PRESETS, type ModelPreset } from "./model.ts";
 import type { TrainConfig } from "./train.ts";
 
@@ -23,3 +25,16 @@ export const defaultSchedule = (preset: ModelPreset, schedule?: TrainConfig["sch
  */
 export const defaultLossWeights = (preset: ModelPreset): { readonly dense: number; readonly center: number } =>
   MODEL_PRESETS[preset].conv !== undefined ? { dense: 4, center: 4 } : { dense: 1, center: 1 };
+
+/**
+ * The decoding `deno task predict` applies by default, and the held-out scoring of `train` and `ablate` with it (so
+ * that a run's held-out numbers are the ones its users get): for models with dense maps and a centre head, nuclei
+ * from the centre peaks grown over the foreground, pixels below foreground probability 0.5 dropped, classes from the
+ * queries; models without them fall back to the queries' decoding (decodeValues).
+ */
+export const recipeDecodeOptions: DecodeOptions = {
+  ...defaultDecodeOptions,
+  foregroundThreshold: DEFAULT_FOREGROUND,
+  instances: "centers",
+  dense: defaultDenseDecodeOptions,
+};

@@ -7,7 +7,13 @@ import { decodeSafetensors, readSafetensorsMetadata } from "../../pipeline/codec
 import { Effect } from "effect";
 import { DatasetError } from "../data/sample.ts";
 import { namedTensors, restoreModel } from "../model/checkpoint.ts";
-import { type DecodedInstances, type DecodeOptions, decodeValues, defaultDecodeOptions } from "../model/decoding.ts";
+import {
+  type DecodedInstances,
+  type DecodeOptions,
+  decodeValues,
+  defaultDecodeOptions,
+  type DenseMaps,
+} from "../model/decoding.ts";
 import {
   imagePrediction,
   lastPredictionValues,
@@ -17,7 +23,7 @@ import {
   tileSize,
 } from "../model/model.ts";
 import type { Tile, TilePrediction } from "./tiling.ts";
-import { flipInstances, FLIPS, flipTile, voteInstances } from "./tta.ts";
+import { averageMaps, flipInstances, flipMapsBack, FLIPS, flipTile, type TtaOptions, voteInstances } from "./tta.ts";
 
 /** A checkpoint ready to predict: parameters, config, class names and tile side. */
 export interface LoadedModel {
@@ -123,26 +129,42 @@ export const untimed: StepTimer = (_, work) => work();
 
 /**
  * The model on a batch of tiles, each decoded into an instance map of its tile; with `tta`, each
- * tile is predicted under the four flips and its nuclei voted on (tta.ts). `time` sees the steps
- * "forward" (the model, its outputs read back) and "decode".
+ * tile is predicted under the four flips and its nuclei voted on, or its maps averaged before one
+ * decoding (tta.ts). `time` sees the steps "forward" (the model, its outputs read back) and "decode".
  */
 export const modelTilePredictor = (
   model: LoadedModel,
   decode: DecodeOptions = defaultDecodeOptions,
-  tta?: { readonly votes: number },
+  tta?: TtaOptions,
   time: StepTimer = untimed,
 ) =>
 async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
   const t = model.tile, classes = model.classes.length;
   const flips = tta === undefined ? [FLIPS[0]] : FLIPS;
-  // one forward pass per flip, of the batch's tiles: memory as without TTA
+  const average = tta !== undefined && "average" in tta;
+  const votes = tta !== undefined && "votes" in tta ? tta.votes : undefined;
+  // per tile: its decoded variants (votes), or the plain variant's outputs and every variant's maps (average)
   const variants: TilePrediction[][] = tiles.map(() => []);
+  const plain: Array<{ logits: Float32Array; masks: Float32Array; shape: PredictionValues["shape"] }> = [];
+  const maps: DenseMaps[][] = tiles.map(() => []);
+  // one forward pass per flip, of the batch's tiles: memory as without TTA
   for (const flip of flips) {
     const images = new Float32Array(tiles.length * t * t * 3);
     tiles.forEach((tile, i) => images.set(flipTile(tile.rgb, t, 3, flip), i * t * t * 3));
     const x = tf.tensor4d(images, [tiles.length, t, t, 3]); // [B, T, T, 3]
     try {
       const values = await time("forward", () => lastPredictionValues(model.params, model.config, classes, x));
+      if (average) {
+        tiles.forEach((_, i) => {
+          const one = imagePrediction(values, i);
+          if (one.maps === undefined) {
+            throw new RangeError("--tta-average needs a model with dense maps (a conv preset); this one has none");
+          }
+          if (flip === FLIPS[0]) plain[i] = { logits: one.logits, masks: one.masks, shape: values.shape };
+          maps[i]?.push(flipMapsBack(one.maps, values.shape.h, values.shape.w, flip));
+        });
+        continue;
+      }
       await time("decode", () => {
         tiles.forEach((_, i) => variants[i]?.push(flipInstances(decodeTile(values, i, t, decode), t, flip)));
         return Promise.resolve();
@@ -151,5 +173,13 @@ async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
       x.dispose();
     }
   }
-  return variants.map((v) => (tta === undefined ? v[0] as TilePrediction : voteInstances(v, tta.votes)));
+  if (average) {
+    return await time("decode", () =>
+      Promise.resolve(tiles.map((_, i) => {
+        const p = plain[i], m = maps[i];
+        if (p === undefined || m === undefined) throw new RangeError("tta: a tile has no plain prediction");
+        return decodeValues(p.logits, p.masks, p.shape, t, t, decode, averageMaps(m));
+      })));
+  }
+  return variants.map((v) => (votes === undefined ? v[0] as TilePrediction : voteInstances(v, votes)));
 };

@@ -42,6 +42,8 @@ export const PredictConfig = Schema.Struct({
   ),
   /** test-time augmentation (tta.ts): a nucleus is kept when this many of the 4 flips find it */
   ttaVotes: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 4 })))),
+  /** test-time augmentation (tta.ts): the 4 flips' dense, centre and type maps averaged before one decoding */
+  ttaAverage: Schema.optionalKey(Schema.Literal(true)),
 });
 export type PredictConfig = typeof PredictConfig.Type;
 
@@ -123,9 +125,11 @@ export const predictImage = Stage.make({
                 modelTilePredictor(
                   model,
                   decodeOptionsOf(config),
-                  config.ttaVotes === undefined ? undefined : {
-                    votes: config.ttaVotes,
-                  },
+                  config.ttaVotes !== undefined
+                    ? { votes: config.ttaVotes }
+                    : config.ttaAverage === true
+                    ? { average: true }
+                    : undefined,
                 ),
                 {
                   tile: model.tile,

@@ -1,15 +1,25 @@
 /**
- * Test-time augmentation by flips (`deno task predict --tta`): each tile is also predicted
- * flipped left–right, top–bottom and both; each flipped prediction is flipped back, and a nucleus
- * of the plain prediction is kept only when at least `votes` of the variants (itself included)
- * found it (a nucleus with IoU > 0.5 in that variant); its class is the most frequent among the
- * variants that found it, ties going to the plain prediction's. So TTA here removes spurious
- * nuclei — the largest loss of detection quality on CoNSeP (docs/results.md) — and steadies
- * classes; it does not add nuclei or change their masks. It costs a forward pass per variant.
+ * Test-time augmentation by flips (`deno task predict --tta`, `--tta-average`): each tile is also
+ * predicted flipped left–right, top–bottom and both, and the variants are combined in one of two
+ * ways.
+ *
+ * - **votes** (`--tta N`): each flipped prediction's instances are flipped back, and a nucleus of the
+ *   plain prediction is kept only when at least N of the variants (itself included) found it (a
+ *   nucleus with IoU > 0.5 in that variant); its class is the most frequent among the variants that
+ *   found it, ties going to the plain prediction's. This removes spurious nuclei and steadies
+ *   classes; it does not add nuclei or change their masks.
+ * - **average** (`--tta-average`, models with dense maps): the variants' dense maps (foreground,
+ *   horizontal and vertical distances), centre logits and type logits are flipped back — a flip
+ *   along x negates the horizontal distance, one along y the vertical — and averaged, and the mean
+ *   maps are decoded once (HoVer-Net and CellViT average their maps the same way). This can add
+ *   nuclei, and it smooths the masks' boundaries and the centre peaks.
+ *
+ * Either costs a forward pass per variant.
  *
  * Mental model: `flipTile` (pixels, its own inverse) → the model → `flipInstances` back →
- * `voteInstances`.
+ * `voteInstances`, or → `flipMapsBack` → `averageMaps` → one decoding.
  */
+import type { DenseMaps } from "../model/decoding.ts";
 import type { TilePrediction } from "./tiling.ts";
 
 /** The variants: none, left–right, top–bottom, both (a 180° rotation). */
@@ -21,18 +31,81 @@ export const FLIPS = [
 ] as const;
 export type Flip = (typeof FLIPS)[number];
 
-/** A square `t`×`t` map with `channels` values per pixel, flipped (a flip is its own inverse). */
-export const flipTile = <A extends Uint8Array | Int32Array>(values: A, t: number, channels: number, flip: Flip): A => {
+/** How the four flips' predictions are combined (see above). */
+export type TtaOptions = { readonly votes: number } | { readonly average: true };
+
+/** A `h`×`w` grid with `channels` values per cell, flipped (a flip is its own inverse). */
+export const flipGrid = <A extends Uint8Array | Int32Array | Float32Array>(
+  values: A,
+  h: number,
+  w: number,
+  channels: number,
+  flip: Flip,
+): A => {
   if (!flip.x && !flip.y) return values;
   const out = new (values.constructor as new (n: number) => A)(values.length);
-  for (let y = 0; y < t; y++) {
-    const sy = flip.y ? t - 1 - y : y;
-    for (let x = 0; x < t; x++) {
-      const sx = flip.x ? t - 1 - x : x, to = (y * t + x) * channels, from = (sy * t + sx) * channels;
+  for (let y = 0; y < h; y++) {
+    const sy = flip.y ? h - 1 - y : y;
+    for (let x = 0; x < w; x++) {
+      const sx = flip.x ? w - 1 - x : x, to = (y * w + x) * channels, from = (sy * w + sx) * channels;
       for (let c = 0; c < channels; c++) out[to + c] = values[from + c] as number;
     }
   }
   return out;
+};
+
+/** A square `t`×`t` map with `channels` values per pixel, flipped (a flip is its own inverse). */
+export const flipTile = <A extends Uint8Array | Int32Array>(values: A, t: number, channels: number, flip: Flip): A =>
+  flipGrid(values, t, t, channels, flip);
+
+/**
+ * One image's maps predicted on a flipped tile, mapped back onto the tile: every grid flipped, and the distance
+ * maps' signs turned where their axis was flipped (channel 1, x − cx, under an x flip; channel 2, y − cy, under a
+ * y flip). `h`×`w` is the dense and type maps' grid, `maps.ch`×`maps.cw` the centres'.
+ */
+export const flipMapsBack = (maps: DenseMaps, h: number, w: number, flip: Flip): DenseMaps => {
+  const dense = flipGrid(Float32Array.from(maps.dense), h, w, 3, flip);
+  if (flip.x || flip.y) {
+    for (let p = 0; p < h * w; p++) {
+      if (flip.x) dense[p * 3 + 1] = -(dense[p * 3 + 1] as number);
+      if (flip.y) dense[p * 3 + 2] = -(dense[p * 3 + 2] as number);
+    }
+  }
+  const types = maps.types === undefined
+    ? undefined
+    : flipGrid(Float32Array.from(maps.types), h, w, maps.types.length / (h * w), flip);
+  const centers = maps.centers === undefined || maps.ch === undefined || maps.cw === undefined
+    ? undefined
+    : flipGrid(Float32Array.from(maps.centers), maps.ch, maps.cw, 1, flip);
+  return {
+    dense,
+    ...(types === undefined ? {} : { types }),
+    ...(centers === undefined ? {} : { centers, ch: maps.ch, cw: maps.cw }),
+  };
+};
+
+/** The element-wise mean of maps on the same grids (each already in the plain tile's orientation). */
+export const averageMaps = (variants: ReadonlyArray<DenseMaps>): DenseMaps => {
+  const first = variants[0];
+  if (first === undefined) throw new RangeError("averageMaps: no maps");
+  const mean = (pick: (m: DenseMaps) => ArrayLike<number> | undefined): Float32Array | undefined => {
+    const a = pick(first);
+    if (a === undefined) return undefined;
+    const out = new Float32Array(a.length);
+    for (const m of variants) {
+      const v = pick(m);
+      if (v === undefined || v.length !== a.length) throw new RangeError("averageMaps: the variants' maps differ");
+      for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + (v[i] as number);
+    }
+    for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) / variants.length;
+    return out;
+  };
+  const types = mean((m) => m.types), centers = mean((m) => m.centers);
+  return {
+    dense: mean((m) => m.dense) as Float32Array,
+    ...(types === undefined ? {} : { types }),
+    ...(centers === undefined ? {} : { centers, ch: first.ch as number, cw: first.cw as number }),
+  };
 };
 
 /** A prediction made on a flipped tile, mapped back onto the tile. */

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { flipInstances, FLIPS, flipTile, voteInstances } from "./tta.ts";
+import { centerTargets } from "../model/centers.ts";
+import { denseTargets } from "../model/dense.ts";
+import { averageMaps, flipInstances, flipMapsBack, FLIPS, flipTile, voteInstances } from "./tta.ts";
 
 Deno.test("flipTile t=3 channels=2: left–right, top–bottom and both; each flip is its own inverse", () => {
   const rgb = Uint8Array.from({ length: 18 }, (_, i) => i); // pixel p holds (2p, 2p + 1)
@@ -40,4 +42,60 @@ Deno.test("voteInstances: a nucleus kept when enough variants find it (IoU > 0.5
 Deno.test("flipInstances maps a flipped tile's prediction back onto the tile", () => {
   const p = { instances: Int32Array.from([1, 0, 0, 0]), classOf: [-1, 3], scores: [0, 1] };
   assert.deepEqual(Array.from(flipInstances(p, 2, FLIPS[3]).instances), [0, 0, 0, 1]);
+});
+
+/**
+ * A 16×16 instance map with three nuclei of different shapes, none symmetric under a flip; no centroid sits on a
+ * half cell of the stride-4 grid, where the centre target's peak cell (a rounding) would differ between flips.
+ */
+const NUCLEI = (() => {
+  const map = new Int32Array(16 * 16);
+  const paint = (id: number, y0: number, y1: number, x0: number, x1: number) => {
+    for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) map[y * 16 + x] = id;
+  };
+  paint(1, 1, 4, 2, 7); // a wide box in the top left
+  paint(1, 5, 5, 2, 3); // with a foot: its centroid off the box's centre
+  paint(2, 9, 13, 10, 12); // a tall box in the bottom right
+  paint(3, 10, 12, 1, 4); // touching nothing, bottom left
+  return map;
+})();
+
+const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, what: string) => {
+  assert.equal(actual.length, expected.length, what);
+  for (let i = 0; i < expected.length; i++) {
+    assert.ok(
+      Math.abs((actual[i] as number) - (expected[i] as number)) < 1e-5,
+      `${what}[${i}]: ${actual[i]} ≠ ${expected[i]}`,
+    );
+  }
+};
+
+Deno.test("flipMapsBack: the targets of a flipped tile, flipped back, are the tile's own (distance signs turned)", () => {
+  // the dense maps at stride 2 (8×8×3) and the centres at stride 4 (4×4), as the conv preset predicts them
+  const own = { dense: denseTargets(NUCLEI, 16, 16, 2), centers: centerTargets(NUCLEI, 16, 16, 4), ch: 4, cw: 4 };
+  for (const flip of FLIPS) {
+    const flipped = flipTile(NUCLEI, 16, 1, flip);
+    const maps = { dense: denseTargets(flipped, 16, 16, 2), centers: centerTargets(flipped, 16, 16, 4), ch: 4, cw: 4 };
+    const back = flipMapsBack(maps, 8, 8, flip);
+    close(back.dense, own.dense, `dense, flip ${JSON.stringify(flip)}`);
+    close(back.centers ?? [], own.centers, `centres, flip ${JSON.stringify(flip)}`);
+  }
+  // without the sign turn the horizontal map of an x flip would be the negative of the tile's
+  const lr = flipMapsBack({ dense: denseTargets(flipTile(NUCLEI, 16, 1, FLIPS[1]), 16, 16, 2) }, 8, 8, FLIPS[1]);
+  const h = Array.from(lr.dense).filter((_, i) => i % 3 === 1);
+  assert.ok(h.some((v) => Math.abs(v) > 0.5), "the horizontal map has large offsets to turn");
+});
+
+Deno.test("averageMaps: the element-wise mean of every map; the flips of a tile's targets average to them", () => {
+  const a = { dense: [0, 1, 2], types: [1, 1], centers: [4], ch: 1, cw: 1 };
+  const b = { dense: [2, 3, 4], types: [3, 0], centers: [0], ch: 1, cw: 1 };
+  const mean = averageMaps([a, b]);
+  assert.deepEqual(Array.from(mean.dense), [1, 2, 3]);
+  assert.deepEqual(Array.from(mean.types ?? []), [2, 0.5]);
+  assert.deepEqual(Array.from(mean.centers ?? []), [2]);
+  assert.deepEqual([mean.ch, mean.cw], [1, 1]);
+  assert.throws(() => averageMaps([a, { dense: [1, 2] }]), /differ/);
+  const own = denseTargets(NUCLEI, 16, 16, 2);
+  const back = FLIPS.map((f) => flipMapsBack({ dense: denseTargets(flipTile(NUCLEI, 16, 1, f), 16, 16, 2) }, 8, 8, f));
+  close(averageMaps(back).dense, own, "mean of the four flips");
 });

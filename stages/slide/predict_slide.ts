@@ -45,6 +45,7 @@ import type { LoadedModel } from "../predict/model_tiles.ts";
 import { modelTilePredictor, type StepTimer, untimed } from "../predict/model_tiles.ts";
 import { mppOfMagnification } from "../predict/scale.ts";
 import { type TilePlacement, tilePlacements } from "../predict/tiling.ts";
+import type { TtaOptions } from "../predict/tta.ts";
 import type { ImageSource, SlideLevel } from "./source.ts";
 import { instanceCrop, predictStreaming, streamedContour, type StreamedNucleus } from "./stream.ts";
 import { tissueMask, tissueOverlayPng, tissueTiles } from "./tissue.ts";
@@ -318,7 +319,7 @@ export interface SlideOptions {
   readonly overlap: number;
   readonly batch: number;
   readonly decode?: DecodeOptions;
-  readonly tta?: { readonly votes: number };
+  readonly tta?: TtaOptions;
   /** a fixed saturation threshold of the tissue (`--tissue-threshold`); default Otsu's */
   readonly tissueThreshold?: number;
   /** predict every tile, tissue or not (the tissue PNG is still written) */
@@ -387,7 +388,8 @@ export const slideRunKey = (
     overlap: options.overlap,
     batch: options.batch,
     decode: JSON.parse(JSON.stringify(options.decode ?? null)),
-    tta: options.tta?.votes ?? null,
+    // votes as a number (the key's form before averaging existed), averaging as "average"
+    tta: options.tta === undefined ? null : "votes" in options.tta ? options.tta.votes : "average",
   });
 };
 
