@@ -16,6 +16,8 @@ import type { Store } from "../pipeline/store/store.ts";
 import { setPlanningThreads } from "../stages/model/plan_pool.ts";
 import { blasNotice } from "../stages/backend/blas_notice.ts";
 import type { BackendName } from "../stages/backend/tf.ts";
+import { defaultLossWeights } from "../stages/model/recipe.ts";
+import type { ModelPreset } from "../stages/model/model.ts";
 
 /** A mistake in how a task was called (bad flag value, unknown key): printed as one line. */
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
@@ -117,6 +119,42 @@ export const mergeFlag = Flag.Boolean("merge").pipe(
   ),
   Flag.withDefault(false),
 );
+
+/** `--dense-weight` (train, ablate): the dense losses' weight beside the queries'; default: the recipe's. */
+export const denseWeightFlag = Flag.Finite("dense-weight").pipe(
+  Flag.withDescription(
+    `Weight of the dense losses (foreground, distance maps) beside the queries' losses (default ${
+      defaultLossWeights("conv").dense
+    } for the conv presets, 1 otherwise)`,
+  ),
+  Flag.optional,
+);
+
+/** `--center-weight` (train, ablate): the centre loss's weight beside the queries'; default: the recipe's. */
+export const centerWeightFlag = Flag.Finite("center-weight").pipe(
+  Flag.withDescription(
+    `Weight of the centre heat map's focal loss beside the queries' losses (default ${
+      defaultLossWeights("conv").center
+    } for the conv presets, 1 otherwise)`,
+  ),
+  Flag.optional,
+);
+
+/**
+ * The dense and centre loss weights of a run: the flags' where given, else the recipe's; a negative one is an error
+ * message.
+ */
+export const lossWeightsOf = (
+  preset: ModelPreset,
+  dense: Option.Option<number>,
+  center: Option.Option<number>,
+): { readonly dense: number; readonly center: number } | { readonly error: string } => {
+  const recipe = defaultLossWeights(preset);
+  const d = Option.getOrElse(dense, () => recipe.dense), c = Option.getOrElse(center, () => recipe.center);
+  return d < 0 || c < 0
+    ? { error: `--dense-weight and --center-weight must be ≥ 0, found ${d} and ${c}` }
+    : { dense: d, center: c };
+};
 
 /** `--organ-prompts` for the rows with text (train, ablate). */
 export const organPromptsFlag = Flag.Boolean("organ-prompts").pipe(

@@ -16,7 +16,7 @@
  * as `--explain` shows. Writes OUT/ablation.md, OUT/ablation.json and OUT/ablation.png.
  */
 import { type ModelPreset, PRESET_NAMES } from "../stages/model/model.ts";
-import { defaultLossWeights, defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
+import { defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
 import { Command, Flag } from "effect/cli";
@@ -46,6 +46,9 @@ import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, type AblationRow, attributeBinning, defaultLearningRate } from "../stages/model/train.ts";
 import {
   cacheFlag,
+  centerWeightFlag,
+  denseWeightFlag,
+  lossWeightsOf,
   mergeFlag,
   noteMissingBlas,
   organPromptsFlag,
@@ -143,6 +146,8 @@ export const ablateFlags = {
     Flag.withDescription("Optimisation steps per row (default 200; with --minutes the most a row may take)"),
     Flag.optional,
   ),
+  denseWeight: denseWeightFlag,
+  centerWeight: centerWeightFlag,
   minutes: Flag.Finite("minutes").pipe(
     Flag.withDescription(
       "A wall-clock budget per training (as deno task train --minutes): steps planned from the measured step time",
@@ -209,7 +214,8 @@ export const buildAblation = (f: AblateFlags) =>
     if (minutes !== undefined && !(minutes > 0)) return yield* fail(`--minutes must be positive, found ${minutes}`);
     const preset = defaultPreset(parsed.ref.kind !== "synthetic", Option.getOrUndefined(f.preset));
     const schedule = defaultSchedule(preset);
-    const weights = defaultLossWeights(preset);
+    const weights = lossWeightsOf(preset, f.denseWeight, f.centerWeight);
+    if ("error" in weights) return yield* fail(weights.error);
     const threads = Option.getOrUndefined(f.threads);
     if (threads !== undefined && threads < 1) return yield* fail(`--threads must be at least 1, found ${threads}`);
     const parsedSets = parseSets(f.set, rows);

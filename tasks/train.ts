@@ -34,7 +34,7 @@ import {
 import { frozenTextStage } from "../stages/text/frozen.ts";
 import { ABLATION_ROWS, attributeBinning, defaultLearningRate, modelOf } from "../stages/model/train.ts";
 import { MODEL_PRESETS, PRESET_NAMES } from "../stages/model/model.ts";
-import { defaultLossWeights, defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
+import { defaultPreset, defaultSchedule } from "../stages/model/recipe.ts";
 import {
   attributeBins,
   attributeSelection,
@@ -48,6 +48,9 @@ import { splitLine, validationTables } from "../stages/model/summary.ts";
 import { encodeNpy, encodeStringsNpy } from "../pipeline/codec/npy.ts";
 import {
   cacheFlag,
+  centerWeightFlag,
+  denseWeightFlag,
+  lossWeightsOf,
   mergeFlag,
   noteMissingBlas,
   organPromptsFlag,
@@ -104,18 +107,8 @@ const train = Command.make("train", {
     ),
     Flag.withDefault(0),
   ),
-  denseWeight: Flag.Finite("dense-weight").pipe(
-    Flag.withDescription(
-      "Weight of the dense losses (foreground, distance maps) beside the queries' losses (default 4 for the conv presets, 1 otherwise)",
-    ),
-    Flag.optional,
-  ),
-  centerWeight: Flag.Finite("center-weight").pipe(
-    Flag.withDescription(
-      "Weight of the centre heat map's focal loss beside the queries' losses (default 4 for the conv presets, 1 otherwise)",
-    ),
-    Flag.optional,
-  ),
+  denseWeight: denseWeightFlag,
+  centerWeight: centerWeightFlag,
   batch: Flag.Int("batch").pipe(
     Flag.withDescription("Tiles per step (default 2; 4 needs > 3 GB of WASM heap with tiny)"),
     Flag.withDefault(2),
@@ -216,14 +209,9 @@ const train = Command.make("train", {
     yield* checkSourcePath(parsed.ref);
     const queries = Option.getOrUndefined(f.queries);
     const lr = Option.getOrElse(f.lr, () => defaultLearningRate(preset));
-    const recipeWeights = defaultLossWeights(preset);
-    const denseWeight = Option.getOrElse(f.denseWeight, () => recipeWeights.dense);
-    const centerWeight = Option.getOrElse(f.centerWeight, () => recipeWeights.center);
-    if (denseWeight < 0 || centerWeight < 0) {
-      return yield* new UsageError({
-        message: `--dense-weight and --center-weight must be ≥ 0, found ${denseWeight} and ${centerWeight}`,
-      });
-    }
+    const weights = lossWeightsOf(preset, f.denseWeight, f.centerWeight);
+    if ("error" in weights) return yield* new UsageError({ message: weights.error });
+    const denseWeight = weights.dense, centerWeight = weights.center;
     if (f.noStem && MODEL_PRESETS[preset].conv !== undefined) {
       return yield* new UsageError({ message: `--no-stem: preset ${preset} has a conv encoder, not a separate stem` });
     }
