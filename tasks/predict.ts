@@ -22,7 +22,7 @@
  * slide, which rebuild this run with `buildPrediction` from the same arguments; the outputs are then written here
  * by the same code as without a queue, every prediction a cache hit.
  */
-import { DEFAULT_FOREGROUND } from "../stages/model/decoding.ts";
+import { recipeDecodeOptions } from "../stages/model/recipe.ts";
 import { defaultDenseDecodeOptions } from "../stages/model/dense_decoding.ts";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { Console, Effect, Layer, Option } from "effect";
@@ -46,7 +46,7 @@ import { checkSourcePath, datasetSource, parseSource, SOURCE_HELP } from "../sta
 import { imageOutputs } from "../stages/predict/outputs.ts";
 import { PANNUKE_CHANNELS } from "../stages/model/heldout.ts";
 import { DEFAULT_MODEL_MPP, mppOfMagnification, scaleImage } from "../stages/predict/scale.ts";
-import { decodeOptionsOf, predictImage, storedPrediction } from "../stages/predict/stages.ts";
+import { decodeOptionsOf, predictImage, storedPrediction, ttaOf } from "../stages/predict/stages.ts";
 import { readCheckpointInfo } from "../stages/predict/model_tiles.ts";
 import {
   cacheFlag,
@@ -159,20 +159,22 @@ export const predictFlags = {
   ),
   batch: Flag.Int("batch").pipe(Flag.withDescription("Tiles per forward pass (default 4)"), Flag.withDefault(4)),
   threshold: Flag.Finite("threshold").pipe(
-    Flag.withDescription("Keep a query whose objectness exceeds this, in (0, 1) (default 0.5)"),
-    Flag.withDefault(0.5),
+    Flag.withDescription(
+      `Keep a query whose objectness exceeds this, in (0, 1) (default ${recipeDecodeOptions.scoreThreshold})`,
+    ),
+    Flag.withDefault(recipeDecodeOptions.scoreThreshold),
   ),
   foreground: Flag.Finite("foreground").pipe(
     Flag.withDescription(
-      "Models with dense supervision (preset conv): pixels whose foreground probability is below this are background, and a nucleus losing over half its pixels so is dropped, in [0, 1) (default 0.5; 0 = the map is unused)",
+      `Models with dense supervision (preset conv): pixels whose foreground probability is below this are background, and a nucleus losing over half its pixels so is dropped, in [0, 1) (default ${recipeDecodeOptions.foregroundThreshold}; 0 = the map is unused)`,
     ),
-    Flag.withDefault(DEFAULT_FOREGROUND),
+    Flag.withDefault(recipeDecodeOptions.foregroundThreshold),
   ),
   instances: Flag.Literals("instances", ["queries", "dense", "hybrid", "centers"] as const).pipe(
     Flag.withDescription(
       "Where nuclei come from, for models with dense supervision (preset conv): centers (default: the centre head's peaks grown over the dense foreground), hybrid (the queries' nuclei grown over it, plus foreground no query reaches), dense (HoVer-Net-style watershed of the foreground and distance maps) or queries (the Mask2Former decoding, what models without dense maps always use); classes always from the queries",
     ),
-    Flag.withDefault("centers" as const),
+    Flag.withDefault(recipeDecodeOptions.instances),
   ),
   energy: Flag.Finite("energy").pipe(
     Flag.withDescription(
@@ -347,6 +349,7 @@ export const buildPrediction = (f: PredictFlags) =>
       p = p.source(`image.${i}`, Source.file(file))
         .node(`predict.${i}`, predictImage, { inputs: { image: `image.${i}`, checkpoint: "checkpoint" }, config });
     });
+    const ttaOptions = ttaOf(config);
     // what every slide's run shares (its store and attribute words are the run's own: see runPrediction)
     const slideRun: SlideRun = {
       model: f.model,
@@ -356,8 +359,7 @@ export const buildPrediction = (f: PredictFlags) =>
       overlap,
       batch: f.batch,
       decode: decodeOptionsOf(config),
-      ...(tta === undefined ? {} : { tta: { votes: tta } }),
-      ...(f.ttaAverage ? { tta: { average: true as const } } : {}),
+      ...(ttaOptions === undefined ? {} : { tta: ttaOptions }),
       ...(tissueThreshold === undefined ? {} : { tissueThreshold }),
       allTiles: f.allTiles,
     };

@@ -28,12 +28,16 @@ export const defaultLossWeights = (preset: ModelPreset): { readonly dense: numbe
   MODEL_PRESETS[preset].conv !== undefined ? { dense: 10, center: 10 } : { dense: 1, center: 1 };
 
 /**
- * The decoding `deno task predict` applies by default, and the held-out scoring of `train` and `ablate` with it (so
+ * The decoding `deno task predict` applies by default (its flags' defaults read it), and the held-out scoring of
+ * `train` and `ablate` with it (so
  * that a run's held-out numbers are the ones its users get): for models with dense maps and a centre head, nuclei
  * from the centre peaks grown over the foreground, pixels below foreground probability 0.5 dropped, classes from the
  * queries; models without them fall back to the queries' decoding (decodeValues).
  */
-export const recipeDecodeOptions: DecodeOptions = {
+export const recipeDecodeOptions: DecodeOptions & {
+  readonly instances: "centers";
+  readonly foregroundThreshold: number;
+} = {
   ...defaultDecodeOptions,
   foregroundThreshold: DEFAULT_FOREGROUND,
   instances: "centers",

@@ -145,8 +145,9 @@ async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
   const votes = tta !== undefined && "votes" in tta ? tta.votes : undefined;
   // per tile: its decoded variants (votes), or the plain variant's outputs and every variant's maps (average)
   const variants: TilePrediction[][] = tiles.map(() => []);
-  const plain: Array<{ logits: Float32Array; masks: Float32Array; shape: PredictionValues["shape"] }> = [];
+  const plain: Array<{ logits: Float32Array; masks: Float32Array }> = [];
   const maps: DenseMaps[][] = tiles.map(() => []);
+  let shape: PredictionValues["shape"] | undefined; // the batch's, the same for every flip
   // one forward pass per flip, of the batch's tiles: memory as without TTA
   for (const flip of flips) {
     const images = new Float32Array(tiles.length * t * t * 3);
@@ -155,12 +156,13 @@ async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
     try {
       const values = await time("forward", () => lastPredictionValues(model.params, model.config, classes, x));
       if (average) {
+        shape = values.shape;
         tiles.forEach((_, i) => {
           const one = imagePrediction(values, i);
           if (one.maps === undefined) {
             throw new RangeError("--tta-average needs a model with dense maps (a conv preset); this one has none");
           }
-          if (flip === FLIPS[0]) plain[i] = { logits: one.logits, masks: one.masks, shape: values.shape };
+          if (flip === FLIPS[0]) plain[i] = { logits: one.logits, masks: one.masks };
           maps[i]?.push(flipMapsBack(one.maps, values.shape.h, values.shape.w, flip));
         });
         continue;
@@ -177,8 +179,10 @@ async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
     return await time("decode", () =>
       Promise.resolve(tiles.map((_, i) => {
         const p = plain[i], m = maps[i];
-        if (p === undefined || m === undefined) throw new RangeError("tta: a tile has no plain prediction");
-        return decodeValues(p.logits, p.masks, p.shape, t, t, decode, averageMaps(m));
+        if (p === undefined || m === undefined || shape === undefined) {
+          throw new RangeError("tta: a tile has no plain prediction");
+        }
+        return decodeValues(p.logits, p.masks, shape, t, t, decode, averageMaps(m));
       })));
   }
   return variants.map((v) => (votes === undefined ? v[0] as TilePrediction : voteInstances(v, votes)));

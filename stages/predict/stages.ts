@@ -17,6 +17,7 @@ import { defaultDenseDecodeOptions } from "../model/dense_decoding.ts";
 import { disposeModel, loadModel, modelTilePredictor } from "./model_tiles.ts";
 import { readScaled } from "./scale.ts";
 import { type ImagePrediction, predictTiled, tilePlacements } from "./tiling.ts";
+import type { TtaOptions } from "./tta.ts";
 
 export const PredictConfig = Schema.Struct({
   /** model pixels per image pixel (image µm/px ÷ model µm/px) */
@@ -95,6 +96,14 @@ export const decodeOptionsOf = (config: PredictConfig): DecodeOptions => ({
   }),
 });
 
+/** How a config combines the four flips (tta.ts), if it does. */
+export const ttaOf = (config: Pick<PredictConfig, "ttaVotes" | "ttaAverage">): TtaOptions | undefined =>
+  config.ttaVotes !== undefined
+    ? { votes: config.ttaVotes }
+    : config.ttaAverage === true
+    ? { average: true }
+    : undefined;
+
 const failure = (file: string) => (e: unknown) =>
   e instanceof DatasetError ? e : new DatasetError({ file, reason: e instanceof Error ? e.message : String(e) });
 
@@ -125,11 +134,7 @@ export const predictImage = Stage.make({
                 modelTilePredictor(
                   model,
                   decodeOptionsOf(config),
-                  config.ttaVotes !== undefined
-                    ? { votes: config.ttaVotes }
-                    : config.ttaAverage === true
-                    ? { average: true }
-                    : undefined,
+                  ttaOf(config),
                 ),
                 {
                   tile: model.tile,
