@@ -188,6 +188,18 @@ export const predictFlags = {
     ),
     Flag.optional,
   ),
+  boundaryWeight: Flag.Finite("boundary-weight").pipe(
+    Flag.withDescription(
+      `--instances centers: the weight α of the distance maps' boundary energy in the watershed's flooding order, 1 − σ(centre) + α·energy, so that touching nuclei part where their distance maps jump, α ≥ 0; 0 = the centre heat alone (default ${defaultDenseDecodeOptions.boundaryWeight})`,
+    ),
+    Flag.withDefault(defaultDenseDecodeOptions.boundaryWeight ?? 0),
+  ),
+  classBias: Flag.String("class-bias").pipe(
+    Flag.withDescription(
+      "Comma-separated offsets, one per class of the model, added to the queries' log class probabilities before each nucleus takes its most likely class, e.g. 0,0.5,-0.5,0 for CoNSeP's merged classes: moves the classes' decision boundaries (which nuclei are found does not change) (default: none)",
+    ),
+    Flag.optional,
+  ),
   tta: Flag.Int("tta").pipe(
     Flag.withDescription(
       "Test-time augmentation: predict each tile also flipped (left–right, top–bottom, both) and keep a nucleus when at least this many of the 4 variants find it (IoU > 0.5), with their majority class; costs 4× the forward passes (default: off)",
@@ -197,6 +209,12 @@ export const predictFlags = {
   ttaAverage: Flag.Boolean("tta-average").pipe(
     Flag.withDescription(
       "Test-time augmentation for conv models: predict each tile also flipped (left–right, top–bottom, both), flip the dense, centre and type maps back, average them and decode once; costs 4× the forward passes; not with --tta (default: off)",
+    ),
+    Flag.withDefault(false),
+  ),
+  ttaRot90: Flag.Boolean("tta-rot90").pipe(
+    Flag.withDescription(
+      "With --tta-average: average over the eight symmetries of the square (the four flips of the tile and of its transpose: the 90° rotations and the diagonal reflections) instead of the four flips; costs 8× the forward passes (default: off)",
     ),
     Flag.withDefault(false),
   ),
@@ -276,10 +294,21 @@ export const buildPrediction = (f: PredictFlags) =>
     if (tissueThreshold !== undefined && !(tissueThreshold >= 0 && tissueThreshold <= 1)) {
       return yield* fail(`--tissue-threshold must be a saturation in [0, 1], found ${tissueThreshold}`);
     }
+    const classBias = Option.isSome(f.classBias)
+      ? f.classBias.value.split(",").map((v) => Number(v.trim()))
+      : undefined;
+    if (classBias !== undefined && classBias.some((v) => !Number.isFinite(v))) {
+      return yield* fail(`--class-bias must be comma-separated numbers, found '${Option.getOrThrow(f.classBias)}'`);
+    }
     const info = yield* Effect.tryPromise({
       try: () => readCheckpointInfo(f.model),
       catch: (e) => new UsageError({ message: `--model: ${e instanceof Error ? e.message : e}` }),
     });
+    if (classBias !== undefined && classBias.length !== info.classes.length) {
+      return yield* fail(
+        `--class-bias needs one value per class of the model (${info.classes.join(", ")}), found ${classBias.length}`,
+      );
+    }
     const overlap = Option.getOrElse(f.overlap, () => Math.floor(info.tile / 4));
     if (!(overlap >= 0 && overlap < info.tile / 2)) {
       return yield* fail(
@@ -321,6 +350,7 @@ export const buildPrediction = (f: PredictFlags) =>
     if (!(f.foreground >= 0 && f.foreground < 1)) {
       return yield* fail(`--foreground must be in [0, 1), found ${f.foreground}`);
     }
+    if (!(f.boundaryWeight >= 0)) return yield* fail(`--boundary-weight must be at least 0, found ${f.boundaryWeight}`);
     const tta = Option.getOrUndefined(f.tta);
     if (tta !== undefined && !(tta >= 1 && tta <= 4)) {
       return yield* fail(`--tta must be a number of votes from 1 to 4, found ${tta}`);
@@ -328,20 +358,24 @@ export const buildPrediction = (f: PredictFlags) =>
     if (tta !== undefined && f.ttaAverage) {
       return yield* fail("--tta and --tta-average are two ways to combine the flips: give one of them");
     }
+    if (f.ttaRot90 && !f.ttaAverage) return yield* fail("--tta-rot90 adds variants to --tta-average: give both");
     const config = {
       scale,
       overlap,
       batch: f.batch,
       scoreThreshold: f.threshold,
       ...(f.foreground > 0 ? { foregroundThreshold: f.foreground } : {}),
+      ...(classBias === undefined ? {} : { classBias }),
       ...(tta === undefined ? {} : { ttaVotes: tta }),
       ...(f.ttaAverage ? { ttaAverage: true as const } : {}),
+      ...(f.ttaRot90 ? { ttaRot90: true as const } : {}),
       ...(f.instances === "queries" ? {} : {
         denseInstances: {
           rule: f.instances,
           energyThreshold: f.energy,
           minArea: defaultDenseDecodeOptions.minArea,
           ...(Option.isSome(f.centerThreshold) ? { centerThreshold: f.centerThreshold.value } : {}),
+          ...(f.boundaryWeight > 0 ? { boundaryWeight: f.boundaryWeight } : {}),
         },
       }),
     };

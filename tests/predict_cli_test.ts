@@ -192,10 +192,27 @@ Deno.test("deno task predict --tta, --tta-average, --foreground (a conv_micro mo
     // the four flips' maps averaged, then decoded once by the centres
     const averaged = await run("averaged", "--tta-average");
     assert.ok(count(averaged) > 0, `${count(averaged)} nuclei from the averaged maps`);
+    // the eight symmetries, and the centres' flooding with the distance maps' boundary energy
+    const rotated = await run("rotated", "--tta-average", "--tta-rot90");
+    assert.ok(count(rotated) > 0, `${count(rotated)} nuclei from the eight symmetries' maps`);
+    const bounded = await run("bounded", "--boundary-weight", "1");
+    // class offsets change classes only: the same instance map
+    const biased = await run("biased", "--class-bias", "1,0,0,0,-1");
+    assert.deepEqual(Array.from(biased), Array.from(centres), "--class-bias keeps the nuclei");
+    // the boundary energy moves borders between nuclei; only a piece under the minimum area can come or go
+    assert.ok(count(bounded) > 0, `${count(bounded)} nuclei with the boundary energy`);
+    assert.ok(
+      Math.abs(foreground(bounded) - foreground(centres)) <= 0.02 * foreground(centres),
+      `${foreground(bounded)} vs ${foreground(centres)} pixels`,
+    );
     for (
       const [flags, message] of [
         [["--tta", "5"], /--tta must be a number of votes from 1 to 4, found 5/],
         [["--foreground", "1"], /--foreground must be in \[0, 1\), found 1/],
+        [["--tta-rot90"], /--tta-rot90 adds variants to --tta-average: give both/],
+        [["--boundary-weight", "-1"], /--boundary-weight must be at least 0, found -1/],
+        [["--class-bias", "0,x"], /--class-bias must be comma-separated numbers, found '0,x'/],
+        [["--class-bias", "0,0"], /--class-bias needs one value per class of the model \(.+\), found 2/],
         [
           ["--tta", "2", "--tta-average"],
           /--tta and --tta-average are two ways to combine the flips: give one of them/,

@@ -233,7 +233,7 @@ Deno.test("deno task train --minutes: the run plans its steps from the measured 
     assert.ok(last.lr < 0.05 * 1e-3, `last lr ${last.lr}`);
     assert.match(run.stdout, new RegExp(`${steps} steps of batch 1 \\(a budget of 0.15 min\\); cosine schedule`));
     // a conv preset's recipe weighs its dense and centre losses 10 against the queries' (recipe.ts)
-    assert.match(run.stdout, /cosine schedule; loss weights dense 10, centre 10; seed 0/);
+    assert.match(run.stdout, /cosine schedule; loss weights dense 20, centre 20; seed 0/);
     // 9 s of budget; start-up, validation of 2 tiles and the files come on top
     assert.ok(seconds < 60, `${seconds} s`);
     const file = await Effect.runPromise(decodeSafetensors(await Deno.readFile(`${dir}/run/checkpoint.safetensors`)));

@@ -199,3 +199,41 @@ Deno.test("decoding with a type map: each dense nucleus takes the class of its s
     /type logits/,
   );
 });
+
+Deno.test("decoding classBias: offsets of the log class probabilities move a query's class, not whether it is kept", () => {
+  // one query, p ≈ [0.6, 0.3, 0.1]: class 0; with −1 on class 0, log 0.6 − 1 < log 0.3: class 1; the score stays
+  const logits = [Math.log(6), Math.log(3), 0];
+  const masks = Array(16).fill(20);
+  const shape = { queries: 1, classes: 2, h: 4, w: 4 };
+  const plain = decodeValues(logits, masks, shape, 4, 4);
+  const biased = decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, classBias: [-1, 0] });
+  assert.deepEqual(Array.from(plain.classOf), [-1, 0]);
+  assert.deepEqual(Array.from(biased.classOf), [-1, 1]);
+  assert.deepEqual(Array.from(biased.scores), Array.from(plain.scores));
+  assert.deepEqual(Array.from(biased.instances), Array.from(plain.instances));
+  assert.throws(
+    () => decodeValues(logits, masks, shape, 4, 4, { ...defaultDecodeOptions, classBias: [0] }),
+    /--class-bias has 1 values for this model's 2 classes/,
+  );
+});
+
+Deno.test("decoding by centres: a nucleus no kept query owns takes the class of the query strongest at its centroid", () => {
+  // 16×16, two centre peaks (stride 4: cells (1, 0) and (1, 3), pixels (6, 2) and (6, 14)) part the foreground into a
+  // left and a right nucleus; query 0 (class 0, confident) covers the left, query 1 (class 1) the right
+  // but is mostly "no object", so it is not kept and owns nothing: the right nucleus used to take the tile's most
+  // frequent class (0)
+  const big = 20, L = -20, n = 16;
+  const logits = [big, 0, L, L, 0, big]; // [Q·(C+1)]: query 1's best real class is 1, its objectness ≈ e^−20
+  const m = (f: (x: number) => boolean) => Array.from({ length: n * n }, (_, i) => (f(i % n) ? big : L));
+  const masks = [...m((x) => x < 6), ...m((x) => x >= 6)]; // query 0 stops short of where the nuclei part (x ≈ 8)
+  const dense = Array.from({ length: n * n }, () => [big, 0, 0]).flat();
+  const centers = new Array(16).fill(-6); // [4·4]
+  centers[1 * 4 + 0] = 3, centers[1 * 4 + 3] = 3;
+  const shape = { queries: 2, classes: 2, h: n, w: n };
+  const options = { ...defaultDecodeOptions, instances: "centers" as const, dense: defaultDenseDecodeOptions };
+  const d = decodeValues(logits, masks, shape, n, n, options, { dense, centers, ch: 4, cw: 4 });
+  const left = d.instances[6 * n + 2] as number, right = d.instances[6 * n + 14] as number;
+  assert.ok(left > 0 && right > 0 && left !== right, `two nuclei: ${left}, ${right}`);
+  assert.equal(d.classOf[left], 0, "the left nucleus: its owning query's class");
+  assert.equal(d.classOf[right], 1, "the right nucleus: the class of the (unkept) query at its centroid");
+});

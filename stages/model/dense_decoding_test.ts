@@ -124,3 +124,24 @@ Deno.test("centreInstances peakRadius: a stride-2 heat map's two maxima 2 cells 
   assert.equal(ids(), 2, "the default 4 px: the left square's two maxima are one nucleus");
   assert.equal(ids(2), 3, "2 px (1 cell): the weaker maximum is a peak of its own, the square is split");
 });
+
+Deno.test("centreInstances boundaryWeight: touching nuclei part where the distance maps jump, not midway between peaks", () => {
+  // equal peaks in adjacent cells, at pixel (5, 6) on the left square's right edge and (5, 10) in the right square, the
+  // heat flat between them: by the heat alone the fronts meet midway (x ≈ 8) and the left nucleus takes the right
+  // one's first column
+  const maps = mapsOf(TRUTH, H, W);
+  const ch = 3, cw = 5, heat = new Float32Array(ch * cw).fill(-6);
+  heat[1 * cw + 1] = 3;
+  heat[1 * cw + 2] = 3;
+  const options = { foregroundThreshold: 0.5, energyThreshold: 0.2, minArea: 4, centerThreshold: 0.3 };
+  const rightKept = (boundaryWeight: number) => {
+    const found = centreInstances(maps, H, W, { logits: heat, ch, cw }, H, W, { ...options, boundaryWeight });
+    const right = found[5 * W + 10] as number;
+    assert.equal(new Set([found[5 * W + 2], found[5 * W + 6], 0]).size, 2, "the left square is one nucleus");
+    assert.notEqual(right, found[5 * W + 6], "two nuclei");
+    return Array.from(TRUTH.keys()).filter((p) => TRUTH[p] === 2 && found[p] === right).length;
+  };
+  const byHeat = rightKept(0), byBoundary = rightKept(3);
+  assert.ok(byHeat < 36, `the heat alone gives the right square ${byHeat} of its 36 pixels`);
+  assert.equal(byBoundary, 36, "with the boundary energy the right square is whole");
+});

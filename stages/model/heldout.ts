@@ -107,8 +107,9 @@ const predictHeldout = async (
 /** The held-out split of a training config, predicted by its checkpoint (cached like training). */
 export const heldoutPredictions = Stage.make({
   name: "model.heldout",
-  // 2: decoded as `deno task predict` does by default (recipeDecodeOptions), no longer by the queries alone
-  version: 2,
+  // 2: decoded as `deno task predict` does by default (recipeDecodeOptions), no longer by the queries alone;
+  // 3: that decoding's boundary weight 0.3, and nuclei no kept query owns classed by their centroid's query
+  version: 3,
   config: TrainConfig,
   inputs: { dataset: datasetRefCodec, checkpoint: safetensors },
   output: safetensors,

@@ -2,7 +2,7 @@
  * The training recipe a task picks when the user names no preset or schedule: on the synthetic
  * default, the `tiny` ViT with Mask2Former's step schedule (the README's synthetic runs); on real
  * data, the `conv` preset (a residual conv encoder with dense supervision) with a warm-up and
- * cosine decay, and its dense and centre losses weighted 10 against the queries' — the recipe measured
+ * cosine decay, and its dense and centre losses weighted 20 against the queries' — the recipe measured
  * best on CoNSeP (docs/results.md).
  */
 import { type DecodeOptions, DEFAULT_FOREGROUND, defaultDecodeOptions } from "./decoding.ts";
@@ -19,13 +19,13 @@ export const defaultSchedule = (preset: ModelPreset, schedule?: TrainConfig["sch
   schedule ?? (MODEL_PRESETS[preset].conv !== undefined ? "cosine" : "step");
 
 /**
- * The weights of the dense and centre losses beside the queries' (whose weights are Mask2Former's): 10 and 10 for the
+ * The weights of the dense and centre losses beside the queries' (whose weights are Mask2Former's): 20 and 20 for the
  * conv presets, whose default decoding reads those two heads — at 1 the queries' losses were 87 % of the total and
- * the model underfitted the maps; on CoNSeP, 4 raised held-out PQ 0.402 → 0.436 and 10 to 0.456 (docs/results.md,
- * rounds 5 and 6) —, 1 and 1 for the ViTs.
+ * the model underfitted the maps; on CoNSeP, 4 raised held-out PQ 0.402 → 0.436, 10 to 0.456 and 20 to 0.468 (docs/results.md,
+ * rounds 5–7) —, 1 and 1 for the ViTs.
  */
 export const defaultLossWeights = (preset: ModelPreset): { readonly dense: number; readonly center: number } =>
-  MODEL_PRESETS[preset].conv !== undefined ? { dense: 10, center: 10 } : { dense: 1, center: 1 };
+  MODEL_PRESETS[preset].conv !== undefined ? { dense: 20, center: 20 } : { dense: 1, center: 1 };
 
 /**
  * The decoding `deno task predict` applies by default (its flags' defaults read it), and the held-out scoring of

@@ -23,7 +23,16 @@ import {
   tileSize,
 } from "../model/model.ts";
 import type { Tile, TilePrediction } from "./tiling.ts";
-import { averageMaps, flipInstances, flipMapsBack, FLIPS, flipTile, type TtaOptions, voteInstances } from "./tta.ts";
+import {
+  averageMaps,
+  flipInstances,
+  flipMapsBack,
+  FLIPS,
+  flipTile,
+  type TtaOptions,
+  variantsOf,
+  voteInstances,
+} from "./tta.ts";
 
 /** A checkpoint ready to predict: parameters, config, class names and tile side. */
 export interface LoadedModel {
@@ -130,7 +139,7 @@ export const untimed: StepTimer = (_, work) => work();
 /**
  * The model on a batch of tiles, each decoded into an instance map of its tile; with `tta`, each
  * tile is predicted under the four flips and its nuclei voted on, or its maps averaged before one
- * decoding (tta.ts). `time` sees the steps "forward" (the model, its outputs read back) and "decode".
+ * decoding (tta.ts; with `rot90`, under the eight symmetries of the square). `time` sees the steps "forward" (the model, its outputs read back) and "decode".
  */
 export const modelTilePredictor = (
   model: LoadedModel,
@@ -140,7 +149,7 @@ export const modelTilePredictor = (
 ) =>
 async (tiles: ReadonlyArray<Tile>): Promise<TilePrediction[]> => {
   const t = model.tile, classes = model.classes.length;
-  const flips = tta === undefined ? [FLIPS[0]] : FLIPS;
+  const flips = variantsOf(tta);
   const average = tta !== undefined && "average" in tta;
   const votes = tta !== undefined && "votes" in tta ? tta.votes : undefined;
   // per tile: its decoded variants (votes), or the plain variant's outputs and every variant's maps (average)

@@ -39,12 +39,17 @@ export const PredictConfig = Schema.Struct({
       energyThreshold: Schema.Number,
       minArea: Schema.Int,
       centerThreshold: Schema.optionalKey(Schema.Number),
+      boundaryWeight: Schema.optionalKey(Schema.Number),
     }),
   ),
+  /** decoding: per-class offsets of the queries' log class probabilities (decoding.ts) */
+  classBias: Schema.optionalKey(Schema.Array(Schema.Number)),
   /** test-time augmentation (tta.ts): a nucleus is kept when this many of the 4 flips find it */
   ttaVotes: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 4 })))),
   /** test-time augmentation (tta.ts): the 4 flips' dense, centre and type maps averaged before one decoding */
   ttaAverage: Schema.optionalKey(Schema.Literal(true)),
+  /** with `ttaAverage`: the eight symmetries of the square (the 90° rotations too), not the four flips */
+  ttaRot90: Schema.optionalKey(Schema.Literal(true)),
 });
 export type PredictConfig = typeof PredictConfig.Type;
 
@@ -83,6 +88,7 @@ export const decodeOptionsOf = (config: PredictConfig): DecodeOptions => ({
   ...defaultDecodeOptions,
   scoreThreshold: config.scoreThreshold,
   ...(config.foregroundThreshold === undefined ? {} : { foregroundThreshold: config.foregroundThreshold }),
+  ...(config.classBias === undefined ? {} : { classBias: config.classBias }),
   ...(config.denseInstances === undefined ? {} : {
     instances: config.denseInstances.rule,
     dense: {
@@ -91,17 +97,20 @@ export const decodeOptionsOf = (config: PredictConfig): DecodeOptions => ({
       ...(config.denseInstances.centerThreshold === undefined
         ? {}
         : { centerThreshold: config.denseInstances.centerThreshold }),
+      ...(config.denseInstances.boundaryWeight === undefined
+        ? {}
+        : { boundaryWeight: config.denseInstances.boundaryWeight }),
       foregroundThreshold: config.foregroundThreshold ?? defaultDenseDecodeOptions.foregroundThreshold,
     },
   }),
 });
 
 /** How a config combines the four flips (tta.ts), if it does. */
-export const ttaOf = (config: Pick<PredictConfig, "ttaVotes" | "ttaAverage">): TtaOptions | undefined =>
+export const ttaOf = (config: Pick<PredictConfig, "ttaVotes" | "ttaAverage" | "ttaRot90">): TtaOptions | undefined =>
   config.ttaVotes !== undefined
     ? { votes: config.ttaVotes }
     : config.ttaAverage === true
-    ? { average: true }
+    ? (config.ttaRot90 === true ? { average: true, rot90: true } : { average: true })
     : undefined;
 
 const failure = (file: string) => (e: unknown) =>
@@ -109,7 +118,8 @@ const failure = (file: string) => (e: unknown) =>
 
 export const predictImage = Stage.make({
   name: "predict.image",
-  version: 1,
+  // 2: nuclei no kept query owns take their centroid's query's class (decoding.ts), no longer the tile's commonest
+  version: 2,
   config: PredictConfig,
   inputs: { image: fileRefCodec, checkpoint: fileRefCodec },
   output: safetensors,

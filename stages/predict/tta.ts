@@ -12,29 +12,44 @@
  *   horizontal and vertical distances), centre logits and type logits are flipped back — a flip
  *   along x negates the horizontal distance, one along y the vertical — and averaged, and the mean
  *   maps are decoded once (HoVer-Net and CellViT average their maps the same way). This can add
- *   nuclei, and it smooths the masks' boundaries and the centre peaks.
+ *   nuclei, and it smooths the masks' boundaries and the centre peaks. With `rot90` (`--tta-rot90`)
+ *   the four flips of the transposed tile join them: the eight symmetries of the square (the 90°
+ *   rotations and the diagonal reflections); transposing swaps the two distance maps.
  *
  * Either costs a forward pass per variant.
  *
- * Mental model: `flipTile` (pixels, its own inverse) → the model → `flipInstances` back →
+ * Mental model: `flipTile` (pixels) → the model → `flipInstances` back (`unflipTile`) →
  * `voteInstances`, or → `flipMapsBack` → `averageMaps` → one decoding.
  */
 import type { DenseMaps } from "../model/decoding.ts";
 import type { TilePrediction } from "./tiling.ts";
 
-/** The variants: none, left–right, top–bottom, both (a 180° rotation). */
-export const FLIPS = [
+/** A variant of a tile: flipped along x and/or y, then transposed (x ↔ y) where `transpose`. */
+export interface Flip {
+  readonly x: boolean;
+  readonly y: boolean;
+  readonly transpose?: boolean;
+}
+
+/** The flips: none, left–right, top–bottom, both (a 180° rotation). */
+export const FLIPS: readonly [Flip, Flip, Flip, Flip] = [
   { x: false, y: false },
   { x: true, y: false },
   { x: false, y: true },
   { x: true, y: true },
-] as const;
-export type Flip = (typeof FLIPS)[number];
+];
 
-/** How the four flips' predictions are combined (see above). */
-export type TtaOptions = { readonly votes: number } | { readonly average: true };
+/** The eight symmetries of a square: the four flips, and the same four transposed (the 90° rotations among them). */
+export const DIHEDRAL: ReadonlyArray<Flip> = [...FLIPS, ...FLIPS.map((f) => ({ ...f, transpose: true }))];
 
-/** A `h`×`w` grid with `channels` values per cell, flipped (a flip is its own inverse). */
+/** How the variants' predictions are combined (see above); `rot90`: the eight symmetries instead of the four flips. */
+export type TtaOptions = { readonly votes: number } | { readonly average: true; readonly rot90?: boolean };
+
+/** The variants a TTA option predicts. */
+export const variantsOf = (tta: TtaOptions | undefined): ReadonlyArray<Flip> =>
+  tta === undefined ? [FLIPS[0]] : "average" in tta && tta.rot90 === true ? DIHEDRAL : FLIPS;
+
+/** A `h`×`w` grid with `channels` values per cell, flipped along x and/or y (its own inverse; `transpose` ignored). */
 export const flipGrid = <A extends Uint8Array | Int32Array | Float32Array>(
   values: A,
   h: number,
@@ -54,29 +69,69 @@ export const flipGrid = <A extends Uint8Array | Int32Array | Float32Array>(
   return out;
 };
 
-/** A square `t`×`t` map with `channels` values per pixel, flipped (a flip is its own inverse). */
-export const flipTile = <A extends Uint8Array | Int32Array>(values: A, t: number, channels: number, flip: Flip): A =>
-  flipGrid(values, t, t, channels, flip);
+/** A square `n`×`n` grid with `channels` values per cell, transposed (its own inverse). */
+export const transposeGrid = <A extends Uint8Array | Int32Array | Float32Array>(
+  values: A,
+  n: number,
+  channels: number,
+): A => {
+  const out = new (values.constructor as new (n: number) => A)(values.length);
+  for (let y = 0; y < n; y++) {
+    for (let x = 0; x < n; x++) {
+      const to = (y * n + x) * channels, from = (x * n + y) * channels;
+      for (let c = 0; c < channels; c++) out[to + c] = values[from + c] as number;
+    }
+  }
+  return out;
+};
+
+/** A square `t`×`t` map with `channels` values per pixel as the variant sees it: flipped, then transposed. */
+export const flipTile = <A extends Uint8Array | Int32Array>(values: A, t: number, channels: number, flip: Flip): A => {
+  const flipped = flipGrid(values, t, t, channels, flip);
+  return flip.transpose === true ? transposeGrid(flipped, t, channels) : flipped;
+};
+
+/** The inverse of `flipTile`: transposed back, then flipped. */
+export const unflipTile = <A extends Uint8Array | Int32Array | Float32Array>(
+  values: A,
+  t: number,
+  channels: number,
+  flip: Flip,
+): A => flipGrid(flip.transpose === true ? transposeGrid(values, t, channels) : values, t, t, channels, flip);
 
 /**
- * One image's maps predicted on a flipped tile, mapped back onto the tile: every grid flipped, and the distance
- * maps' signs turned where their axis was flipped (channel 1, x − cx, under an x flip; channel 2, y − cy, under a
- * y flip). `h`×`w` is the dense and type maps' grid, `maps.ch`×`maps.cw` the centres'.
+ * One image's maps predicted on a flipped (and maybe transposed) tile, mapped back onto the tile: every grid
+ * transposed back, the two distance maps swapped with it (the transposed tile's x is the tile's y), then flipped, and
+ * the distance maps' signs turned where their axis was flipped (channel 1, x − cx, under an x flip; channel 2, y − cy,
+ * under a y flip). `h`×`w` is the dense and type maps' grid, `maps.ch`×`maps.cw` the centres' (square when
+ * transposed).
  */
 export const flipMapsBack = (maps: DenseMaps, h: number, w: number, flip: Flip): DenseMaps => {
-  const dense = flipGrid(Float32Array.from(maps.dense), h, w, 3, flip);
+  const transposed = flip.transpose === true;
+  if (transposed && (h !== w || maps.ch !== maps.cw)) {
+    throw new RangeError(`flipMapsBack: a transposed variant needs square maps, got ${h}×${w}`);
+  }
+  const back = (values: ArrayLike<number>, gh: number, gw: number, channels: number): Float32Array =>
+    transposed
+      ? unflipTile(Float32Array.from(values), gh, channels, flip)
+      : flipGrid(Float32Array.from(values), gh, gw, channels, flip);
+  const dense = back(maps.dense, h, w, 3);
+  if (transposed) {
+    for (let p = 0; p < h * w; p++) {
+      const a = dense[p * 3 + 1] as number;
+      dense[p * 3 + 1] = dense[p * 3 + 2] as number, dense[p * 3 + 2] = a;
+    }
+  }
   if (flip.x || flip.y) {
     for (let p = 0; p < h * w; p++) {
       if (flip.x) dense[p * 3 + 1] = -(dense[p * 3 + 1] as number);
       if (flip.y) dense[p * 3 + 2] = -(dense[p * 3 + 2] as number);
     }
   }
-  const types = maps.types === undefined
-    ? undefined
-    : flipGrid(Float32Array.from(maps.types), h, w, maps.types.length / (h * w), flip);
+  const types = maps.types === undefined ? undefined : back(maps.types, h, w, maps.types.length / (h * w));
   const centers = maps.centers === undefined || maps.ch === undefined || maps.cw === undefined
     ? undefined
-    : flipGrid(Float32Array.from(maps.centers), maps.ch, maps.cw, 1, flip);
+    : back(maps.centers, maps.ch, maps.cw, 1);
   return {
     dense,
     ...(types === undefined ? {} : { types }),
@@ -111,7 +166,7 @@ export const averageMaps = (variants: ReadonlyArray<DenseMaps>): DenseMaps => {
 /** A prediction made on a flipped tile, mapped back onto the tile. */
 export const flipInstances = (p: TilePrediction, t: number, flip: Flip): TilePrediction => ({
   ...p,
-  instances: flipTile(p.instances, t, 1, flip),
+  instances: unflipTile(p.instances, t, 1, flip),
 });
 
 /**

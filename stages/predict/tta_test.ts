@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import { centerTargets } from "../model/centers.ts";
 import { denseTargets } from "../model/dense.ts";
-import { averageMaps, flipInstances, flipMapsBack, FLIPS, flipTile, voteInstances } from "./tta.ts";
+import {
+  averageMaps,
+  DIHEDRAL,
+  flipInstances,
+  flipMapsBack,
+  FLIPS,
+  flipTile,
+  unflipTile,
+  variantsOf,
+  voteInstances,
+} from "./tta.ts";
 
 Deno.test("flipTile t=3 channels=2: left–right, top–bottom and both; each flip is its own inverse", () => {
   const rgb = Uint8Array.from({ length: 18 }, (_, i) => i); // pixel p holds (2p, 2p + 1)
@@ -11,6 +21,24 @@ Deno.test("flipTile t=3 channels=2: left–right, top–bottom and both; each fl
   assert.deepEqual(pixel(tb as Uint8Array, 0, 1), pixel(rgb, 2, 1));
   assert.deepEqual(pixel(both as Uint8Array, 0, 0), pixel(rgb, 2, 2));
   for (const f of FLIPS) assert.deepEqual(flipTile(flipTile(rgb, 3, 2, f), 3, 2, f), rgb);
+});
+
+Deno.test("DIHEDRAL: the eight symmetries of the square, each undone by unflipTile; a transpose swaps x and y", () => {
+  const rgb = Uint8Array.from({ length: 18 }, (_, i) => i); // 3×3, pixel p holds (2p, 2p + 1)
+  const views = DIHEDRAL.map((f) => Array.from(flipTile(rgb, 3, 2, f)).join());
+  assert.equal(new Set(views).size, 8, "eight different views");
+  for (const f of DIHEDRAL) assert.deepEqual(unflipTile(flipTile(rgb, 3, 2, f), 3, 2, f), rgb);
+  const pixel = (a: Uint8Array, y: number, x: number) => [a[(y * 3 + x) * 2], a[(y * 3 + x) * 2 + 1]];
+  const transposed = flipTile(rgb, 3, 2, { x: false, y: false, transpose: true });
+  assert.deepEqual(pixel(transposed, 0, 2), pixel(rgb, 2, 0));
+  // left–right flip then transpose: a 90° rotation (counter-clockwise): the top-right corner goes to the top left
+  const rotated = flipTile(rgb, 3, 2, { x: true, y: false, transpose: true });
+  assert.deepEqual(pixel(rotated, 0, 0), pixel(rgb, 0, 2));
+  assert.deepEqual(pixel(rotated, 2, 0), pixel(rgb, 0, 0));
+  assert.equal(variantsOf(undefined).length, 1);
+  assert.equal(variantsOf({ votes: 2 }).length, 4);
+  assert.equal(variantsOf({ average: true }).length, 4);
+  assert.equal(variantsOf({ average: true, rot90: true }).length, 8);
 });
 
 Deno.test("voteInstances: a nucleus kept when enough variants find it (IoU > 0.5), with the variants' majority class", () => {
@@ -80,6 +108,23 @@ Deno.test("flipMapsBack: the targets of a flipped tile, flipped back, are the ti
     close(back.dense, own.dense, `dense, flip ${JSON.stringify(flip)}`);
     close(back.centers ?? [], own.centers, `centres, flip ${JSON.stringify(flip)}`);
   }
+  // the transposed variants too: the two distance maps swap
+  const square = { dense: denseTargets(NUCLEI, 16, 16, 2), centers: centerTargets(NUCLEI, 16, 16, 4), ch: 4, cw: 4 };
+  for (const flip of DIHEDRAL.slice(4)) {
+    const seen = flipTile(NUCLEI, 16, 1, flip);
+    const back = flipMapsBack(
+      { dense: denseTargets(seen, 16, 16, 2), centers: centerTargets(seen, 16, 16, 4), ch: 4, cw: 4 },
+      8,
+      8,
+      flip,
+    );
+    close(back.dense, square.dense, `dense, variant ${JSON.stringify(flip)}`);
+    close(back.centers ?? [], square.centers, `centres, variant ${JSON.stringify(flip)}`);
+  }
+  assert.throws(
+    () => flipMapsBack({ dense: new Float32Array(8 * 4 * 3) }, 8, 4, { x: false, y: false, transpose: true }),
+    /square/,
+  );
   // without the sign turn the horizontal map of an x flip would be the negative of the tile's
   const lr = flipMapsBack({ dense: denseTargets(flipTile(NUCLEI, 16, 1, FLIPS[1]), 16, 16, 2) }, 8, 8, FLIPS[1]);
   const h = Array.from(lr.dense).filter((_, i) => i % 3 === 1);
@@ -98,4 +143,8 @@ Deno.test("averageMaps: the element-wise mean of every map; the flips of a tile'
   const own = denseTargets(NUCLEI, 16, 16, 2);
   const back = FLIPS.map((f) => flipMapsBack({ dense: denseTargets(flipTile(NUCLEI, 16, 1, f), 16, 16, 2) }, 8, 8, f));
   close(averageMaps(back).dense, own, "mean of the four flips");
+  const eight = DIHEDRAL.map((f) =>
+    flipMapsBack({ dense: denseTargets(flipTile(NUCLEI, 16, 1, f), 16, 16, 2) }, 8, 8, f)
+  );
+  close(averageMaps(eight).dense, own, "mean of the eight symmetries");
 });

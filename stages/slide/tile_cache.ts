@@ -33,8 +33,11 @@ export interface TileCache {
   readonly put: (key: Digest, predictions: ReadonlyArray<TilePrediction>, durationMs: number) => Promise<void>;
 }
 
-/** The stage name and version of the stored batches (bump the version when the payload's layout changes). */
-export const TILE_STAGE = "slide.tiles", TILE_STAGE_VERSION = "1";
+/**
+ * The stage name and version of the stored batches (bump the version when the payload's layout or the decoding
+ * changes; 2: nuclei no kept query owns classed by their centroid's query).
+ */
+export const TILE_STAGE = "slide.tiles", TILE_STAGE_VERSION = "2";
 
 /** The key of a whole run: every input of the tile predictions except the tiles' positions. */
 export const runKey = (parts: { readonly [key: string]: CanonicalValue | undefined }): Digest =>
