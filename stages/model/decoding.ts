@@ -161,20 +161,20 @@ export const decodeValues = (
   }
   const decoded = decodeQueries(logitValues, maskValues, shape, height, width, options, dense);
   if (options.instances === undefined || options.instances === "queries" || dense === undefined) return decoded;
+  // dense instances, classed by the queries' pixels (an instance without any: by its centroid's query)
+  const classified = (instances: Int32Array) => {
+    const fallback = (ids: ReadonlyArray<number>) =>
+      centroidQueryClasses(instances, ids, logitValues, maskValues, shape, height, width, options.classBias);
+    return typed(classifiedDense(instances, decoded, fallback), maps?.types, shape, height, width);
+  };
   if (options.instances === "centers") {
     // a model without a centre head decodes its queries
     if (maps?.centers === undefined || maps.ch === undefined || maps.cw === undefined) return decoded;
     const centers = { logits: maps.centers, ch: maps.ch, cw: maps.cw };
-    const instances = centreInstances(dense, h, w, centers, height, width, options.dense);
-    const fallback = (ids: ReadonlyArray<number>) =>
-      centroidQueryClasses(instances, ids, logitValues, maskValues, shape, height, width, options.classBias);
-    return typed(classifiedDense(instances, decoded, fallback), maps?.types, shape, height, width);
+    return classified(centreInstances(dense, h, w, centers, height, width, options.dense));
   }
   const seeds = options.instances === "hybrid" ? decoded.instances : undefined;
-  const instances = denseInstances(dense, h, w, height, width, options.dense, seeds);
-  const fallback = (ids: ReadonlyArray<number>) =>
-    centroidQueryClasses(instances, ids, logitValues, maskValues, shape, height, width, options.classBias);
-  return typed(classifiedDense(instances, decoded, fallback), maps?.types, shape, height, width);
+  return classified(denseInstances(dense, h, w, height, width, options.dense, seeds));
 };
 
 /**
@@ -224,15 +224,23 @@ export const centroidQueryClasses = (
       );
       if (logit > best) best = logit, query = j;
     }
-    if (query < 0) return;
-    let label = 0, top = -Infinity;
-    for (let c = 0; c < classes; c++) {
-      const pc = probs[query * c1 + c] as number, v = bias === undefined ? pc : Math.log(pc) + (bias[c] as number);
-      if (v > top) top = v, label = c;
-    }
-    out.set(id, label);
+    if (query >= 0) out.set(id, realClass(probs, query, classes, bias));
   });
   return out;
+};
+
+/**
+ * The most likely real class of row `row` of `probs` [Q·(C+1)] (the last column: no object): the argmax over the C
+ * classes of p(c), or with `bias` of log p(c) + bias[c] (DecodeOptions.classBias); ties go to the lower class.
+ */
+const realClass = (probs: Float32Array, row: number, classes: number, bias?: ReadonlyArray<number>): number => {
+  let label = 0, top = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const pc = probs[row * (classes + 1) + c] as number,
+      v = bias === undefined ? pc : Math.log(pc) + (bias[c] as number);
+    if (v > top) top = v, label = c;
+  }
+  return label;
 };
 
 /** `decoded` with its classes from the type map `types` when the model has one (`typeMapClasses`). */
@@ -299,7 +307,8 @@ export const typeMapClasses = (
 /**
  * Dense instances with classes from the queries' decoding: each instance's class is the most
  * frequent label among its pixels that a query owns, its score their mean score; an instance no
- * query touches takes the most frequent label of the whole tile (score 0).
+ * query touches takes the label `fallback` gives it (centroidQueryClasses), else the most frequent
+ * label of the whole tile (score 0).
  */
 const classifiedDense = (
   instances: Int32Array,
@@ -366,12 +375,9 @@ const decodeQueries = (
   const kept: Array<{ query: number; label: number; score: number }> = [];
   for (let i = 0; i < q; i++) {
     const noObject = probs[i * c1 + classes] as number;
-    let label = 0, best = -1, biased = -Infinity;
-    for (let c = 0; c < classes; c++) {
-      const pc = probs[i * c1 + c] as number, b = bias === undefined ? pc : Math.log(pc) + (bias[c] as number);
-      if (pc > best) best = pc;
-      if (b > biased) [biased, label] = [b, c];
-    }
+    let best = -1;
+    for (let c = 0; c < classes; c++) best = Math.max(best, probs[i * c1 + c] as number);
+    const label = realClass(probs, i, classes, bias);
     // objectness: the (biased) best real class labels the nucleus; class: the no-object class competes too
     if (options.score === "class" && noObject > best) continue;
     const score = options.score === "objectness" ? 1 - noObject : best;

@@ -21,16 +21,15 @@ export const defaultSchedule = (preset: ModelPreset, schedule?: TrainConfig["sch
 /**
  * The weights of the dense and centre losses beside the queries' (whose weights are Mask2Former's): 20 and 20 for the
  * conv presets, whose default decoding reads those two heads — at 1 the queries' losses were 87 % of the total and
- * the model underfitted the maps; on CoNSeP, 4 raised held-out PQ 0.402 → 0.436, 10 to 0.456 and 20 to 0.468 (docs/results.md,
- * rounds 5–7) —, 1 and 1 for the ViTs.
+ * the model underfitted the maps; on CoNSeP, 4 raised held-out PQ 0.402 → 0.436, 10 to 0.456 and 20 to 0.468
+ * (docs/results.md, rounds 5–7) —, 1 and 1 for the ViTs.
  */
 export const defaultLossWeights = (preset: ModelPreset): { readonly dense: number; readonly center: number } =>
   MODEL_PRESETS[preset].conv !== undefined ? { dense: 20, center: 20 } : { dense: 1, center: 1 };
 
 /**
  * The decoding `deno task predict` applies by default (its flags' defaults read it), and the held-out scoring of
- * `train` and `ablate` with it (so
- * that a run's held-out numbers are the ones its users get): for models with dense maps and a centre head, nuclei
+ * `train` and `ablate` with it (so that a run's held-out numbers are the ones its users get): for models with dense maps and a centre head, nuclei
  * from the centre peaks grown over the foreground, pixels below foreground probability 0.5 dropped, classes from the
  * queries; models without them fall back to the queries' decoding (decodeValues).
  */

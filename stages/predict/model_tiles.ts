@@ -139,7 +139,8 @@ export const untimed: StepTimer = (_, work) => work();
 /**
  * The model on a batch of tiles, each decoded into an instance map of its tile; with `tta`, each
  * tile is predicted under the four flips and its nuclei voted on, or its maps averaged before one
- * decoding (tta.ts; with `rot90`, under the eight symmetries of the square). `time` sees the steps "forward" (the model, its outputs read back) and "decode".
+ * decoding (tta.ts; with `rot90`, under the eight symmetries of the square). `time` sees the steps
+ * "forward" (the model, its outputs read back) and "decode".
  */
 export const modelTilePredictor = (
   model: LoadedModel,
